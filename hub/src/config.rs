@@ -1,0 +1,150 @@
+//! The hub's settings: read from an optional TOML file and `HUB_*` environment variables,
+//! then checked as a whole before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{CalendarConfig, OwnershipList, WorkingCalendar};
+
+/// The settings as written, before checking.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// `sqlite:PATH` (default) or `postgres://USER@HOST/DB`.
+    pub database_url: String,
+    /// The ownership list (TOML); without it every case goes to joint review.
+    pub ownership_list: Option<PathBuf>,
+    pub calendar: RawCalendar,
+    pub limits: Limits,
+}
+
+/// Calendar settings; a separate type so the defaults serialise for figment.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalendar {
+    pub utc_offset: Option<String>,
+    pub working_periods: Option<Vec<String>>,
+    #[serde(default)]
+    pub holidays: Vec<chrono::NaiveDate>,
+    #[serde(default)]
+    pub working_weekends: Vec<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest uplink batch body, in bytes.
+    pub max_batch_bytes: usize,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Largest evidence blob, in bytes.
+    pub max_blob_bytes: usize,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite:hub.db".into(),
+            ownership_list: None,
+            calendar: RawCalendar::default(),
+            limits: Limits {
+                max_batch_bytes: 4 << 20,
+                max_batch_events: 500,
+                max_blob_bytes: 8 << 20,
+            },
+        }
+    }
+}
+
+/// Settings checked and loaded: ready to run on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub ownership: OwnershipList,
+    pub calendar: WorkingCalendar,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("ownership list {path}: {message}")]
+    Ownership { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RawConfig {
+    /// Defaults, then the file (if given), then `HUB_*` variables (`HUB_DATABASE_URL`,
+    /// `HUB_LISTEN`, `HUB_LIMITS__MAX_BLOB_BYTES`, …).
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("HUB_").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))
+    }
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
+        let ownership = match &raw.ownership_list {
+            None => OwnershipList::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Ownership {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                OwnershipList::parse(&text).map_err(|e| ConfigError::Ownership {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        let defaults = CalendarConfig::default();
+        let calendar = CalendarConfig {
+            utc_offset: raw.calendar.utc_offset.unwrap_or(defaults.utc_offset),
+            working_periods: raw
+                .calendar
+                .working_periods
+                .unwrap_or(defaults.working_periods),
+            holidays: raw.calendar.holidays,
+            working_weekends: raw.calendar.working_weekends,
+        }
+        .try_into()
+        .map_err(ConfigError::Invalid)?;
+        let l = &raw.limits;
+        if l.max_batch_bytes < 1024 || l.max_blob_bytes < 1024 || l.max_batch_events == 0 {
+            return Err(ConfigError::Invalid(
+                "limits: max_batch_bytes and max_blob_bytes must be at least 1024, max_batch_events at least 1".into(),
+            ));
+        }
+        Ok(Config {
+            listen: raw.listen,
+            database_url: raw.database_url,
+            ownership,
+            calendar,
+            limits: raw.limits,
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! `POST /api/v1/events`: gateways deliver batches of events; the answer lists the ids the
+//! hub has committed. `GET /api/v1/events`: the newest events, for operators.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use protocol::{EventEnvelope, PROTOCOL_VERSION, Rejected, UplinkAck, UplinkBatch};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{JsonBody, QueryParams};
+use super::{AppState, error::ApiError, paging};
+use crate::engine::open_case;
+use crate::store::{EventRow, Principal, Role};
+
+pub async fn post(
+    State(app): State<AppState>,
+    principal: Principal,
+    JsonBody(batch): JsonBody<UplinkBatch>,
+) -> Result<Json<UplinkAck>, ApiError> {
+    let gateway_id = principal.gateway()?;
+    if batch.v != PROTOCOL_VERSION {
+        return Err(ApiError::invalid_field(
+            "v",
+            format!(
+                "protocol version {} is not supported (expected {PROTOCOL_VERSION})",
+                batch.v
+            ),
+        ));
+    }
+    if batch.gateway_id != gateway_id {
+        return Err(ApiError::forbidden(format!(
+            "this token belongs to gateway {gateway_id:?}, not {:?}",
+            batch.gateway_id
+        )));
+    }
+    if batch.events.len() > app.limits.max_batch_events {
+        return Err(ApiError::invalid_field(
+            "events",
+            format!("at most {} events per batch", app.limits.max_batch_events),
+        ));
+    }
+    // An invalid event is rejected on its own; the valid ones around it are still stored.
+    let mut valid: Vec<EventEnvelope> = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    for (i, event) in batch.events.into_iter().enumerate() {
+        let path = format!("events[{i}]");
+        let check = event
+            .validate(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                if event.gateway_id == gateway_id {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{path}.gateway_id: {:?} is not the sending gateway",
+                        event.gateway_id
+                    ))
+                }
+            });
+        match check {
+            Ok(()) => valid.push(event),
+            Err(reason) => {
+                tracing::warn!(gateway = gateway_id, event = %event.id, %reason, "rejected an event");
+                rejected.push(Rejected {
+                    id: event.id,
+                    reason,
+                });
+            }
+        }
+    }
+    let now = Utc::now();
+    let outcome = app
+        .store
+        .ingest(gateway_id, &valid, |event| {
+            let route = app
+                .ownership
+                .route(&event.category, event.location.area_code.as_deref());
+            open_case(event, route, &app.calendar, now)
+        })
+        .await?;
+    tracing::info!(
+        gateway = gateway_id,
+        accepted = outcome.accepted.len(),
+        opened = outcome.opened.len(),
+        rejected = rejected.len(),
+        "stored an uplink batch"
+    );
+    Ok(Json(UplinkAck {
+        v: PROTOCOL_VERSION,
+        accepted: outcome.accepted,
+        rejected,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct EventList {
+    total: i64,
+    items: Vec<EventRow>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    principal: Principal,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<EventList>, ApiError> {
+    match principal {
+        Principal::User {
+            role: Role::Admin | Role::Operator,
+            ..
+        } => {}
+        _ => return Err(ApiError::forbidden("only operators may list all events")),
+    }
+    let (limit, offset) = paging(q.limit, q.offset)?;
+    let (total, items) = app.store.list_events(limit, offset).await?;
+    Ok(Json(EventList { total, items }))
+}

@@ -1,0 +1,139 @@
+//! Request extractors: the caller's identity from its bearer token, and JSON bodies whose
+//! errors name the field that was wrong.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, error::ApiError};
+use crate::store::{CaseVisibility, Principal, Role};
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .store
+            .authenticate(token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+impl Principal {
+    /// The gateway id, or 403 for anyone else.
+    pub fn gateway(&self) -> Result<&str, ApiError> {
+        match self {
+            Principal::Gateway { id } => Ok(id),
+            Principal::User { .. } => Err(ApiError::forbidden("only gateways may do this")),
+        }
+    }
+
+    /// Which cases this caller may read, or 403 when it may read none.
+    pub fn case_visibility(&self) -> Result<CaseVisibility, ApiError> {
+        match self {
+            Principal::User {
+                role: Role::Admin | Role::Operator,
+                ..
+            } => Ok(CaseVisibility::All),
+            Principal::User {
+                role: Role::Department,
+                department: Some(d),
+                ..
+            } => Ok(CaseVisibility::Department(d.clone())),
+            _ => Err(ApiError::forbidden("this role may not read cases")),
+        }
+    }
+}
+
+/// A JSON body. Malformed JSON is 400; JSON of the wrong shape is 422 naming the field;
+/// a body over the route's limit is 413; a missing or wrong content type is 415.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim() == "application/json")
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "payload_too_large",
+                    "the body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::new(status, "bad_body", e.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                // serde reports a missing or unknown field at its parent; name the field itself.
+                let message = inner.to_string();
+                if let Some(name) = ["missing field `", "unknown field `"]
+                    .iter()
+                    .find_map(|p| message.strip_prefix(p)?.split('`').next())
+                {
+                    path = if path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                }
+                ApiError::invalid_field(path, message)
+            }
+            _ => ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// Query parameters whose errors come back as the API's JSON error.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| QueryParams(v))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}

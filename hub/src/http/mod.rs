@@ -1,0 +1,72 @@
+//! The hub's HTTP API. Every endpoint but the liveness probe authenticates with a bearer
+//! token; what a caller may do follows from its [`Principal`](crate::store::Principal).
+
+mod blobs;
+mod cases;
+pub mod error;
+mod events;
+mod extract;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Limits;
+use crate::engine::{OwnershipList, WorkingCalendar};
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub ownership: Arc<OwnershipList>,
+    pub calendar: Arc<WorkingCalendar>,
+    pub limits: Limits,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    Router::new()
+        .route(
+            "/api/v1/events",
+            post(events::post)
+                .get(events::list)
+                .layer(DefaultBodyLimit::max(limits.max_batch_bytes)),
+        )
+        .route(
+            "/api/v1/blobs/{sha256}",
+            put(blobs::put)
+                .get(blobs::get)
+                .layer(DefaultBodyLimit::max(limits.max_blob_bytes)),
+        )
+        .route("/api/v1/cases", get(cases::list))
+        .route("/api/v1/cases/{id}", get(cases::get))
+        .route("/healthz", get(health))
+        .fallback(|| async { ApiError::not_found("endpoint") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Liveness and readiness for load balancers: unauthenticated, and says nothing but whether
+/// the database answers.
+async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    app.store.ping().await?;
+    Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// Validated `limit` and `offset` query parameters.
+fn paging(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be 1..=500"));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid_field("offset", "must not be negative"));
+    }
+    Ok((limit, offset))
+}

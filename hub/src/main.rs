@@ -1,0 +1,140 @@
+//! `hub`: the county hub's command line. Parses arguments, loads settings, starts logging
+//! and hands over to the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hub::store::Role;
+use hub::{Config, RawConfig, Store};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "County hub: events in, routed cases out")]
+struct Cli {
+    /// Settings file (TOML); `HUB_*` environment variables override it.
+    #[arg(long, short, env = "HUB_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Manage gateways.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Register a gateway and print its token once (only its hash is stored).
+    Add {
+        /// Gateway id, as in the gateway's own config (`gateway.id`).
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Issue a new token for an existing gateway; the old one stops working.
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print its API token once.
+    Add {
+        name: String,
+        /// admin, operator, department or technician.
+        #[arg(long)]
+        role: String,
+        /// The department a `department` user works for.
+        #[arg(long)]
+        department: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let raw = RawConfig::load(cli.config.as_deref()).context("loading the hub's settings")?;
+    let config = Config::try_from(raw).context("checking the hub's settings")?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                hub::store::redact(&config.database_url)
+            )
+        })?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.listen))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(shutdown_on_signal(shutdown.clone()));
+            hub::run(config, store, listener, shutdown).await?;
+        }
+        Command::Gateway(GatewayCommand::Add { id, name, rotate }) => {
+            protocol::check_identifier(&id).map_err(|m| anyhow::anyhow!("gateway id: {m}"))?;
+            let issued = store
+                .add_gateway(&id, name.as_deref().unwrap_or(&id), rotate)
+                .await?;
+            eprintln!(
+                "Gateway {} registered. Its token is printed below, once; only its hash is kept.",
+                issued.id
+            );
+            println!("{}", issued.token);
+        }
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            department,
+        }) => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("--role {role:?} must be admin, operator, department or technician")
+            })?;
+            if (role == Role::Department) != department.is_some() {
+                anyhow::bail!("--department is required for, and only for, --role department");
+            }
+            let issued = store.add_user(&name, role, department.as_deref()).await?;
+            eprintln!(
+                "User {name} ({}) created. Its token is printed below, once.",
+                role.as_str()
+            );
+            println!("{}", issued.token);
+        }
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM; a second signal exits at once.
+async fn shutdown_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    tracing::info!("shutting down; a second signal exits at once");
+    shutdown.cancel();
+    wait_for_signal().await;
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,211 @@
+//! Reading cases, their events and their timelines.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, from_ms};
+
+/// Which cases a caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseVisibility {
+    All,
+    /// A department handler sees only its department's cases.
+    Department(String),
+}
+
+/// Filters for the case queue; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub state: Option<String>,
+    pub queue: Option<String>,
+    pub department: Option<String>,
+    pub category: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaseRow {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    pub state: String,
+    pub queue: String,
+    pub severity: String,
+    pub department: Option<String>,
+    pub supervisor: Option<String>,
+    pub time_limit: Option<String>,
+    pub condition: Option<String>,
+    pub closing_condition: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub lat: f64,
+    pub lon: f64,
+    pub area_code: Option<String>,
+    pub grid: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaseEventRow {
+    pub id: String,
+    pub received_at: DateTime<Utc>,
+    /// The event as the gateway sent it.
+    pub event: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineRow {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: CaseRow,
+    pub events: Vec<CaseEventRow>,
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// The columns [`case_row`] reads, as a macro so queries stay `'static` strings.
+macro_rules! case_columns {
+    () => {
+        "id, title, category, state, queue, severity, department, supervisor, time_limit, \
+         condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at"
+    };
+}
+
+/// The case-queue filter; `$1`…`$4` are state, queue, department and category.
+macro_rules! case_filter {
+    () => {
+        "($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
+         AND ($3 IS NULL OR department = $3) AND ($4 IS NULL OR category = $4)"
+    };
+}
+
+fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
+    Ok(CaseRow {
+        id: r.try_get("id")?,
+        title: r.try_get("title")?,
+        category: r.try_get("category")?,
+        state: r.try_get("state")?,
+        queue: r.try_get("queue")?,
+        severity: r.try_get("severity")?,
+        department: r.try_get("department")?,
+        supervisor: r.try_get("supervisor")?,
+        time_limit: r.try_get("time_limit")?,
+        condition: r.try_get("condition_text")?,
+        closing_condition: r.try_get("closing_condition")?,
+        due_at: r.try_get::<Option<i64>, _>("due_at")?.map(from_ms),
+        lat: r.try_get("lat")?,
+        lon: r.try_get("lon")?,
+        area_code: r.try_get("area_code")?,
+        grid: r.try_get("grid")?,
+        opened_at: from_ms(r.try_get("opened_at")?),
+        updated_at: from_ms(r.try_get("updated_at")?),
+    })
+}
+
+impl Store {
+    /// The case queue, newest first, with the number of matching cases.
+    pub async fn list_cases(
+        &self,
+        visibility: &CaseVisibility,
+        filter: &CaseFilter,
+    ) -> Result<(i64, Vec<CaseRow>), StoreError> {
+        // A department handler's own department overrides any department filter it sent.
+        let department = match visibility {
+            CaseVisibility::All => filter.department.clone(),
+            CaseVisibility::Department(d) => Some(d.clone()),
+        };
+        let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+            q.bind(filter.state.clone())
+                .bind(filter.queue.clone())
+                .bind(department.clone())
+                .bind(filter.category.clone())
+        };
+        let count_sql = concat!("SELECT COUNT(*) AS n FROM cases WHERE ", case_filter!());
+        let total: i64 = bind(sqlx::query(count_sql))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let list_sql = concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM cases WHERE ",
+            case_filter!(),
+            " ORDER BY opened_at DESC, id DESC LIMIT $5 OFFSET $6"
+        );
+        let rows = bind(sqlx::query(list_sql))
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(case_row).collect::<Result<_, _>>()?;
+        Ok((total, items))
+    }
+
+    /// One case with its events and timeline, if it exists and the caller may see it.
+    pub async fn get_case(
+        &self,
+        visibility: &CaseVisibility,
+        id: &str,
+    ) -> Result<Option<CaseDetail>, StoreError> {
+        let sql = concat!("SELECT ", case_columns!(), " FROM cases WHERE id = $1");
+        let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let case = case_row(&row)?;
+        if let CaseVisibility::Department(d) = visibility
+            && case.department.as_deref() != Some(d.as_str())
+        {
+            return Ok(None);
+        }
+        let events = sqlx::query(
+            "SELECT id, received_at, body FROM events WHERE case_id = $1 ORDER BY occurred_at, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let body: String = r.try_get("body")?;
+            Ok(CaseEventRow {
+                id: r.try_get("id")?,
+                received_at: from_ms(r.try_get("received_at")?),
+                event: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        let timeline = sqlx::query(
+            "SELECT at, actor, action, from_state, to_state, note FROM case_timeline WHERE case_id = $1 ORDER BY at, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TimelineRow {
+                at: from_ms(r.try_get("at")?),
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                from_state: r.try_get("from_state")?,
+                to_state: r.try_get("to_state")?,
+                note: r.try_get("note")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Some(CaseDetail {
+            case,
+            events,
+            timeline,
+        }))
+    }
+}

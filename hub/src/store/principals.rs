@@ -1,0 +1,191 @@
+//! Who may call the hub: gateways (machines) and users with a role. Both hold bearer tokens,
+//! shown once when issued and stored only as their SHA-256.
+
+use chrono::Utc;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError, to_ms};
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    /// Seat operators: dispatchers and supervisors at the centre.
+    Operator,
+    /// A department handler; sees only its department's cases.
+    Department,
+    /// Provisions cameras and gateways; no access to cases.
+    Technician,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Department => "department",
+            Role::Technician => "technician",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Role::Admin,
+            Role::Operator,
+            Role::Department,
+            Role::Technician,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Gateway {
+        id: String,
+    },
+    User {
+        id: String,
+        name: String,
+        role: Role,
+        department: Option<String>,
+    },
+}
+
+impl Principal {
+    /// The name written into timelines and audit entries.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Gateway { id } => format!("gateway:{id}"),
+            Principal::User { name, .. } => format!("user:{name}"),
+        }
+    }
+}
+
+/// A token just issued. The plain text exists only here, to be shown once.
+#[derive(Debug)]
+pub struct TokenIssued {
+    pub id: String,
+    pub token: String,
+}
+
+fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Store {
+    /// Registers a gateway and issues its token; with `rotate`, an existing gateway gets a new
+    /// token and the old one stops working.
+    pub async fn add_gateway(
+        &self,
+        id: &str,
+        name: &str,
+        rotate: bool,
+    ) -> Result<TokenIssued, StoreError> {
+        let token = new_token("gw");
+        let now = to_ms(Utc::now());
+        let inserted = sqlx::query(
+            "INSERT INTO gateways (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(hash_token(&token))
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            if !rotate {
+                return Err(StoreError::Conflict(format!(
+                    "gateway {id:?} is already registered; use --rotate to issue it a new token"
+                )));
+            }
+            sqlx::query("UPDATE gateways SET token_hash = $1 WHERE id = $2")
+                .bind(hash_token(&token))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(TokenIssued {
+            id: id.to_owned(),
+            token,
+        })
+    }
+
+    /// Creates a user and issues its API token.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        department: Option<&str>,
+    ) -> Result<TokenIssued, StoreError> {
+        let token = new_token("usr");
+        let id = uuid::Uuid::now_v7().to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, name, role, department, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(department)
+        .bind(hash_token(&token))
+        .bind(to_ms(Utc::now()))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "user {name:?} already exists"
+            )));
+        }
+        Ok(TokenIssued { id, token })
+    }
+
+    /// The principal holding `token`, if any. Gateways are marked as seen.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let hash = hash_token(token);
+        if let Some(row) = sqlx::query("SELECT id FROM gateways WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            let id: String = row.try_get("id")?;
+            sqlx::query("UPDATE gateways SET last_seen_at = $1 WHERE id = $2")
+                .bind(to_ms(Utc::now()))
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
+            return Ok(Some(Principal::Gateway { id }));
+        }
+        let Some(row) =
+            sqlx::query("SELECT id, name, role, department FROM users WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let role: String = row.try_get("role")?;
+        let Some(role) = Role::parse(&role) else {
+            tracing::warn!(role, "user has an unknown role; refusing the token");
+            return Ok(None);
+        };
+        Ok(Some(Principal::User {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            role,
+            department: row.try_get("department")?,
+        }))
+    }
+}
