@@ -1,1 +1,5 @@
-//! wip
+//! Hub integration tests: the real HTTP server on a random port, on SQLite and on
+//! PostgreSQL (a fresh database per test). The same tests run on both backends.
+
+mod api;
+mod support;

@@ -1,0 +1,189 @@
+//! Spawning a hub on port 0 against a fresh database, with a gateway and users registered.
+
+use hub::store::Role;
+use hub::{Config, RawConfig, Store};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+pub const OWNERSHIP: &str = r#"
+[[item]]
+category = "event:0407"
+department = "police"
+time_limit = "2 urgent_hours"
+closing = "crowd dispersed"
+"#;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestHub {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub gateway_token: String,
+    pub operator_token: String,
+    pub police_token: String,
+    pub fire_token: String,
+    pub technician_token: String,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The admin URL of the PostgreSQL server the tests use.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database, or `None` when no server answers outside CI. In CI a missing
+/// server is a failure, never a silent skip.
+pub async fn fresh_postgres() -> Option<String> {
+    let admin = postgres_admin_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").is_err() => {
+            eprintln!("SKIPPED: PostgreSQL at {admin} is not reachable ({e}); CI runs this test");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin} is required in CI: {e}"),
+    };
+    let name = format!("hub_it_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+pub async fn spawn(backend: Backend) -> Option<TestHub> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite:{}", dir.path().join("hub.db").display()),
+        Backend::Postgres => fresh_postgres().await?,
+    };
+    let ownership = dir.path().join("ownership.toml");
+    std::fs::write(&ownership, OWNERSHIP).unwrap();
+    let raw = RawConfig {
+        database_url: database_url.clone(),
+        ownership_list: Some(ownership),
+        ..RawConfig::default()
+    };
+    let mut config = Config::try_from(raw).unwrap();
+    config.limits.max_batch_bytes = 64 * 1024;
+    config.limits.max_blob_bytes = 64 * 1024;
+    let store = Store::connect(&database_url).await.unwrap();
+    let gateway_token = store
+        .add_gateway("gw-test", "test gateway", false)
+        .await
+        .unwrap()
+        .token;
+    let user = |name: &'static str, role, dept: Option<&'static str>| {
+        let store = store.clone();
+        async move { store.add_user(name, role, dept).await.unwrap().token }
+    };
+    let operator_token = user("op", Role::Operator, None).await;
+    let police_token = user("police-1", Role::Department, Some("police")).await;
+    let fire_token = user("fire-1", Role::Department, Some("fire")).await;
+    let technician_token = user("tech-1", Role::Technician, None).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(hub::run(config, store, listener, shutdown.clone()));
+    Some(TestHub {
+        url,
+        client: reqwest::Client::new(),
+        gateway_token,
+        operator_token,
+        police_token,
+        fire_token,
+        technician_token,
+        shutdown,
+        _dir: dir,
+    })
+}
+
+impl TestHub {
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+
+    pub fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(body)
+    }
+
+    pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+}
+
+/// A valid crowd event as a gateway would send it.
+pub fn event(category: &str) -> serde_json::Value {
+    serde_json::json!({
+        "v": 1,
+        "id": uuid::Uuid::now_v7(),
+        "gateway_id": "gw-test",
+        "source": {"type": "camera", "camera_id": "cam-1"},
+        "rule": "crowd",
+        "category": category,
+        "occurred_at": "2026-11-22T08:00:00Z",
+        "location": {"lat": 30.27, "lon": 120.15, "area_code": "330106001001"},
+        "severity": "medium",
+        "detection": {
+            "model": "yolox-nano-coco@0.1.1rc0",
+            "objects": [{"class": "person", "score": 0.8, "bbox": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.5}}],
+            "counts": {"person": 1}
+        },
+        "evidence": []
+    })
+}
+
+pub fn batch(events: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({"v": 1, "gateway_id": "gw-test", "events": events})
+}
+
+/// Runs an async test body against a hub on each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let hub = $crate::support::spawn($crate::support::Backend::Sqlite)
+                    .await
+                    .unwrap();
+                ($body)(hub).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(hub) = $crate::support::spawn($crate::support::Backend::Postgres).await
+                {
+                    ($body)(hub).await;
+                }
+            }
+        }
+    };
+}
