@@ -1,1 +1,141 @@
-//! wip
+//! The township edge gateway: RTSP cameras → decode → detect → rules → events → durable
+//! outbox → uplink to the hub. `run` wires the stages; each module is one stage.
+//!
+//! Threads and tasks: one async task per camera (network), one decode thread per camera,
+//! one detection thread for all cameras, one outbox writer and one uplink task, and the
+//! local API. Frames are perishable between decode and detection; events are never
+//! dropped after that.
+
+pub mod api;
+pub mod config;
+pub mod detect;
+pub mod health;
+pub mod outbox;
+pub mod pipeline;
+pub mod uplink;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Config, RawConfig};
+use detect::{Detector, ModelManifest};
+use health::{CameraHealth, GatewayStats};
+use outbox::Outbox;
+use pipeline::analyse::Analysis;
+use pipeline::events::NewEvent;
+use pipeline::frames::FrameSlots;
+
+/// Runs the gateway until `shutdown` is cancelled, then stops the stages in flow order so
+/// every event already made reaches the outbox.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    ffmpeg_next::init().context("initialising FFmpeg")?;
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+
+    let outbox = Outbox::open(&config.data_dir.join("outbox.db"))
+        .await
+        .with_context(|| format!("opening the outbox in {}", config.data_dir.display()))?;
+    let manifest = ModelManifest::load(&config.model_manifest)?;
+    let model_path = manifest.resolve(&config.model_search, &config.model_cache).await?;
+    let model_id = manifest.id();
+    let onnxruntime = config.onnxruntime.clone();
+    let threads = config.intra_threads;
+    let detector = tokio::task::spawn_blocking(move || -> anyhow::Result<Detector> {
+        let env = detect::init_runtime(onnxruntime.as_deref())?;
+        Ok(Detector::new(&env, &model_path, manifest, threads)?)
+    })
+    .await??;
+    tracing::info!(model = %model_id, cameras = config.cameras.len(), "model loaded");
+
+    let stats = Arc::new(GatewayStats::default());
+    let cameras: Vec<_> = config.cameras.into_iter().map(Arc::new).collect();
+    let health: Vec<_> = cameras.iter().map(|c| Arc::new(CameraHealth::new(&c.id, &c.name))).collect();
+    let slots = Arc::new(FrameSlots::new(cameras.len()));
+    let (event_tx, mut event_rx) = mpsc::channel::<NewEvent>(64);
+    let wake = Arc::new(Notify::new());
+
+    // Sources: one camera task and one decode thread per camera.
+    let camera_stop = CancellationToken::new();
+    let cameras_tracker = TaskTracker::new();
+    let mut decode_threads = Vec::new();
+    for (i, cam) in cameras.iter().enumerate() {
+        let (packet_tx, packet_rx) = mpsc::channel(32);
+        let (slots, h, id, interval) = (slots.clone(), health[i].clone(), cam.id.clone(), cam.detect_interval);
+        decode_threads.push(
+            std::thread::Builder::new()
+                .name(format!("decode-{id}"))
+                .spawn(move || pipeline::decode::run(i, &id, interval, packet_rx, &slots, &h))?,
+        );
+        cameras_tracker.spawn(pipeline::camera::run(cam.clone(), health[i].clone(), packet_tx, camera_stop.clone()));
+    }
+    cameras_tracker.close();
+
+    // Detection and rules.
+    let analysis = Analysis { gateway_id: config.gateway_id.clone(), cameras: cameras.clone(), health: health.clone(), detector };
+    let analysis_slots = slots.clone();
+    let analysis_thread = std::thread::Builder::new()
+        .name("detect".into())
+        .spawn(move || analysis.run(&analysis_slots, event_tx))?;
+
+    // Outbox writer: events are retried until stored, never dropped.
+    let writer = {
+        let (outbox, stats, wake) = (outbox.clone(), stats.clone(), wake.clone());
+        tokio::spawn(async move {
+            while let Some(event) = event_rx.recv().await {
+                let mut delay = std::time::Duration::from_millis(100);
+                while let Err(e) = outbox.push(&event).await {
+                    tracing::error!(error = %e, event = %event.envelope.id, "cannot store an event; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+                GatewayStats::add(&stats.events_created, 1);
+                wake.notify_one();
+            }
+        })
+    };
+
+    // Uplink and local API.
+    let uplink_stop = CancellationToken::new();
+    let uplink = tokio::spawn(
+        uplink::Uplink {
+            outbox: outbox.clone(),
+            hub_url: config.hub_url,
+            token: config.hub_token,
+            gateway_id: config.gateway_id.clone(),
+            batch_size: config.batch_size,
+            stats: stats.clone(),
+            wake,
+        }
+        .run(uplink_stop.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .with_context(|| format!("local API: listening on {}", config.api_listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "local API listening");
+    let api_state = api::ApiState { gateway_id: config.gateway_id, model: model_id, cameras: health, stats, outbox };
+    let api = tokio::spawn(
+        axum::serve(listener, api::router(api_state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).into_future(),
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: cameras, then detection, then the outbox");
+    camera_stop.cancel();
+    cameras_tracker.wait().await;
+    tokio::task::spawn_blocking(move || {
+        for t in decode_threads {
+            let _ = t.join();
+        }
+        slots.close();
+        let _ = analysis_thread.join();
+    })
+    .await?;
+    writer.await?;
+    uplink_stop.cancel();
+    uplink.await?;
+    api.await??;
+    Ok(())
+}

@@ -202,24 +202,10 @@ impl EventEnvelope {
         check_identifier(&self.gateway_id).or_else(|m| err("gateway_id", m))?;
         check_identifier(self.source.id()).or_else(|m| err("source", m))?;
         check_identifier(&self.rule).or_else(|m| err("rule", m))?;
-        let loc = &self.location;
-        if !(-90.0..=90.0).contains(&loc.lat) {
-            return err("location.lat", format!("{} is outside -90..=90", loc.lat));
-        }
-        if !(-180.0..=180.0).contains(&loc.lon) {
-            return err("location.lon", format!("{} is outside -180..=180", loc.lon));
-        }
-        if let Some(code) = &loc.area_code
-            && !(matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return err(
-                "location.area_code",
-                format!("{code:?} is not a 6, 9 or 12 digit division code"),
-            );
-        }
-        if let Some(grid) = &loc.grid {
-            check_identifier(grid).or_else(|m| err("location.grid", m))?;
-        }
+        self.location.validate().map_err(|e| FieldError {
+            path: format!("{path}.location.{}", e.path),
+            message: e.message,
+        })?;
         if let Some(d) = &self.description
             && d.chars().count() > 2000
         {
@@ -254,6 +240,36 @@ impl EventEnvelope {
                     "must be 64 lower-case hex digits".into(),
                 );
             }
+        }
+        Ok(())
+    }
+}
+
+impl Location {
+    /// Checks ranges and formats; the error's path is relative to the location.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let err = |field: &str, message: String| {
+            Err(FieldError {
+                path: field.into(),
+                message,
+            })
+        };
+        if !(-90.0..=90.0).contains(&self.lat) {
+            return err("lat", format!("{} is outside -90..=90", self.lat));
+        }
+        if !(-180.0..=180.0).contains(&self.lon) {
+            return err("lon", format!("{} is outside -180..=180", self.lon));
+        }
+        if let Some(code) = &self.area_code
+            && !(matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return err(
+                "area_code",
+                format!("{code:?} is not a 6, 9 or 12 digit division code"),
+            );
+        }
+        if let Some(grid) = &self.grid {
+            check_identifier(grid).or_else(|m| err("grid", m))?;
         }
         Ok(())
     }

@@ -1,1 +1,7 @@
-//! wip
+//! Gateway integration tests: the real model through ONNX Runtime on licensed test images,
+//! the model cache and fetch, the outbox, and the settings file.
+
+mod config;
+mod detector;
+mod model_cache;
+mod support;

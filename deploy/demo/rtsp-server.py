@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""A small RTSP server for demos and tests, built on GStreamer's RTSP server (Debian packages
+gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins; see scripts/install-deps.sh).
+
+Serves an H.264 MP4 clip at rtsp://HOST:PORT/MOUNT (each client gets its own pipeline from
+the start of the clip; the stream ends with the clip) or, with --test-pattern, a live test
+pattern forever. Prints one line "READY <url>" to stdout once it accepts clients.
+Optional digest authentication with --user/--password.
+"""
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, default=8554)
+    p.add_argument("--mount", default="/cam")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--clip", help="an MP4 file with H.264 video")
+    src.add_argument("--test-pattern", action="store_true")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    args = p.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    if args.clip:
+        launch = (
+            f'( filesrc location="{args.clip}" ! qtdemux ! h264parse '
+            "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    else:
+        launch = (
+            "( videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=10/1 "
+            "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 "
+            "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    factory.set_launch(launch)
+    factory.set_shared(False)
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        auth.add_digest(args.user, args.password or "", token)
+        auth.set_supported_methods(GstRtspServer.RTSPAuthMethod.DIGEST)
+        server.set_auth(auth)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_role_from_structure(Gst.Structure.new_from_string("user,media.factory.access=true,media.factory.construct=true"))
+        factory.set_permissions(perms)
+    server.get_mount_points().add_factory(args.mount, factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+    print(f"READY rtsp://127.0.0.1:{args.port}{args.mount}", flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

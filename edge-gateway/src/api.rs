@@ -1,0 +1,63 @@
+//! The gateway's local API for technicians and monitoring: liveness and status. It listens
+//! on loopback by default; it shows no secrets.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::health::{CameraHealth, CameraStatus, GatewayStats, UplinkStatus};
+use crate::outbox::Outbox;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub gateway_id: String,
+    pub model: String,
+    pub cameras: Vec<Arc<CameraHealth>>,
+    pub stats: Arc<GatewayStats>,
+    pub outbox: Outbox,
+}
+
+#[derive(Serialize)]
+struct Status {
+    gateway_id: String,
+    version: &'static str,
+    model: String,
+    cameras: Vec<CameraStatus>,
+    outbox_pending: i64,
+    dead_letters: i64,
+    events_created: u64,
+    events_delivered: u64,
+    events_rejected: u64,
+    uplink: UplinkStatus,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/api/v1/status", get(status))
+        .with_state(state)
+}
+
+async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, String)> {
+    let unavailable = |e: crate::outbox::OutboxError| {
+        tracing::error!(error = %e, "status: outbox unreadable");
+        (StatusCode::SERVICE_UNAVAILABLE, "the outbox cannot be read".to_owned())
+    };
+    let stats = &s.stats;
+    Ok(Json(Status {
+        gateway_id: s.gateway_id.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        model: s.model.clone(),
+        cameras: s.cameras.iter().map(|c| c.snapshot()).collect(),
+        outbox_pending: s.outbox.pending().await.map_err(unavailable)?,
+        dead_letters: s.outbox.dead_letters().await.map_err(unavailable)?,
+        events_created: GatewayStats::get(&stats.events_created),
+        events_delivered: GatewayStats::get(&stats.events_delivered),
+        events_rejected: GatewayStats::get(&stats.events_rejected),
+        uplink: stats.uplink.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+    }))
+}

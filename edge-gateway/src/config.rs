@@ -1,0 +1,340 @@
+//! The gateway's settings: a TOML file plus `EDGE_*` environment overrides, parsed into
+//! [`RawConfig`] (unknown keys are errors) and then checked into [`Config`] before any task
+//! starts. Errors name the key and the file.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use protocol::{CategoryCode, check_identifier};
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::pipeline::rules::{CrowdRule, Zone};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub gateway: RawGateway,
+    pub hub: RawHub,
+    #[serde(default)]
+    pub api: RawApi,
+    pub model: RawModel,
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<RawCamera>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub id: String,
+    /// Where the outbox lives; relative paths are relative to the config file.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    pub url: String,
+    /// The token `hub gateway add` printed. Prefer `EDGE_HUB__TOKEN` to writing it here.
+    pub token: SecretString,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    100
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub listen: SocketAddr,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9090)) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The model's manifest (see `models/`); relative to the config file.
+    pub manifest: PathBuf,
+    /// Where fetched models are kept; `MODEL_CACHE` overrides it.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// The ONNX Runtime library; `ORT_DYLIB_PATH` overrides it.
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+    /// Threads one inference may use.
+    #[serde(default = "default_threads")]
+    pub intra_threads: usize,
+}
+
+fn default_threads() -> usize {
+    2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Frames analysed per second; the rest are decoded (H.264 needs them) but not converted
+    /// or analysed.
+    #[serde(default = "default_fps")]
+    pub detect_fps: f64,
+    pub location: RawLocation,
+    #[serde(default)]
+    pub crowd: Option<RawCrowd>,
+}
+
+fn default_transport() -> String {
+    "tcp".into()
+}
+
+fn default_fps() -> f64 {
+    2.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub area_code: Option<String>,
+    #[serde(default)]
+    pub grid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCrowd {
+    /// Persons counted (inside the zone, if any) that raise the event.
+    pub min_persons: u32,
+    /// Detections below this score are not counted.
+    #[serde(default = "default_score")]
+    pub min_score: f32,
+    /// Seconds after an event before the same camera raises another.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_s: u64,
+    /// Count at which the risk is medium / high; default 2× and 4× `min_persons`.
+    #[serde(default)]
+    pub medium_at: Option<u32>,
+    #[serde(default)]
+    pub high_at: Option<u32>,
+    /// Polygon in normalised coordinates ([x, y] with 0..1); persons count when their foot
+    /// point is inside. Absent = the whole frame.
+    #[serde(default)]
+    pub zone: Option<Vec<[f32; 2]>>,
+    #[serde(default = "default_crowd_category")]
+    pub category: String,
+}
+
+fn default_score() -> f32 {
+    0.35
+}
+
+fn default_cooldown() -> u64 {
+    60
+}
+
+fn default_crowd_category() -> String {
+    "event:0407".into()
+}
+
+/// Checked settings.
+#[derive(Debug)]
+pub struct Config {
+    pub gateway_id: String,
+    pub data_dir: PathBuf,
+    pub hub_url: Url,
+    pub hub_token: SecretString,
+    pub batch_size: usize,
+    pub api_listen: SocketAddr,
+    pub model_manifest: PathBuf,
+    /// Folders searched for the model file before fetching it, in order.
+    pub model_search: Vec<PathBuf>,
+    /// Where a fetched model is written.
+    pub model_cache: PathBuf,
+    pub onnxruntime: Option<PathBuf>,
+    pub intra_threads: usize,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub id: String,
+    pub name: String,
+    pub url: Url,
+    pub credentials: Option<(String, SecretString)>,
+    pub tcp: bool,
+    pub detect_interval: Duration,
+    pub location: protocol::Location,
+    pub crowd: Option<CrowdRule>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(Box<figment::Error>),
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+impl RawConfig {
+    /// Reads `file`, then applies `EDGE_*` variables (`EDGE_HUB__TOKEN`, `EDGE_HUB__URL`, …).
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        Figment::from(Toml::file_exact(file))
+            .merge(Env::prefixed("EDGE_").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))
+    }
+}
+
+impl Config {
+    /// Checks `raw`, read from `file`; relative paths are resolved against the file's folder.
+    pub fn from_raw(raw: RawConfig, file: &Path) -> Result<Self, ConfigError> {
+        let base = file.parent().unwrap_or(Path::new("."));
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            file: file.display().to_string(),
+            key: key.to_owned(),
+            message,
+        };
+        check_identifier(&raw.gateway.id).map_err(|m| invalid("gateway.id", m))?;
+        let hub_url = Url::parse(&raw.hub.url).map_err(|e| invalid("hub.url", format!("{:?}: {e}", raw.hub.url)))?;
+        if !matches!(hub_url.scheme(), "http" | "https") {
+            return Err(invalid("hub.url", "must be an http:// or https:// URL".into()));
+        }
+        if secrecy::ExposeSecret::expose_secret(&raw.hub.token).trim().is_empty() {
+            return Err(invalid("hub.token", "must not be empty (set EDGE_HUB__TOKEN)".into()));
+        }
+        if !(1..=500).contains(&raw.hub.batch_size) {
+            return Err(invalid("hub.batch_size", "must be 1..=500".into()));
+        }
+        if !(1..=64).contains(&raw.model.intra_threads) {
+            return Err(invalid("model.intra_threads", "must be 1..=64".into()));
+        }
+        let data_dir = base.join(&raw.gateway.data_dir);
+        let env_cache = std::env::var_os("MODEL_CACHE").map(PathBuf::from);
+        let config_cache = raw.model.cache_dir.as_ref().map(|p| base.join(p));
+        let model_cache = env_cache
+            .clone()
+            .or(config_cache.clone())
+            .unwrap_or_else(|| data_dir.join("models"));
+        let model_search = [env_cache, config_cache, Some(data_dir.join("models"))]
+            .into_iter()
+            .flatten()
+            .collect();
+        let onnxruntime = std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .or(raw.model.onnxruntime.map(|p| base.join(p)));
+
+        let mut seen = HashSet::new();
+        let mut cameras = Vec::new();
+        for (i, cam) in raw.cameras.into_iter().enumerate() {
+            let key = |k: &str| format!("camera[{i}].{k}");
+            check_identifier(&cam.id).map_err(|m| invalid(&key("id"), m))?;
+            if !seen.insert(cam.id.clone()) {
+                return Err(invalid(&key("id"), format!("{:?} is used by two cameras", cam.id)));
+            }
+            let url = Url::parse(&cam.url).map_err(|e| invalid(&key("url"), format!("{e}")))?;
+            if !matches!(url.scheme(), "rtsp" | "rtsps") {
+                return Err(invalid(&key("url"), "must be an rtsp:// URL".into()));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(invalid(&key("url"), "put credentials in username/password, not in the URL".into()));
+            }
+            let credentials = match (cam.username, cam.password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => return Err(invalid(&key("username"), "username and password go together".into())),
+            };
+            let tcp = match cam.transport.as_str() {
+                "tcp" => true,
+                "udp" => false,
+                other => return Err(invalid(&key("transport"), format!("{other:?} must be tcp or udp"))),
+            };
+            if !(cam.detect_fps > 0.0 && cam.detect_fps <= 30.0) {
+                return Err(invalid(&key("detect_fps"), format!("{} must be in (0, 30]", cam.detect_fps)));
+            }
+            let location = protocol::Location {
+                lat: cam.location.lat,
+                lon: cam.location.lon,
+                area_code: cam.location.area_code,
+                grid: cam.location.grid,
+            };
+            // The same rules the hub applies, so a bad location fails here, not at the hub.
+            location
+                .validate()
+                .map_err(|e| invalid(&key(&format!("location.{}", e.path)), e.message))?;
+            let crowd = cam.crowd.map(|c| crowd_rule(c).map_err(|(k, m)| invalid(&key(&format!("crowd.{k}")), m))).transpose()?;
+            cameras.push(CameraConfig {
+                name: cam.name.unwrap_or_else(|| cam.id.clone()),
+                id: cam.id,
+                url,
+                credentials,
+                tcp,
+                detect_interval: Duration::from_secs_f64(1.0 / cam.detect_fps),
+                location,
+                crowd,
+            });
+        }
+        Ok(Config {
+            gateway_id: raw.gateway.id,
+            data_dir,
+            hub_url,
+            hub_token: raw.hub.token,
+            batch_size: raw.hub.batch_size,
+            api_listen: raw.api.listen,
+            model_manifest: base.join(raw.model.manifest),
+            model_search,
+            model_cache,
+            onnxruntime,
+            intra_threads: raw.model.intra_threads,
+            cameras,
+        })
+    }
+}
+
+fn crowd_rule(c: RawCrowd) -> Result<CrowdRule, (&'static str, String)> {
+    if c.min_persons == 0 {
+        return Err(("min_persons", "must be at least 1".into()));
+    }
+    if !(0.0..=1.0).contains(&c.min_score) {
+        return Err(("min_score", format!("{} must be in 0..=1", c.min_score)));
+    }
+    let category: CategoryCode = c.category.parse().map_err(|e| ("category", format!("{e}")))?;
+    let zone = c.zone.map(Zone::new).transpose().map_err(|m| ("zone", m))?;
+    let medium_at = c.medium_at.unwrap_or(c.min_persons * 2);
+    let high_at = c.high_at.unwrap_or(c.min_persons * 4);
+    if !(c.min_persons <= medium_at && medium_at <= high_at) {
+        return Err(("medium_at", "min_persons <= medium_at <= high_at must hold".into()));
+    }
+    Ok(CrowdRule {
+        min_persons: c.min_persons,
+        min_score: c.min_score,
+        cooldown: Duration::from_secs(c.cooldown_s),
+        medium_at,
+        high_at,
+        zone,
+        category,
+    })
+}

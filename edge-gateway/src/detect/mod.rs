@@ -1,0 +1,107 @@
+//! Object detection: an ONNX model run by ONNX Runtime (`ort`, loaded at run time) on a
+//! BGR frame, giving class-wise NMS-filtered boxes in frame pixels.
+//!
+//! The [`Detector`] is synchronous and CPU-bound: it lives on the detection thread.
+
+pub mod geometry;
+pub mod manifest;
+pub mod preprocess;
+pub mod yolox;
+
+use std::path::Path;
+
+use fast_image_resize::Resizer;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::Tensor;
+
+pub use geometry::Detection;
+pub use manifest::{ModelError, ModelManifest};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(
+        "cannot load ONNX Runtime from {path}: {message}. Install it with scripts/install-deps.sh, \
+         or point ORT_DYLIB_PATH (or model.onnxruntime) at libonnxruntime.so"
+    )]
+    Runtime { path: String, message: String },
+    #[error("ONNX Runtime: {0}")]
+    Ort(String),
+    #[error("the model's output has {actual} values, expected {expected} for its input size and strides")]
+    OutputShape { actual: usize, expected: usize },
+}
+
+fn ort_err(e: impl std::fmt::Display) -> DetectError {
+    DetectError::Ort(e.to_string())
+}
+
+/// Loads ONNX Runtime from `dylib` (or `ORT_DYLIB_PATH`) once for the process.
+pub fn init_runtime(dylib: Option<&Path>) -> Result<Environment, DetectError> {
+    let path = dylib.ok_or_else(|| DetectError::Runtime {
+        path: "(not set)".into(),
+        message: "no library path given".into(),
+    })?;
+    ort::init_from(path)
+        .map_err(|e| DetectError::Runtime { path: path.display().to_string(), message: e.to_string() })?
+        .with_name("edge-gateway")
+        .build()
+        .map_err(ort_err)
+}
+
+/// One loaded model, ready to run on frames.
+pub struct Detector {
+    session: Session,
+    manifest: ModelManifest,
+    resizer: Resizer,
+}
+
+impl Detector {
+    pub fn new(env: &Environment, model: &Path, manifest: ModelManifest, intra_threads: usize) -> Result<Self, DetectError> {
+        let session = Session::builder(env)
+            .map_err(ort_err)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(ort_err)?
+            .with_intra_threads(intra_threads)
+            .map_err(ort_err)?
+            .with_inter_threads(1)
+            .map_err(ort_err)?
+            .commit_from_file(model)
+            .map_err(ort_err)?;
+        Ok(Self { session, manifest, resizer: Resizer::new() })
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    /// Detects objects in a tightly packed BGR frame; boxes come back in frame pixels,
+    /// clipped to the frame.
+    pub fn detect(&mut self, bgr: &[u8], width: u32, height: u32) -> Result<Vec<Detection>, DetectError> {
+        let spec = &self.manifest.input;
+        let input = preprocess::letterbox(&mut self.resizer, bgr, width, height, spec);
+        let tensor = Tensor::from_array(input.tensor).map_err(ort_err)?;
+        let outputs = self.session.run(ort::inputs![tensor]).map_err(ort_err)?;
+        let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
+        let d = &self.manifest.decoder;
+        let classes = self.manifest.labels.len();
+        let expected = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
+        if data.len() != expected {
+            return Err(DetectError::OutputShape { actual: data.len(), expected });
+        }
+        let raw = yolox::decode(data, classes, spec.width, spec.height, &d.strides, d.score_threshold);
+        let (w, h, r) = (width as f32, height as f32, input.ratio);
+        let in_frame = raw
+            .into_iter()
+            .map(|b| Detection {
+                x1: (b.x1 / r).clamp(0.0, w),
+                y1: (b.y1 / r).clamp(0.0, h),
+                x2: (b.x2 / r).clamp(0.0, w),
+                y2: (b.y2 / r).clamp(0.0, h),
+                ..b
+            })
+            .filter(|b| b.area() > 0.0)
+            .collect();
+        Ok(geometry::nms(in_frame, d.nms_iou))
+    }
+}

@@ -1,0 +1,83 @@
+//! What the gateway knows about its own state, shared between the stages that update it and
+//! the local API that shows it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One camera's health, as the local API shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CameraStatus {
+    pub id: String,
+    pub name: String,
+    /// `connecting`, `streaming` or `retrying`.
+    pub state: &'static str,
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frames_received: u64,
+    pub frames_decoded: u64,
+    pub frames_analysed: u64,
+    /// Frames converted for analysis but replaced by a newer one before the detector got
+    /// to them (frames are perishable: the latest wins).
+    pub frames_dropped: u64,
+    pub decode_errors: u64,
+    pub reconnects: u64,
+    pub last_frame_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub events_raised: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct CameraHealth(Mutex<CameraStatus>);
+
+impl CameraHealth {
+    pub fn new(id: &str, name: &str) -> Self {
+        Self(Mutex::new(CameraStatus {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            state: "connecting",
+            ..CameraStatus::default()
+        }))
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut CameraStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub fn snapshot(&self) -> CameraStatus {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Gateway-wide counters.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    pub events_created: AtomicU64,
+    pub events_delivered: AtomicU64,
+    pub events_rejected: AtomicU64,
+    pub uplink: Mutex<UplinkStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UplinkStatus {
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u64,
+}
+
+impl GatewayStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn uplink(&self, f: impl FnOnce(&mut UplinkStatus)) {
+        f(&mut self.uplink.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}

@@ -1,0 +1,182 @@
+//! The durable outbox: events and their evidence on local disk (SQLite, WAL,
+//! `synchronous = FULL`), until the hub acknowledges them.
+//!
+//! Guarantee: an event pushed here survives a crash or power cut once `push` has returned,
+//! and leaves only when the hub has committed it (or refused it for good, which moves it to
+//! `dead_letter`). Delivery is at least once; the hub de-duplicates by event id.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::Utc;
+use protocol::{EventEnvelope, Severity};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+use crate::pipeline::events::NewEvent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("outbox migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("outbox holds an unreadable event {id}: {message}")]
+    Corrupt { id: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pool: SqlitePool,
+}
+
+/// A blob an event needs at the hub before the event itself.
+#[derive(Debug, Clone)]
+pub struct PendingBlob {
+    pub sha256: String,
+    pub content_type: String,
+    pub uploaded: bool,
+}
+
+impl Outbox {
+    pub async fn open(path: &Path) -> Result<Self, OutboxError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores an event and its snapshot in one transaction.
+    pub async fn push(&self, event: &NewEvent) -> Result<(), OutboxError> {
+        let e = &event.envelope;
+        let priority = match e.severity {
+            Severity::High => 2,
+            Severity::Medium => 1,
+            Severity::Low => 0,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO outbox (id, priority, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+            .bind(e.id.to_string())
+            .bind(priority)
+            .bind(serde_json::to_string(e).expect("an event always serialises"))
+            .bind(Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(snap) = &event.snapshot {
+            sqlx::query("INSERT INTO blobs (sha256, content_type, data) VALUES ($1, 'image/jpeg', $2) ON CONFLICT (sha256) DO NOTHING")
+                .bind(&snap.sha256)
+                .bind(&snap.jpeg)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO outbox_blobs (event_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(e.id.to_string())
+                .bind(&snap.sha256)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The next events to send, highest priority first, then oldest.
+    pub async fn peek(&self, limit: usize) -> Result<Vec<EventEnvelope>, OutboxError> {
+        let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY priority DESC, seq LIMIT $1")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let body: String = r.try_get("body")?;
+                serde_json::from_str(&body).map_err(|e| OutboxError::Corrupt { id, message: e.to_string() })
+            })
+            .collect()
+    }
+
+    /// Blobs referenced by `events`, with whether they already reached the hub.
+    pub async fn blobs_for(&self, events: &[Uuid]) -> Result<Vec<PendingBlob>, OutboxError> {
+        let mut out: Vec<PendingBlob> = Vec::new();
+        for id in events {
+            let rows = sqlx::query(
+                "SELECT b.sha256, b.content_type, b.uploaded FROM outbox_blobs ob JOIN blobs b ON b.sha256 = ob.sha256 WHERE ob.event_id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let sha256: String = r.try_get("sha256")?;
+                if out.iter().all(|b| b.sha256 != sha256) {
+                    out.push(PendingBlob {
+                        sha256,
+                        content_type: r.try_get("content_type")?,
+                        uploaded: r.try_get::<i64, _>("uploaded")? != 0,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn blob_data(&self, sha256: &str) -> Result<Option<Vec<u8>>, OutboxError> {
+        Ok(sqlx::query("SELECT data FROM blobs WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("data"))
+            .transpose()?)
+    }
+
+    pub async fn mark_uploaded(&self, sha256: &str) -> Result<(), OutboxError> {
+        sqlx::query("UPDATE blobs SET uploaded = 1 WHERE sha256 = $1").bind(sha256).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Removes events the hub has committed, and blobs no longer referenced.
+    pub async fn ack(&self, ids: &[Uuid]) -> Result<(), OutboxError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            let id = id.to_string();
+            sqlx::query("DELETE FROM outbox WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1").bind(&id).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves an event the hub refused for good out of the way, keeping it for inspection.
+    pub async fn dead_letter(&self, id: Uuid, reason: &str) -> Result<(), OutboxError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO dead_letter (id, body, reason, created_at) SELECT id, body, $2, $3 FROM outbox WHERE id = $1 \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(reason)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.ack(&[id]).await
+    }
+
+    /// Events waiting for the hub.
+    pub async fn pending(&self) -> Result<i64, OutboxError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    pub async fn dead_letters(&self) -> Result<i64, OutboxError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM dead_letter").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+}

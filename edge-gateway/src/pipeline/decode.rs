@@ -1,0 +1,154 @@
+//! One thread per camera decodes H.264/H.265 with FFmpeg. Every frame is decoded (later
+//! frames depend on earlier ones) but only frames due for analysis, at the camera's
+//! detection rate, are converted to BGR and offered to the detector.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ffmpeg_next as ffmpeg;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use tokio::sync::mpsc;
+
+use super::frames::{Frame, FrameSlots};
+use crate::health::CameraHealth;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
+}
+
+/// What the camera task sends its decoder.
+pub enum DecoderInput {
+    /// A (re)connected stream: start a fresh decoder.
+    Start(Codec),
+    /// One access unit in Annex B form, parameter sets before each key frame.
+    Frame { data: Vec<u8>, at: DateTime<Utc> },
+}
+
+/// Decides which frames are analysed: at most one per `interval`.
+#[derive(Debug)]
+pub struct Sampler {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl Sampler {
+    pub fn new(interval: Duration) -> Self {
+        Self { interval, last: None }
+    }
+
+    pub fn due(&mut self, now: Instant) -> bool {
+        if self.last.is_some_and(|last| now.duration_since(last) < self.interval) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
+struct Decoder {
+    video: ffmpeg::decoder::Video,
+    scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
+}
+
+impl Decoder {
+    fn open(codec: Codec) -> Result<Self, ffmpeg::Error> {
+        let id = match codec {
+            Codec::H264 => ffmpeg::codec::Id::H264,
+            Codec::H265 => ffmpeg::codec::Id::HEVC,
+        };
+        let found = ffmpeg::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
+        let ctx = ffmpeg::codec::Context::new_with_codec(found);
+        Ok(Self { video: ctx.decoder().video()?, scaler: None })
+    }
+
+    /// Converts a decoded picture to tightly packed BGR.
+    fn to_bgr(&mut self, picture: &ffmpeg::frame::Video) -> Result<(u32, u32, Vec<u8>), ffmpeg::Error> {
+        let key = (picture.format(), picture.width(), picture.height());
+        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+            let ctx = scaling::Context::get(key.0, key.1, key.2, Pixel::BGR24, key.1, key.2, scaling::Flags::BILINEAR)?;
+            self.scaler = Some((ctx, key));
+        }
+        let (scaler, _) = self.scaler.as_mut().expect("set above");
+        let mut bgr = ffmpeg::frame::Video::empty();
+        scaler.run(picture, &mut bgr)?;
+        let (w, h) = (key.1 as usize, key.2 as usize);
+        let stride = bgr.stride(0);
+        let data = bgr.data(0);
+        let mut packed = Vec::with_capacity(w * h * 3);
+        for row in 0..h {
+            packed.extend_from_slice(&data[row * stride..row * stride + w * 3]);
+        }
+        Ok((key.1, key.2, packed))
+    }
+}
+
+/// Runs until the camera task drops its sender.
+pub fn run(
+    camera: usize,
+    camera_id: &str,
+    interval: Duration,
+    mut input: mpsc::Receiver<DecoderInput>,
+    slots: &FrameSlots,
+    health: &CameraHealth,
+) {
+    let mut decoder: Option<Decoder> = None;
+    let mut sampler = Sampler::new(interval);
+    let mut picture = ffmpeg::frame::Video::empty();
+    while let Some(msg) = input.blocking_recv() {
+        match msg {
+            DecoderInput::Start(codec) => match Decoder::open(codec) {
+                Ok(d) => decoder = Some(d),
+                Err(e) => {
+                    tracing::error!(camera = camera_id, error = %e, "cannot open a decoder");
+                    health.update(|h| h.last_error = Some(format!("cannot open a {codec:?} decoder: {e}")));
+                    decoder = None;
+                }
+            },
+            DecoderInput::Frame { data, at } => {
+                let Some(d) = decoder.as_mut() else { continue };
+                if let Err(e) = d.video.send_packet(&ffmpeg::Packet::copy(&data)) {
+                    health.update(|h| {
+                        h.decode_errors += 1;
+                        h.last_error = Some(format!("decode error: {e}"));
+                    });
+                    continue;
+                }
+                while d.video.receive_frame(&mut picture).is_ok() {
+                    health.update(|h| {
+                        h.frames_decoded += 1;
+                        h.width = Some(picture.width());
+                        h.height = Some(picture.height());
+                    });
+                    if !sampler.due(Instant::now()) {
+                        continue;
+                    }
+                    match d.to_bgr(&picture) {
+                        Ok((width, height, bgr)) => {
+                            let dropped = slots.put(Frame { camera, width, height, bgr, captured_at: at });
+                            if dropped {
+                                health.update(|h| h.frames_dropped += 1);
+                            }
+                        }
+                        Err(e) => health.update(|h| h.last_error = Some(format!("colour conversion failed: {e}"))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampler_lets_one_frame_through_per_interval() {
+        let mut s = Sampler::new(Duration::from_millis(500));
+        let t0 = Instant::now();
+        let due: Vec<bool> = (0..10).map(|i| s.due(t0 + Duration::from_millis(100 * i))).collect();
+        assert_eq!(due, vec![true, false, false, false, false, true, false, false, false, false]);
+    }
+}

@@ -1,0 +1,80 @@
+//! Building event envelopes from rule hits: the gateway's side of the wire format.
+
+use chrono::{DateTime, Utc};
+use protocol::{
+    BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EventKind, EvidenceKind, EvidenceRef,
+    PROTOCOL_VERSION, Source,
+};
+use uuid::Uuid;
+
+use super::rules::CrowdHit;
+use super::snapshot::Snapshot;
+use crate::config::CameraConfig;
+use crate::detect::Detection;
+
+/// What the analysis stage hands to the outbox: an event and the blobs it references.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub envelope: EventEnvelope,
+    pub snapshot: Option<Snapshot>,
+}
+
+fn wire_box(d: &Detection, width: u32, height: u32) -> BoundingBox {
+    let (w, h) = (width as f32, height as f32);
+    BoundingBox {
+        x: (d.x1 / w).clamp(0.0, 1.0),
+        y: (d.y1 / h).clamp(0.0, 1.0),
+        w: ((d.x2 - d.x1) / w).clamp(0.0, 1.0),
+        h: ((d.y2 - d.y1) / h).clamp(0.0, 1.0),
+    }
+}
+
+/// The event for a crowd seen by `camera`.
+pub fn crowd_event(
+    gateway_id: &str,
+    camera: &CameraConfig,
+    category: &protocol::CategoryCode,
+    model_id: &str,
+    hit: &CrowdHit,
+    (width, height): (u32, u32),
+    snapshot: Option<Snapshot>,
+    at: DateTime<Utc>,
+) -> NewEvent {
+    let count = hit.persons.len() as u32;
+    let objects = hit
+        .persons
+        .iter()
+        .map(|d| DetectedObject { class: "person".into(), score: d.score, bbox: wire_box(d, width, height) })
+        .collect();
+    let evidence = snapshot
+        .iter()
+        .map(|s| EvidenceRef {
+            kind: EvidenceKind::Snapshot,
+            sha256: s.sha256.clone(),
+            content_type: "image/jpeg".into(),
+            bytes: s.jpeg.len() as u64,
+        })
+        .collect();
+    NewEvent {
+        envelope: EventEnvelope {
+            v: PROTOCOL_VERSION,
+            id: Uuid::now_v7(),
+            gateway_id: gateway_id.to_owned(),
+            source: Source::Camera { camera_id: camera.id.clone() },
+            kind: EventKind::Raised,
+            rule: "crowd".into(),
+            category: category.clone(),
+            occurred_at: at,
+            location: camera.location.clone(),
+            severity: hit.severity,
+            description: Some(format!("{count} persons seen by {}", camera.name)),
+            detection: Some(WireDetection {
+                model: model_id.to_owned(),
+                objects,
+                counts: [("person".to_owned(), count)].into(),
+            }),
+            evidence,
+        },
+        snapshot,
+    }
+}

@@ -1,0 +1,10 @@
+//! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled) → `frames`
+//! (latest wins) → `analyse` (detect + `rules`) → `events` (+ `snapshot`) → the outbox.
+
+pub mod analyse;
+pub mod camera;
+pub mod decode;
+pub mod events;
+pub mod frames;
+pub mod rules;
+pub mod snapshot;

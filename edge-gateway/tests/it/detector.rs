@@ -1,0 +1,62 @@
+//! YOLOX-Nano through ONNX Runtime on the licensed test images, whose person counts were
+//! made by hand (see ../shared/testdata/README.md).
+
+use std::sync::{Mutex, OnceLock};
+
+use edge_gateway::detect::{Detector, ModelManifest, init_runtime};
+use edge_gateway::pipeline::rules::PERSON;
+
+use crate::support::{load_bgr, onnxruntime, repo, shared};
+
+fn detector() -> &'static Mutex<Detector> {
+    static DETECTOR: OnceLock<Mutex<Detector>> = OnceLock::new();
+    DETECTOR.get_or_init(|| {
+        let manifest = ModelManifest::load(&repo().join("models/yolox-nano.toml")).unwrap();
+        let env = init_runtime(Some(&onnxruntime())).unwrap();
+        let model = shared().join("models").join(&manifest.file);
+        Mutex::new(Detector::new(&env, &model, manifest, 2).unwrap())
+    })
+}
+
+fn persons(image: &str, min_score: f32) -> usize {
+    let (bgr, w, h) = load_bgr(image);
+    let dets = detector().lock().unwrap().detect(&bgr, w, h).unwrap();
+    for d in &dets {
+        assert!(d.x1 >= 0.0 && d.y1 >= 0.0 && d.x2 <= w as f32 && d.y2 <= h as f32, "box outside the frame: {d:?}");
+    }
+    dets.iter().filter(|d| d.class == PERSON && d.score >= min_score).count()
+}
+
+#[test]
+fn counts_people_in_the_test_images() {
+    // (image, true count, accepted counts): small groups exactly, crowds within 30%, except
+    // the office: its distant people are 45-60 px tall in a 1200x600 frame, about 16-20 px in
+    // the 416x208 letterboxed input, and YOLOX-Nano misses most of them (it finds the people
+    // in front). Tiling wide frames is the known remedy (see docs/architecture.md).
+    let cases = [
+        ("person1_astronaut_skimage.jpg", 1, 1..=1),
+        ("group3_apollo11_crew_nasa.jpg", 3, 3..=3),
+        ("people2_bike_riders_pixabay.jpg", 2, 2..=2),
+        ("nopeople_coffee_skimage.jpg", 0, 0..=0),
+        ("nopeople_terrace_pixabay.jpg", 0, 0..=0),
+        ("crowd_office_ibm_stc.jpg", 14, 8..=18),
+        ("crowd_seminar_ibm_stc-brownbag.jpg", 18, 13..=23),
+    ];
+    let mut failures = Vec::new();
+    for (image, truth, accepted) in cases {
+        let found = persons(image, 0.25);
+        eprintln!("{image}: {found} persons (true {truth})");
+        if !accepted.contains(&found) {
+            failures.push(format!("{image}: found {found}, true {truth}, accepted {accepted:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn scores_are_probabilities_and_higher_thresholds_find_fewer() {
+    let low = persons("crowd_office_ibm_stc.jpg", 0.25);
+    let high = persons("crowd_office_ibm_stc.jpg", 0.6);
+    assert!(high <= low);
+    assert_eq!(persons("crowd_office_ibm_stc.jpg", 1.01), 0);
+}

@@ -1,0 +1,27 @@
+//! Paths to the shared test data and the ONNX Runtime library.
+
+use std::path::PathBuf;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared` beside the repository.
+pub fn shared() -> PathBuf {
+    std::env::var_os("SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared"))
+}
+
+/// The ONNX Runtime library, from `ORT_DYLIB_PATH` (the test command sets it).
+pub fn onnxruntime() -> PathBuf {
+    PathBuf::from(std::env::var_os("ORT_DYLIB_PATH").expect(
+        "ORT_DYLIB_PATH must point at libonnxruntime.so; run the tests with scripts/test.sh",
+    ))
+}
+
+/// Decodes a JPEG into tightly packed BGR.
+pub fn load_bgr(name: &str) -> (Vec<u8>, u32, u32) {
+    let img = image::open(shared().join("testdata").join(name)).unwrap().to_rgb8();
+    let (w, h) = img.dimensions();
+    let bgr = img.into_raw().chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    (bgr, w, h)
+}
