@@ -37,7 +37,10 @@ struct Status {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
         .route("/api/v1/status", get(status))
         .with_state(state)
 }
@@ -45,7 +48,10 @@ pub fn router(state: ApiState) -> Router {
 async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, String)> {
     let unavailable = |e: crate::outbox::OutboxError| {
         tracing::error!(error = %e, "status: outbox unreadable");
-        (StatusCode::SERVICE_UNAVAILABLE, "the outbox cannot be read".to_owned())
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the outbox cannot be read".to_owned(),
+        )
     };
     let stats = &s.stats;
     Ok(Json(Status {
@@ -58,6 +64,10 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, 
         events_created: GatewayStats::get(&stats.events_created),
         events_delivered: GatewayStats::get(&stats.events_delivered),
         events_rejected: GatewayStats::get(&stats.events_rejected),
-        uplink: stats.uplink.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        uplink: stats
+            .uplink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     }))
 }

@@ -58,7 +58,9 @@ pub struct RawApi {
 
 impl Default for RawApi {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9090)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
     }
 }
 
@@ -149,7 +151,7 @@ pub struct RawCrowd {
 }
 
 fn default_score() -> f32 {
-    0.35
+    0.25
 }
 
 fn default_cooldown() -> u64 {
@@ -196,7 +198,11 @@ pub enum ConfigError {
     #[error("{0}")]
     Figment(Box<figment::Error>),
     #[error("{file}: {key}: {message}")]
-    Invalid { file: String, key: String, message: String },
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
 }
 
 impl RawConfig {
@@ -219,12 +225,22 @@ impl Config {
             message,
         };
         check_identifier(&raw.gateway.id).map_err(|m| invalid("gateway.id", m))?;
-        let hub_url = Url::parse(&raw.hub.url).map_err(|e| invalid("hub.url", format!("{:?}: {e}", raw.hub.url)))?;
+        let hub_url = Url::parse(&raw.hub.url)
+            .map_err(|e| invalid("hub.url", format!("{:?}: {e}", raw.hub.url)))?;
         if !matches!(hub_url.scheme(), "http" | "https") {
-            return Err(invalid("hub.url", "must be an http:// or https:// URL".into()));
+            return Err(invalid(
+                "hub.url",
+                "must be an http:// or https:// URL".into(),
+            ));
         }
-        if secrecy::ExposeSecret::expose_secret(&raw.hub.token).trim().is_empty() {
-            return Err(invalid("hub.token", "must not be empty (set EDGE_HUB__TOKEN)".into()));
+        if secrecy::ExposeSecret::expose_secret(&raw.hub.token)
+            .trim()
+            .is_empty()
+        {
+            return Err(invalid(
+                "hub.token",
+                "must not be empty (set EDGE_HUB__TOKEN)".into(),
+            ));
         }
         if !(1..=500).contains(&raw.hub.batch_size) {
             return Err(invalid("hub.batch_size", "must be 1..=500".into()));
@@ -253,27 +269,46 @@ impl Config {
             let key = |k: &str| format!("camera[{i}].{k}");
             check_identifier(&cam.id).map_err(|m| invalid(&key("id"), m))?;
             if !seen.insert(cam.id.clone()) {
-                return Err(invalid(&key("id"), format!("{:?} is used by two cameras", cam.id)));
+                return Err(invalid(
+                    &key("id"),
+                    format!("{:?} is used by two cameras", cam.id),
+                ));
             }
             let url = Url::parse(&cam.url).map_err(|e| invalid(&key("url"), format!("{e}")))?;
             if !matches!(url.scheme(), "rtsp" | "rtsps") {
                 return Err(invalid(&key("url"), "must be an rtsp:// URL".into()));
             }
             if !url.username().is_empty() || url.password().is_some() {
-                return Err(invalid(&key("url"), "put credentials in username/password, not in the URL".into()));
+                return Err(invalid(
+                    &key("url"),
+                    "put credentials in username/password, not in the URL".into(),
+                ));
             }
             let credentials = match (cam.username, cam.password) {
                 (Some(u), Some(p)) => Some((u, p)),
                 (None, None) => None,
-                _ => return Err(invalid(&key("username"), "username and password go together".into())),
+                _ => {
+                    return Err(invalid(
+                        &key("username"),
+                        "username and password go together".into(),
+                    ));
+                }
             };
             let tcp = match cam.transport.as_str() {
                 "tcp" => true,
                 "udp" => false,
-                other => return Err(invalid(&key("transport"), format!("{other:?} must be tcp or udp"))),
+                other => {
+                    return Err(invalid(
+                        &key("transport"),
+                        format!("{other:?} must be tcp or udp"),
+                    ));
+                }
             };
             if !(cam.detect_fps > 0.0 && cam.detect_fps <= 30.0) {
-                return Err(invalid(&key("detect_fps"), format!("{} must be in (0, 30]", cam.detect_fps)));
+                return Err(invalid(
+                    &key("detect_fps"),
+                    format!("{} must be in (0, 30]", cam.detect_fps),
+                ));
             }
             let location = protocol::Location {
                 lat: cam.location.lat,
@@ -285,7 +320,10 @@ impl Config {
             location
                 .validate()
                 .map_err(|e| invalid(&key(&format!("location.{}", e.path)), e.message))?;
-            let crowd = cam.crowd.map(|c| crowd_rule(c).map_err(|(k, m)| invalid(&key(&format!("crowd.{k}")), m))).transpose()?;
+            let crowd = cam
+                .crowd
+                .map(|c| crowd_rule(c).map_err(|(k, m)| invalid(&key(&format!("crowd.{k}")), m)))
+                .transpose()?;
             cameras.push(CameraConfig {
                 name: cam.name.unwrap_or_else(|| cam.id.clone()),
                 id: cam.id,
@@ -321,12 +359,18 @@ fn crowd_rule(c: RawCrowd) -> Result<CrowdRule, (&'static str, String)> {
     if !(0.0..=1.0).contains(&c.min_score) {
         return Err(("min_score", format!("{} must be in 0..=1", c.min_score)));
     }
-    let category: CategoryCode = c.category.parse().map_err(|e| ("category", format!("{e}")))?;
+    let category: CategoryCode = c
+        .category
+        .parse()
+        .map_err(|e| ("category", format!("{e}")))?;
     let zone = c.zone.map(Zone::new).transpose().map_err(|m| ("zone", m))?;
     let medium_at = c.medium_at.unwrap_or(c.min_persons * 2);
     let high_at = c.high_at.unwrap_or(c.min_persons * 4);
     if !(c.min_persons <= medium_at && medium_at <= high_at) {
-        return Err(("medium_at", "min_persons <= medium_at <= high_at must hold".into()));
+        return Err((
+            "medium_at",
+            "min_persons <= medium_at <= high_at must hold".into(),
+        ));
     }
     Ok(CrowdRule {
         min_persons: c.min_persons,

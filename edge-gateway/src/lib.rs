@@ -40,7 +40,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("opening the outbox in {}", config.data_dir.display()))?;
     let manifest = ModelManifest::load(&config.model_manifest)?;
-    let model_path = manifest.resolve(&config.model_search, &config.model_cache).await?;
+    let model_path = manifest
+        .resolve(&config.model_search, &config.model_cache)
+        .await?;
     let model_id = manifest.id();
     let onnxruntime = config.onnxruntime.clone();
     let threads = config.intra_threads;
@@ -53,7 +55,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let stats = Arc::new(GatewayStats::default());
     let cameras: Vec<_> = config.cameras.into_iter().map(Arc::new).collect();
-    let health: Vec<_> = cameras.iter().map(|c| Arc::new(CameraHealth::new(&c.id, &c.name))).collect();
+    let health: Vec<_> = cameras
+        .iter()
+        .map(|c| Arc::new(CameraHealth::new(&c.id, &c.name)))
+        .collect();
     let slots = Arc::new(FrameSlots::new(cameras.len()));
     let (event_tx, mut event_rx) = mpsc::channel::<NewEvent>(64);
     let wake = Arc::new(Notify::new());
@@ -64,18 +69,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut decode_threads = Vec::new();
     for (i, cam) in cameras.iter().enumerate() {
         let (packet_tx, packet_rx) = mpsc::channel(32);
-        let (slots, h, id, interval) = (slots.clone(), health[i].clone(), cam.id.clone(), cam.detect_interval);
+        let (slots, h, id, interval) = (
+            slots.clone(),
+            health[i].clone(),
+            cam.id.clone(),
+            cam.detect_interval,
+        );
         decode_threads.push(
             std::thread::Builder::new()
                 .name(format!("decode-{id}"))
                 .spawn(move || pipeline::decode::run(i, &id, interval, packet_rx, &slots, &h))?,
         );
-        cameras_tracker.spawn(pipeline::camera::run(cam.clone(), health[i].clone(), packet_tx, camera_stop.clone()));
+        cameras_tracker.spawn(pipeline::camera::run(
+            cam.clone(),
+            health[i].clone(),
+            packet_tx,
+            camera_stop.clone(),
+        ));
     }
     cameras_tracker.close();
 
     // Detection and rules.
-    let analysis = Analysis { gateway_id: config.gateway_id.clone(), cameras: cameras.clone(), health: health.clone(), detector };
+    let analysis = Analysis {
+        gateway_id: config.gateway_id.clone(),
+        cameras: cameras.clone(),
+        health: health.clone(),
+        detector,
+    };
     let analysis_slots = slots.clone();
     let analysis_thread = std::thread::Builder::new()
         .name("detect".into())
@@ -116,9 +136,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("local API: listening on {}", config.api_listen))?;
     tracing::info!(addr = %listener.local_addr()?, "local API listening");
-    let api_state = api::ApiState { gateway_id: config.gateway_id, model: model_id, cameras: health, stats, outbox };
+    let api_state = api::ApiState {
+        gateway_id: config.gateway_id,
+        model: model_id,
+        cameras: health,
+        stats,
+        outbox,
+    };
     let api = tokio::spawn(
-        axum::serve(listener, api::router(api_state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).into_future(),
+        axum::serve(listener, api::router(api_state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
     );
 
     shutdown.cancelled().await;

@@ -9,7 +9,10 @@ use edge_gateway::{Config, RawConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "Township edge gateway: cameras in, events to the hub")]
+#[command(
+    version,
+    about = "Township edge gateway: cameras in, events to the hub"
+)]
 struct Cli {
     /// Settings file (TOML); `EDGE_*` environment variables override it
     /// (e.g. `EDGE_HUB__TOKEN`).
@@ -24,7 +27,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -32,7 +36,11 @@ async fn main() -> anyhow::Result<()> {
     let raw = RawConfig::load(&cli.config)?;
     let config = Config::from_raw(raw, &cli.config).context("checking the gateway's settings")?;
     if cli.check {
-        eprintln!("{}: the settings are valid ({} cameras)", cli.config.display(), config.cameras.len());
+        eprintln!(
+            "{}: the settings are valid ({} cameras)",
+            cli.config.display(),
+            config.cameras.len()
+        );
         return Ok(());
     }
     let shutdown = CancellationToken::new();

@@ -50,7 +50,10 @@ impl Outbox {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
@@ -97,7 +100,10 @@ impl Outbox {
             .map(|r| {
                 let id: String = r.try_get("id")?;
                 let body: String = r.try_get("body")?;
-                serde_json::from_str(&body).map_err(|e| OutboxError::Corrupt { id, message: e.to_string() })
+                serde_json::from_str(&body).map_err(|e| OutboxError::Corrupt {
+                    id,
+                    message: e.to_string(),
+                })
             })
             .collect()
     }
@@ -136,7 +142,10 @@ impl Outbox {
     }
 
     pub async fn mark_uploaded(&self, sha256: &str) -> Result<(), OutboxError> {
-        sqlx::query("UPDATE blobs SET uploaded = 1 WHERE sha256 = $1").bind(sha256).execute(&self.pool).await?;
+        sqlx::query("UPDATE blobs SET uploaded = 1 WHERE sha256 = $1")
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -145,8 +154,14 @@ impl Outbox {
         let mut tx = self.pool.begin().await?;
         for id in ids {
             let id = id.to_string();
-            sqlx::query("DELETE FROM outbox WHERE id = $1").bind(&id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1").bind(&id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM outbox WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
             .execute(&mut *tx)
@@ -173,10 +188,16 @@ impl Outbox {
 
     /// Events waiting for the hub.
     pub async fn pending(&self) -> Result<i64, OutboxError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&self.pool).await?.try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
     }
 
     pub async fn dead_letters(&self) -> Result<i64, OutboxError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM dead_letter").fetch_one(&self.pool).await?.try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM dead_letter")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
     }
 }

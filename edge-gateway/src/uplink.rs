@@ -127,14 +127,20 @@ impl Uplink {
         tracing::debug!(delivered = ack.accepted.len(), "batch delivered");
     }
 
-    async fn send(&self, client: &reqwest::Client, events: &[EventEnvelope]) -> Result<UplinkAck, SendError> {
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        events: &[EventEnvelope],
+    ) -> Result<UplinkAck, SendError> {
         let local = |e: crate::outbox::OutboxError| SendError::Retry(format!("outbox: {e}"));
         let ids: Vec<_> = events.iter().map(|e| e.id).collect();
         for blob in self.outbox.blobs_for(&ids).await.map_err(local)? {
             if blob.uploaded {
                 continue;
             }
-            let Some(data) = self.outbox.blob_data(&blob.sha256).await.map_err(local)? else { continue };
+            let Some(data) = self.outbox.blob_data(&blob.sha256).await.map_err(local)? else {
+                continue;
+            };
             let url = self.endpoint(&format!("api/v1/blobs/{}", blob.sha256));
             let resp = client
                 .put(url)
@@ -144,10 +150,21 @@ impl Uplink {
                 .send()
                 .await
                 .map_err(|e| SendError::Retry(format!("uploading evidence: {e}")))?;
-            check(resp.status(), "uploading evidence", resp.text().await.unwrap_or_default())?;
-            self.outbox.mark_uploaded(&blob.sha256).await.map_err(local)?;
+            check(
+                resp.status(),
+                "uploading evidence",
+                resp.text().await.unwrap_or_default(),
+            )?;
+            self.outbox
+                .mark_uploaded(&blob.sha256)
+                .await
+                .map_err(local)?;
         }
-        let batch = UplinkBatch { v: PROTOCOL_VERSION, gateway_id: self.gateway_id.clone(), events: events.to_vec() };
+        let batch = UplinkBatch {
+            v: PROTOCOL_VERSION,
+            gateway_id: self.gateway_id.clone(),
+            events: events.to_vec(),
+        };
         let resp = client
             .post(self.endpoint("api/v1/events"))
             .bearer_auth(self.token.expose_secret())
@@ -156,9 +173,13 @@ impl Uplink {
             .await
             .map_err(|e| SendError::Retry(format!("posting events: {e}")))?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| SendError::Retry(format!("reading the ack: {e}")))?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| SendError::Retry(format!("reading the ack: {e}")))?;
         check(status, "posting events", body.clone())?;
-        serde_json::from_str(&body).map_err(|e| SendError::Retry(format!("the hub's ack is not understood: {e}")))
+        serde_json::from_str(&body)
+            .map_err(|e| SendError::Retry(format!("the hub's ack is not understood: {e}")))
     }
 
     fn endpoint(&self, path: &str) -> Url {
@@ -171,12 +192,18 @@ impl Uplink {
 }
 
 fn check(status: StatusCode, what: &str, body: String) -> Result<(), SendError> {
-    let detail = || format!("{what}: the hub answered {status}: {}", body.chars().take(300).collect::<String>());
+    let detail = || {
+        format!(
+            "{what}: the hub answered {status}: {}",
+            body.chars().take(300).collect::<String>()
+        )
+    };
     match status {
         s if s.is_success() => Ok(()),
-        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            Err(SendError::Refused(detail()))
-        }
+        StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::BAD_REQUEST
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(SendError::Refused(detail())),
         // 401/403 (token revoked or wrong), 5xx, 429…: keep the events and keep trying.
         _ => Err(SendError::Retry(detail())),
     }

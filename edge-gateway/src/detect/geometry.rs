@@ -43,7 +43,14 @@ mod tests {
     use super::*;
 
     fn d(class: usize, score: f32, x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
-        Detection { class, score, x1, y1, x2, y2 }
+        Detection {
+            class,
+            score,
+            x1,
+            y1,
+            x2,
+            y2,
+        }
     }
 
     #[test]

@@ -58,16 +58,30 @@ pub enum ModelError {
     #[error("model manifest {path}: {message}")]
     Manifest { path: PathBuf, message: String },
     #[error("refusing model file {path}: its SHA-256 is {actual}, the manifest says {expected}")]
-    Checksum { path: PathBuf, actual: String, expected: String },
+    Checksum {
+        path: PathBuf,
+        actual: String,
+        expected: String,
+    },
     #[error("fetching model {name} from {url}: {message}")]
-    Fetch { name: String, url: String, message: String },
+    Fetch {
+        name: String,
+        url: String,
+        message: String,
+    },
     #[error("model cache {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ModelManifest {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let fail = |message: String| ModelError::Manifest { path: path.to_owned(), message };
+        let fail = |message: String| ModelError::Manifest {
+            path: path.to_owned(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         let m: ModelManifest = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
         if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -77,13 +91,25 @@ impl ModelManifest {
             return Err(fail("file must be a plain file name".into()));
         }
         if m.decoder.kind != "yolox" {
-            return Err(fail(format!("decoder.kind {:?} is not supported (yolox is)", m.decoder.kind)));
+            return Err(fail(format!(
+                "decoder.kind {:?} is not supported (yolox is)",
+                m.decoder.kind
+            )));
         }
         if m.input.color != "bgr" || m.input.resize != "letterbox_top_left" {
-            return Err(fail("only input.color = \"bgr\" with resize = \"letterbox_top_left\" is supported".into()));
+            return Err(fail(
+                "only input.color = \"bgr\" with resize = \"letterbox_top_left\" is supported"
+                    .into(),
+            ));
         }
-        if m.input.width == 0 || m.input.height == 0 || m.labels.is_empty() || m.decoder.strides.is_empty() {
-            return Err(fail("input size, labels and decoder.strides must not be empty".into()));
+        if m.input.width == 0
+            || m.input.height == 0
+            || m.labels.is_empty()
+            || m.decoder.strides.is_empty()
+        {
+            return Err(fail(
+                "input size, labels and decoder.strides must not be empty".into(),
+            ));
         }
         Ok(m)
     }
@@ -107,17 +133,28 @@ impl ModelManifest {
     }
 
     fn verify(&self, path: &Path) -> Result<(), ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let actual = hex::encode(Sha256::digest(&bytes));
         if actual.eq_ignore_ascii_case(&self.sha256) {
             Ok(())
         } else {
-            Err(ModelError::Checksum { path: path.to_owned(), actual, expected: self.sha256.clone() })
+            Err(ModelError::Checksum {
+                path: path.to_owned(),
+                actual,
+                expected: self.sha256.clone(),
+            })
         }
     }
 
     async fn fetch(&self, cache: &Path) -> Result<PathBuf, ModelError> {
-        let fail = |message: String| ModelError::Fetch { name: self.name.clone(), url: self.url.clone(), message };
+        let fail = |message: String| ModelError::Fetch {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            message,
+        };
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| ModelError::Io { path, source }
@@ -146,11 +183,19 @@ impl ModelManifest {
         }
         let actual = hex::encode(hasher.finalize());
         if !actual.eq_ignore_ascii_case(&self.sha256) {
-            return Err(ModelError::Checksum { path: PathBuf::from(&self.url), actual, expected: self.sha256.clone() });
+            return Err(ModelError::Checksum {
+                path: PathBuf::from(&self.url),
+                actual,
+                expected: self.sha256.clone(),
+            });
         }
-        tokio::fs::write(&partial, &data).await.map_err(io(&partial))?;
+        tokio::fs::write(&partial, &data)
+            .await
+            .map_err(io(&partial))?;
         let path = cache.join(&self.file);
-        tokio::fs::rename(&partial, &path).await.map_err(io(&path))?;
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(io(&path))?;
         Ok(path)
     }
 }

@@ -28,7 +28,9 @@ pub enum DetectError {
     Runtime { path: String, message: String },
     #[error("ONNX Runtime: {0}")]
     Ort(String),
-    #[error("the model's output has {actual} values, expected {expected} for its input size and strides")]
+    #[error(
+        "the model's output has {actual} values, expected {expected} for its input size and strides"
+    )]
     OutputShape { actual: usize, expected: usize },
 }
 
@@ -43,7 +45,10 @@ pub fn init_runtime(dylib: Option<&Path>) -> Result<Environment, DetectError> {
         message: "no library path given".into(),
     })?;
     ort::init_from(path)
-        .map_err(|e| DetectError::Runtime { path: path.display().to_string(), message: e.to_string() })?
+        .map_err(|e| DetectError::Runtime {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?
         .with_name("edge-gateway")
         .build()
         .map_err(ort_err)
@@ -57,7 +62,12 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(env: &Environment, model: &Path, manifest: ModelManifest, intra_threads: usize) -> Result<Self, DetectError> {
+    pub fn new(
+        env: &Environment,
+        model: &Path,
+        manifest: ModelManifest,
+        intra_threads: usize,
+    ) -> Result<Self, DetectError> {
         let session = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -68,7 +78,11 @@ impl Detector {
             .map_err(ort_err)?
             .commit_from_file(model)
             .map_err(ort_err)?;
-        Ok(Self { session, manifest, resizer: Resizer::new() })
+        Ok(Self {
+            session,
+            manifest,
+            resizer: Resizer::new(),
+        })
     }
 
     pub fn manifest(&self) -> &ModelManifest {
@@ -77,7 +91,12 @@ impl Detector {
 
     /// Detects objects in a tightly packed BGR frame; boxes come back in frame pixels,
     /// clipped to the frame.
-    pub fn detect(&mut self, bgr: &[u8], width: u32, height: u32) -> Result<Vec<Detection>, DetectError> {
+    pub fn detect(
+        &mut self,
+        bgr: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<Vec<Detection>, DetectError> {
         let spec = &self.manifest.input;
         let input = preprocess::letterbox(&mut self.resizer, bgr, width, height, spec);
         let tensor = Tensor::from_array(input.tensor).map_err(ort_err)?;
@@ -87,9 +106,19 @@ impl Detector {
         let classes = self.manifest.labels.len();
         let expected = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
         if data.len() != expected {
-            return Err(DetectError::OutputShape { actual: data.len(), expected });
+            return Err(DetectError::OutputShape {
+                actual: data.len(),
+                expected,
+            });
         }
-        let raw = yolox::decode(data, classes, spec.width, spec.height, &d.strides, d.score_threshold);
+        let raw = yolox::decode(
+            data,
+            classes,
+            spec.width,
+            spec.height,
+            &d.strides,
+            d.score_threshold,
+        );
         let (w, h, r) = (width as f32, height as f32, input.ratio);
         let in_frame = raw
             .into_iter()

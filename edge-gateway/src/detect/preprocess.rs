@@ -15,15 +15,26 @@ pub struct Letterboxed {
 }
 
 /// Letterboxes a tightly packed BGR frame (`width * height * 3` bytes).
-pub fn letterbox(resizer: &mut Resizer, bgr: &[u8], width: u32, height: u32, spec: &InputSpec) -> Letterboxed {
+pub fn letterbox(
+    resizer: &mut Resizer,
+    bgr: &[u8],
+    width: u32,
+    height: u32,
+    spec: &InputSpec,
+) -> Letterboxed {
     let (iw, ih) = (spec.width, spec.height);
     let ratio = (iw as f32 / width as f32).min(ih as f32 / height as f32);
     let nw = ((width as f32 * ratio) as u32).clamp(1, iw);
     let nh = ((height as f32 * ratio) as u32).clamp(1, ih);
-    let src = ImageRef::new(width, height, bgr, PixelType::U8x3).expect("the frame buffer matches its size");
+    let src = ImageRef::new(width, height, bgr, PixelType::U8x3)
+        .expect("the frame buffer matches its size");
     let mut dst = Image::new(nw, nh, PixelType::U8x3);
     resizer
-        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)))
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+        )
         .expect("U8x3 to U8x3 resize cannot fail");
     let pad = f32::from(spec.pad_value) * spec.scale;
     let mut tensor = Array4::<f32>::from_elem((1, 3, ih as usize, iw as usize), pad);
@@ -57,11 +68,20 @@ mod tests {
     #[test]
     fn wide_frame_is_scaled_to_width_and_padded_below() {
         // 16×8 frame of one BGR colour → 8×4 picture at the top, padding under it.
-        let frame: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], 16 * 8).flatten().collect();
+        let frame: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], 16 * 8)
+            .flatten()
+            .collect();
         let out = letterbox(&mut Resizer::new(), &frame, 16, 8, &spec());
         assert_eq!(out.ratio, 0.5);
         assert_eq!(out.tensor.shape(), &[1, 3, 8, 8]);
-        assert_eq!([out.tensor[[0, 0, 0, 0]], out.tensor[[0, 1, 0, 0]], out.tensor[[0, 2, 0, 0]]], [10.0, 20.0, 30.0]);
+        assert_eq!(
+            [
+                out.tensor[[0, 0, 0, 0]],
+                out.tensor[[0, 1, 0, 0]],
+                out.tensor[[0, 2, 0, 0]]
+            ],
+            [10.0, 20.0, 30.0]
+        );
         assert_eq!(out.tensor[[0, 0, 3, 7]], 10.0);
         assert_eq!(out.tensor[[0, 0, 4, 0]], 114.0);
         assert_eq!(out.tensor[[0, 2, 7, 7]], 114.0);
@@ -70,7 +90,10 @@ mod tests {
     #[test]
     fn scale_applies_to_pixels_and_padding() {
         let frame = vec![255u8; 4 * 8 * 3];
-        let spec = InputSpec { scale: 1.0 / 255.0, ..spec() };
+        let spec = InputSpec {
+            scale: 1.0 / 255.0,
+            ..spec()
+        };
         let out = letterbox(&mut Resizer::new(), &frame, 4, 8, &spec);
         assert_eq!(out.ratio, 1.0);
         assert!((out.tensor[[0, 0, 0, 0]] - 1.0).abs() < 1e-6);

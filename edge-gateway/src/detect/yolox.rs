@@ -6,7 +6,14 @@ use super::geometry::Detection;
 /// Decodes `output` (row-major cells × `5 + classes`) for a `width × height` model input
 /// with the given head strides. Boxes are in model pixels; the best class per cell is kept
 /// when `obj * cls` reaches `threshold`.
-pub fn decode(output: &[f32], classes: usize, width: u32, height: u32, strides: &[u32], threshold: f32) -> Vec<Detection> {
+pub fn decode(
+    output: &[f32],
+    classes: usize,
+    width: u32,
+    height: u32,
+    strides: &[u32],
+    threshold: f32,
+) -> Vec<Detection> {
     let row = 5 + classes;
     let mut out = Vec::new();
     let mut cell = 0usize;
@@ -37,7 +44,14 @@ pub fn decode(output: &[f32], classes: usize, width: u32, height: u32, strides: 
                 let cy = (v[1] + gy as f32) * s;
                 let w = v[2].exp() * s;
                 let h = v[3].exp() * s;
-                out.push(Detection { class, score, x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 });
+                out.push(Detection {
+                    class,
+                    score,
+                    x1: cx - w / 2.0,
+                    y1: cy - h / 2.0,
+                    x2: cx + w / 2.0,
+                    y2: cy + h / 2.0,
+                });
             }
         }
     }
@@ -46,7 +60,10 @@ pub fn decode(output: &[f32], classes: usize, width: u32, height: u32, strides: 
 
 /// The number of output rows a model with these strides produces.
 pub fn expected_cells(width: u32, height: u32, strides: &[u32]) -> usize {
-    strides.iter().map(|&s| ((width / s) * (height / s)) as usize).sum()
+    strides
+        .iter()
+        .map(|&s| ((width / s) * (height / s)) as usize)
+        .sum()
 }
 
 #[cfg(test)]

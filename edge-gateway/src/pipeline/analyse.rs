@@ -25,7 +25,8 @@ impl Analysis {
     /// Runs until `slots` is closed or the outbox writer is gone.
     pub fn run(mut self, slots: &FrameSlots, events: mpsc::Sender<NewEvent>) {
         let model_id = self.detector.manifest().id();
-        let mut crowd: Vec<CrowdState> = self.cameras.iter().map(|_| CrowdState::default()).collect();
+        let mut crowd: Vec<CrowdState> =
+            self.cameras.iter().map(|_| CrowdState::default()).collect();
         while let Some(frames) = slots.take(Duration::from_secs(1)) {
             for frame in frames {
                 let camera = &self.cameras[frame.camera];
@@ -40,8 +41,13 @@ impl Analysis {
                 };
                 health.update(|h| h.frames_analysed += 1);
                 let Some(rule) = &camera.crowd else { continue };
-                let Some(hit) = rule.step(&mut crowd[frame.camera], &detections, frame.width, frame.height, frame.captured_at)
-                else {
+                let Some(hit) = rule.step(
+                    &mut crowd[frame.camera],
+                    &detections,
+                    frame.width,
+                    frame.height,
+                    frame.captured_at,
+                ) else {
                     continue;
                 };
                 let snap = snapshot::render(&frame.bgr, frame.width, frame.height, &hit.persons)

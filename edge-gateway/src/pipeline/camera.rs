@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport, UdpTransportOptions};
+use retina::client::{
+    PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
+    UdpTransportOptions,
+};
 use retina::codec::{CodecItem, FrameFormat};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
@@ -33,11 +36,18 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Self { base, cap, attempt: 0 }
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
     }
 
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << self.attempt.min(16)).min(self.cap);
+        let ceiling = self
+            .base
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(self.cap);
         self.attempt += 1;
         // Between half the ceiling and the ceiling, so cameras that failed together spread out.
         ceiling.mul_f64(0.5 + rand::random::<f64>() * 0.5)
@@ -92,15 +102,23 @@ async fn run_once(
     health: &CameraHealth,
     decoder: &mpsc::Sender<DecoderInput>,
 ) -> Result<(), String> {
-    let creds = camera.credentials.as_ref().map(|(u, p)| retina::client::Credentials {
-        username: u.clone(),
-        password: p.expose_secret().to_owned(),
-    });
-    let options = SessionOptions::default().creds(creds).user_agent(format!("edge-gateway/{}", env!("CARGO_PKG_VERSION")));
-    let mut session = tokio::time::timeout(FRAME_TIMEOUT, Session::describe(camera.url.clone(), options))
-        .await
-        .map_err(|_| "DESCRIBE timed out".to_owned())?
-        .map_err(|e| format!("DESCRIBE failed: {e}"))?;
+    let creds = camera
+        .credentials
+        .as_ref()
+        .map(|(u, p)| retina::client::Credentials {
+            username: u.clone(),
+            password: p.expose_secret().to_owned(),
+        });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("edge-gateway/{}", env!("CARGO_PKG_VERSION")));
+    let mut session = tokio::time::timeout(
+        FRAME_TIMEOUT,
+        Session::describe(camera.url.clone(), options),
+    )
+    .await
+    .map_err(|_| "DESCRIBE timed out".to_owned())?
+    .map_err(|e| format!("DESCRIBE failed: {e}"))?;
     let (index, codec) = session
         .streams()
         .iter()
@@ -111,8 +129,15 @@ async fn run_once(
             _ => None,
         })
         .ok_or_else(|| {
-            let offered: Vec<String> = session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-            format!("no H.264 or H.265 video stream (offered: {})", offered.join(", "))
+            let offered: Vec<String> = session
+                .streams()
+                .iter()
+                .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+                .collect();
+            format!(
+                "no H.264 or H.265 video stream (offered: {})",
+                offered.join(", ")
+            )
         })?;
     let transport = if camera.tcp {
         Transport::Tcp(TcpTransportOptions::default())
@@ -120,7 +145,12 @@ async fn run_once(
         Transport::Udp(UdpTransportOptions::default())
     };
     session
-        .setup(index, SetupOptions::default().transport(transport).frame_format(FrameFormat::SIMPLE))
+        .setup(
+            index,
+            SetupOptions::default()
+                .transport(transport)
+                .frame_format(FrameFormat::SIMPLE),
+        )
         .await
         .map_err(|e| format!("SETUP failed: {e}"))?;
     let mut stream = session
@@ -129,7 +159,10 @@ async fn run_once(
         .map_err(|e| format!("PLAY failed: {e}"))?
         .demuxed()
         .map_err(|e| format!("cannot demux: {e}"))?;
-    decoder.send(DecoderInput::Start(codec)).await.map_err(|_| "decoder stopped".to_owned())?;
+    decoder
+        .send(DecoderInput::Start(codec))
+        .await
+        .map_err(|_| "decoder stopped".to_owned())?;
     tracing::info!(camera = %camera.id, ?codec, "camera streaming");
     health.update(|h| {
         h.state = "streaming";
@@ -148,8 +181,14 @@ async fn run_once(
                     h.frames_received += 1;
                     h.last_frame_at = Some(at);
                 });
-                let input = DecoderInput::Frame { data: frame.into_data(), at };
-                decoder.send(input).await.map_err(|_| "decoder stopped".to_owned())?;
+                let input = DecoderInput::Frame {
+                    data: frame.into_data(),
+                    at,
+                };
+                decoder
+                    .send(input)
+                    .await
+                    .map_err(|_| "decoder stopped".to_owned())?;
             }
             Some(Ok(_)) => {}
         }
@@ -166,7 +205,11 @@ mod tests {
         let delays: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         for (i, d) in delays.iter().enumerate() {
             let ceiling = Duration::from_millis(100 * (1 << i)).min(Duration::from_secs(2));
-            assert!(*d >= ceiling / 2 && *d <= ceiling, "attempt {i}: {d:?} not in [{:?}, {ceiling:?}]", ceiling / 2);
+            assert!(
+                *d >= ceiling / 2 && *d <= ceiling,
+                "attempt {i}: {d:?} not in [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));

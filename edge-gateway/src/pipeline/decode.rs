@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
+use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
 use super::frames::{Frame, FrameSlots};
@@ -36,11 +36,17 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last: None }
+        Self {
+            interval,
+            last: None,
+        }
     }
 
     pub fn due(&mut self, now: Instant) -> bool {
-        if self.last.is_some_and(|last| now.duration_since(last) < self.interval) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.interval)
+        {
             return false;
         }
         self.last = Some(now);
@@ -61,14 +67,28 @@ impl Decoder {
         };
         let found = ffmpeg::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
         let ctx = ffmpeg::codec::Context::new_with_codec(found);
-        Ok(Self { video: ctx.decoder().video()?, scaler: None })
+        Ok(Self {
+            video: ctx.decoder().video()?,
+            scaler: None,
+        })
     }
 
     /// Converts a decoded picture to tightly packed BGR.
-    fn to_bgr(&mut self, picture: &ffmpeg::frame::Video) -> Result<(u32, u32, Vec<u8>), ffmpeg::Error> {
+    fn to_bgr(
+        &mut self,
+        picture: &ffmpeg::frame::Video,
+    ) -> Result<(u32, u32, Vec<u8>), ffmpeg::Error> {
         let key = (picture.format(), picture.width(), picture.height());
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
-            let ctx = scaling::Context::get(key.0, key.1, key.2, Pixel::BGR24, key.1, key.2, scaling::Flags::BILINEAR)?;
+            let ctx = scaling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                Pixel::BGR24,
+                key.1,
+                key.2,
+                scaling::Flags::BILINEAR,
+            )?;
             self.scaler = Some((ctx, key));
         }
         let (scaler, _) = self.scaler.as_mut().expect("set above");
@@ -103,7 +123,9 @@ pub fn run(
                 Ok(d) => decoder = Some(d),
                 Err(e) => {
                     tracing::error!(camera = camera_id, error = %e, "cannot open a decoder");
-                    health.update(|h| h.last_error = Some(format!("cannot open a {codec:?} decoder: {e}")));
+                    health.update(|h| {
+                        h.last_error = Some(format!("cannot open a {codec:?} decoder: {e}"))
+                    });
                     decoder = None;
                 }
             },
@@ -127,12 +149,20 @@ pub fn run(
                     }
                     match d.to_bgr(&picture) {
                         Ok((width, height, bgr)) => {
-                            let dropped = slots.put(Frame { camera, width, height, bgr, captured_at: at });
+                            let dropped = slots.put(Frame {
+                                camera,
+                                width,
+                                height,
+                                bgr,
+                                captured_at: at,
+                            });
                             if dropped {
                                 health.update(|h| h.frames_dropped += 1);
                             }
                         }
-                        Err(e) => health.update(|h| h.last_error = Some(format!("colour conversion failed: {e}"))),
+                        Err(e) => health.update(|h| {
+                            h.last_error = Some(format!("colour conversion failed: {e}"))
+                        }),
                     }
                 }
             }
@@ -148,7 +178,14 @@ mod tests {
     fn sampler_lets_one_frame_through_per_interval() {
         let mut s = Sampler::new(Duration::from_millis(500));
         let t0 = Instant::now();
-        let due: Vec<bool> = (0..10).map(|i| s.due(t0 + Duration::from_millis(100 * i))).collect();
-        assert_eq!(due, vec![true, false, false, false, false, true, false, false, false, false]);
+        let due: Vec<bool> = (0..10)
+            .map(|i| s.due(t0 + Duration::from_millis(100 * i)))
+            .collect();
+        assert_eq!(
+            due,
+            vec![
+                true, false, false, false, false, true, false, false, false, false
+            ]
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use protocol::{
-    BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EventKind, EvidenceKind, EvidenceRef,
-    PROTOCOL_VERSION, Source,
+    BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EventKind,
+    EvidenceKind, EvidenceRef, PROTOCOL_VERSION, Source,
 };
 use uuid::Uuid;
 
@@ -44,7 +44,11 @@ pub fn crowd_event(
     let objects = hit
         .persons
         .iter()
-        .map(|d| DetectedObject { class: "person".into(), score: d.score, bbox: wire_box(d, width, height) })
+        .map(|d| DetectedObject {
+            class: "person".into(),
+            score: d.score,
+            bbox: wire_box(d, width, height),
+        })
         .collect();
     let evidence = snapshot
         .iter()
@@ -60,7 +64,9 @@ pub fn crowd_event(
             v: PROTOCOL_VERSION,
             id: Uuid::now_v7(),
             gateway_id: gateway_id.to_owned(),
-            source: Source::Camera { camera_id: camera.id.clone() },
+            source: Source::Camera {
+                camera_id: camera.id.clone(),
+            },
             kind: EventKind::Raised,
             rule: "crowd".into(),
             category: category.clone(),

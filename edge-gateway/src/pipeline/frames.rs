@@ -23,7 +23,10 @@ pub struct FrameSlots {
 
 impl FrameSlots {
     pub fn new(cameras: usize) -> Self {
-        Self { slots: Mutex::new(((0..cameras).map(|_| None).collect(), false)), ready: Condvar::new() }
+        Self {
+            slots: Mutex::new(((0..cameras).map(|_| None).collect(), false)),
+            ready: Condvar::new(),
+        }
     }
 
     /// Offers a frame; returns true when it replaced one the detector never saw.
@@ -40,7 +43,9 @@ impl FrameSlots {
         let guard = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let (mut guard, _) = self
             .ready
-            .wait_timeout_while(guard, timeout, |(slots, closed)| !*closed && slots.iter().all(Option::is_none))
+            .wait_timeout_while(guard, timeout, |(slots, closed)| {
+                !*closed && slots.iter().all(Option::is_none)
+            })
             .unwrap_or_else(|e| e.into_inner());
         if guard.1 {
             return None;
@@ -60,14 +65,23 @@ mod tests {
     use super::*;
 
     fn frame(camera: usize, tag: u8) -> Frame {
-        Frame { camera, width: 1, height: 1, bgr: vec![tag; 3], captured_at: Utc::now() }
+        Frame {
+            camera,
+            width: 1,
+            height: 1,
+            bgr: vec![tag; 3],
+            captured_at: Utc::now(),
+        }
     }
 
     #[test]
     fn latest_frame_wins_per_camera() {
         let slots = FrameSlots::new(2);
         assert!(!slots.put(frame(0, 1)));
-        assert!(slots.put(frame(0, 2)), "the unanalysed frame counts as dropped");
+        assert!(
+            slots.put(frame(0, 2)),
+            "the unanalysed frame counts as dropped"
+        );
         assert!(!slots.put(frame(1, 3)));
         let mut taken = slots.take(Duration::ZERO).unwrap();
         taken.sort_by_key(|f| f.camera);

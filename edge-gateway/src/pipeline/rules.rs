@@ -80,7 +80,9 @@ impl CrowdRule {
             .filter(|d| {
                 let foot_x = (d.x1 + d.x2) / 2.0 / width as f32;
                 let foot_y = d.y2 / height as f32;
-                self.zone.as_ref().is_none_or(|z| z.contains(foot_x, foot_y))
+                self.zone
+                    .as_ref()
+                    .is_none_or(|z| z.contains(foot_x, foot_y))
             })
             .copied()
             .collect()
@@ -108,14 +110,19 @@ impl CrowdRule {
         if (persons.len() as u32) < self.min_persons {
             return None;
         }
-        let cooling = state
-            .last_hit
-            .is_some_and(|t| now.signed_duration_since(t).to_std().is_ok_and(|d| d < self.cooldown));
+        let cooling = state.last_hit.is_some_and(|t| {
+            now.signed_duration_since(t)
+                .to_std()
+                .is_ok_and(|d| d < self.cooldown)
+        });
         if cooling {
             return None;
         }
         state.last_hit = Some(now);
-        Some(CrowdHit { severity: self.severity(persons.len() as u32), persons })
+        Some(CrowdHit {
+            severity: self.severity(persons.len() as u32),
+            persons,
+        })
     }
 }
 
@@ -125,7 +132,14 @@ mod tests {
 
     fn person(x: f32, y: f32, score: f32) -> Detection {
         // A 10×40 box whose foot point is (x, y) in a 100×100 frame.
-        Detection { class: PERSON, score, x1: x - 5.0, y1: y - 40.0, x2: x + 5.0, y2: y }
+        Detection {
+            class: PERSON,
+            score,
+            x1: x - 5.0,
+            y1: y - 40.0,
+            x2: x + 5.0,
+            y2: y,
+        }
     }
 
     fn rule() -> CrowdRule {
@@ -146,17 +160,30 @@ mod tests {
 
     #[test]
     fn counts_confident_persons_only() {
-        let mut dets = vec![person(10.0, 50.0, 0.9), person(20.0, 50.0, 0.9), person(30.0, 50.0, 0.4)];
-        dets.push(Detection { class: 2, ..person(40.0, 50.0, 0.9) });
+        let mut dets = vec![
+            person(10.0, 50.0, 0.9),
+            person(20.0, 50.0, 0.9),
+            person(30.0, 50.0, 0.4),
+        ];
+        dets.push(Detection {
+            class: 2,
+            ..person(40.0, 50.0, 0.9)
+        });
         assert_eq!(rule().count(&dets, 100, 100).len(), 2);
-        assert!(rule().step(&mut CrowdState::default(), &dets, 100, 100, t(0)).is_none());
+        assert!(
+            rule()
+                .step(&mut CrowdState::default(), &dets, 100, 100, t(0))
+                .is_none()
+        );
     }
 
     #[test]
     fn raises_once_per_cooldown() {
         let r = rule();
         let mut s = CrowdState::default();
-        let dets: Vec<_> = (0..3).map(|i| person(10.0 + 20.0 * i as f32, 50.0, 0.9)).collect();
+        let dets: Vec<_> = (0..3)
+            .map(|i| person(10.0 + 20.0 * i as f32, 50.0, 0.9))
+            .collect();
         let hit = r.step(&mut s, &dets, 100, 100, t(0)).unwrap();
         assert_eq!((hit.persons.len(), hit.severity), (3, Severity::Low));
         assert!(r.step(&mut s, &dets, 100, 100, t(30)).is_none());
@@ -176,11 +203,23 @@ mod tests {
     fn zone_counts_by_foot_point() {
         // The left half of the frame.
         let zone = Zone::new(vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]).unwrap();
-        let r = CrowdRule { zone: Some(zone), min_persons: 2, ..rule() };
-        let dets = vec![person(10.0, 90.0, 0.9), person(40.0, 90.0, 0.9), person(80.0, 90.0, 0.9)];
+        let r = CrowdRule {
+            zone: Some(zone),
+            min_persons: 2,
+            ..rule()
+        };
+        let dets = vec![
+            person(10.0, 90.0, 0.9),
+            person(40.0, 90.0, 0.9),
+            person(80.0, 90.0, 0.9),
+        ];
         assert_eq!(r.count(&dets, 100, 100).len(), 2);
         // A box reaching into the zone with its foot outside does not count.
-        let straddling = Detection { x1: 30.0, x2: 90.0, ..person(60.0, 90.0, 0.9) };
+        let straddling = Detection {
+            x1: 30.0,
+            x2: 90.0,
+            ..person(60.0, 90.0, 0.9)
+        };
         assert!(r.count(&[straddling], 100, 100).is_empty());
     }
 

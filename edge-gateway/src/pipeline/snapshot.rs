@@ -19,9 +19,18 @@ const BOX_COLOUR: Rgb<u8> = Rgb([255, 40, 40]);
 const LINE_WIDTH: i32 = 3;
 
 /// Encodes a tightly packed BGR frame with `boxes` drawn on it.
-pub fn render(bgr: &[u8], width: u32, height: u32, boxes: &[Detection]) -> Result<Snapshot, image::ImageError> {
-    let rgb: Vec<u8> = bgr.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
-    let mut img = RgbImage::from_raw(width, height, rgb).expect("the frame buffer matches its size");
+pub fn render(
+    bgr: &[u8],
+    width: u32,
+    height: u32,
+    boxes: &[Detection],
+) -> Result<Snapshot, image::ImageError> {
+    let rgb: Vec<u8> = bgr
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    let mut img =
+        RgbImage::from_raw(width, height, rgb).expect("the frame buffer matches its size");
     for b in boxes {
         for i in 0..LINE_WIDTH {
             let (x, y) = (b.x1 as i32 - i, b.y1 as i32 - i);
@@ -34,7 +43,10 @@ pub fn render(bgr: &[u8], width: u32, height: u32, boxes: &[Detection]) -> Resul
     }
     let mut jpeg = Vec::new();
     JpegEncoder::new_with_quality(&mut jpeg, 80).encode_image(&img)?;
-    Ok(Snapshot { sha256: hex::encode(Sha256::digest(&jpeg)), jpeg })
+    Ok(Snapshot {
+        sha256: hex::encode(Sha256::digest(&jpeg)),
+        jpeg,
+    })
 }
 
 #[cfg(test)]
@@ -45,7 +57,14 @@ mod tests {
     fn draws_boxes_into_a_decodable_jpeg() {
         let (w, h) = (64u32, 48u32);
         let frame = vec![0u8; (w * h * 3) as usize];
-        let b = Detection { class: 0, score: 0.9, x1: 10.0, y1: 10.0, x2: 40.0, y2: 30.0 };
+        let b = Detection {
+            class: 0,
+            score: 0.9,
+            x1: 10.0,
+            y1: 10.0,
+            x2: 40.0,
+            y2: 30.0,
+        };
         let snap = render(&frame, w, h, &[b]).unwrap();
         assert!(snap.jpeg.starts_with(&[0xFF, 0xD8, 0xFF]));
         assert_eq!(snap.sha256, hex::encode(Sha256::digest(&snap.jpeg)));

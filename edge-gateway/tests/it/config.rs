@@ -1,1 +1,135 @@
-//! wip
+//! The settings file: a valid file loads; a bad key or value is an error naming the key.
+
+use std::path::Path;
+
+use edge_gateway::{Config, RawConfig};
+
+const VALID: &str = r#"
+[gateway]
+id = "gw-01"
+data_dir = "data"
+
+[hub]
+url = "http://127.0.0.1:8080"
+token = "gw_secret"
+
+[model]
+manifest = "yolox-nano.toml"
+
+[[camera]]
+id = "cam-1"
+url = "rtsp://127.0.0.1:8554/cam"
+detect_fps = 2
+
+[camera.location]
+lat = 30.27
+lon = 120.15
+area_code = "330106001001"
+
+[camera.crowd]
+min_persons = 5
+zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+"#;
+
+fn load(text: &str) -> Result<Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    let raw = RawConfig::load(&path).map_err(|e| e.to_string())?;
+    Config::from_raw(raw, &path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_valid_file_loads_with_defaults_and_resolved_paths() {
+    let config = load(VALID).unwrap();
+    assert_eq!(config.gateway_id, "gw-01");
+    assert_eq!(config.cameras.len(), 1);
+    let cam = &config.cameras[0];
+    assert!(cam.tcp);
+    assert_eq!(cam.detect_interval, std::time::Duration::from_millis(500));
+    let crowd = cam.crowd.as_ref().unwrap();
+    assert_eq!(
+        (crowd.min_persons, crowd.medium_at, crowd.high_at),
+        (5, 10, 20)
+    );
+    assert_eq!(crowd.category.as_str(), "event:0407");
+    assert!(
+        config
+            .model_manifest
+            .ends_with(Path::new("yolox-nano.toml"))
+    );
+    assert!(
+        config.model_manifest.is_absolute()
+            || config.model_manifest.starts_with(std::env::temp_dir())
+    );
+    // The token never shows in debug output.
+    assert!(!format!("{config:?}").contains("gw_secret"));
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases = [
+        (
+            VALID.replace("detect_fps = 2", "detect_fps = 2\ncolour = 1"),
+            "colour",
+        ),
+        (
+            VALID.replace("detect_fps = 2", "detect_fps = 0"),
+            "camera[0].detect_fps",
+        ),
+        (
+            VALID.replace("lat = 30.27", "lat = 95.0"),
+            "camera[0].location.lat",
+        ),
+        (
+            VALID.replace("\"330106001001\"", "\"33010\""),
+            "camera[0].location.area_code",
+        ),
+        (
+            VALID.replace("rtsp://127.0.0.1:8554/cam", "http://cam"),
+            "camera[0].url",
+        ),
+        (
+            VALID.replace("rtsp://127.0.0.1", "rtsp://admin:pw@127.0.0.1"),
+            "camera[0].url",
+        ),
+        (
+            VALID.replace("min_persons = 5", "min_persons = 0"),
+            "camera[0].crowd.min_persons",
+        ),
+        (
+            VALID.replace("[1.0, 1.0]]", "[1.0, 1.0], [2.0, 0.5]]"),
+            "camera[0].crowd.zone",
+        ),
+        (
+            VALID.replace("id = \"gw-01\"", "id = \"gw 01\""),
+            "gateway.id",
+        ),
+        (
+            VALID.replace("url = \"http://127.0.0.1:8080\"", "url = \"ftp://hub\""),
+            "hub.url",
+        ),
+        (
+            VALID.replace("token = \"gw_secret\"", "token = \"\""),
+            "hub.token",
+        ),
+        (
+            VALID.replace("detect_fps = 2", "detect_fps = \"fast\""),
+            "detect_fps",
+        ),
+        (
+            format!(
+                "{VALID}\n[[camera]]\nid = \"cam-1\"\nurl = \"rtsp://x/y\"\n[camera.location]\nlat = 1.0\nlon = 1.0\n"
+            ),
+            "camera[1].id",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = load(&text).unwrap_err();
+        assert!(err.contains(key), "error {err:?} should name {key:?}");
+        assert!(
+            err.contains("gateway.toml"),
+            "error {err:?} should name the file"
+        );
+    }
+}

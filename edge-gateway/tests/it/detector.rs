@@ -22,9 +22,14 @@ fn persons(image: &str, min_score: f32) -> usize {
     let (bgr, w, h) = load_bgr(image);
     let dets = detector().lock().unwrap().detect(&bgr, w, h).unwrap();
     for d in &dets {
-        assert!(d.x1 >= 0.0 && d.y1 >= 0.0 && d.x2 <= w as f32 && d.y2 <= h as f32, "box outside the frame: {d:?}");
+        assert!(
+            d.x1 >= 0.0 && d.y1 >= 0.0 && d.x2 <= w as f32 && d.y2 <= h as f32,
+            "box outside the frame: {d:?}"
+        );
     }
-    dets.iter().filter(|d| d.class == PERSON && d.score >= min_score).count()
+    dets.iter()
+        .filter(|d| d.class == PERSON && d.score >= min_score)
+        .count()
 }
 
 #[test]
@@ -47,7 +52,9 @@ fn counts_people_in_the_test_images() {
         let found = persons(image, 0.25);
         eprintln!("{image}: {found} persons (true {truth})");
         if !accepted.contains(&found) {
-            failures.push(format!("{image}: found {found}, true {truth}, accepted {accepted:?}"));
+            failures.push(format!(
+                "{image}: found {found}, true {truth}, accepted {accepted:?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -4,4 +4,5 @@
 mod config;
 mod detector;
 mod model_cache;
+mod outbox;
 mod support;

@@ -8,7 +8,9 @@ pub fn repo() -> PathBuf {
 
 /// `../shared` beside the repository.
 pub fn shared() -> PathBuf {
-    std::env::var_os("SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared"))
+    std::env::var_os("SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"))
 }
 
 /// The ONNX Runtime library, from `ORT_DYLIB_PATH` (the test command sets it).
@@ -20,8 +22,14 @@ pub fn onnxruntime() -> PathBuf {
 
 /// Decodes a JPEG into tightly packed BGR.
 pub fn load_bgr(name: &str) -> (Vec<u8>, u32, u32) {
-    let img = image::open(shared().join("testdata").join(name)).unwrap().to_rgb8();
+    let img = image::open(shared().join("testdata").join(name))
+        .unwrap()
+        .to_rgb8();
     let (w, h) = img.dimensions();
-    let bgr = img.into_raw().chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let bgr = img
+        .into_raw()
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
     (bgr, w, h)
 }

@@ -1,0 +1,107 @@
+//! The outbox keeps events across restarts and lets go only of acknowledged ones.
+
+use chrono::Utc;
+use edge_gateway::outbox::Outbox;
+use edge_gateway::pipeline::events::NewEvent;
+use edge_gateway::pipeline::snapshot::Snapshot;
+use protocol::{EventEnvelope, EventKind, EvidenceKind, EvidenceRef, Location, Severity, Source};
+use uuid::Uuid;
+
+fn event(severity: Severity, snapshot: Option<&Snapshot>) -> NewEvent {
+    NewEvent {
+        envelope: EventEnvelope {
+            v: 1,
+            id: Uuid::now_v7(),
+            gateway_id: "gw".into(),
+            source: Source::Camera {
+                camera_id: "cam".into(),
+            },
+            kind: EventKind::Raised,
+            rule: "crowd".into(),
+            category: "event:0407".parse().unwrap(),
+            occurred_at: Utc::now(),
+            location: Location {
+                lat: 1.0,
+                lon: 2.0,
+                area_code: None,
+                grid: None,
+            },
+            severity,
+            description: None,
+            detection: None,
+            evidence: snapshot
+                .iter()
+                .map(|s| EvidenceRef {
+                    kind: EvidenceKind::Snapshot,
+                    sha256: s.sha256.clone(),
+                    content_type: "image/jpeg".into(),
+                    bytes: s.jpeg.len() as u64,
+                })
+                .collect(),
+        },
+        snapshot: snapshot.cloned(),
+    }
+}
+
+#[tokio::test]
+async fn survives_reopening_and_deletes_only_acknowledged_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let snap = Snapshot {
+        sha256: "ab".repeat(32),
+        jpeg: vec![0xFF, 0xD8, 0xFF, 1, 2, 3],
+    };
+    let low = event(Severity::Low, Some(&snap));
+    let high = event(Severity::High, Some(&snap));
+    let medium = event(Severity::Medium, None);
+    {
+        let outbox = Outbox::open(&path).await.unwrap();
+        for e in [&low, &high, &medium] {
+            outbox.push(e).await.unwrap();
+        }
+        outbox.push(&low).await.unwrap(); // pushing the same event twice keeps one
+    }
+    let outbox = Outbox::open(&path).await.unwrap();
+    assert_eq!(outbox.pending().await.unwrap(), 3);
+    let ids: Vec<Uuid> = outbox
+        .peek(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![high.envelope.id, medium.envelope.id, low.envelope.id],
+        "high priority first"
+    );
+    assert_eq!(outbox.peek(10).await.unwrap()[0], high.envelope);
+
+    let blobs = outbox
+        .blobs_for(&[low.envelope.id, high.envelope.id])
+        .await
+        .unwrap();
+    assert_eq!(blobs.len(), 1, "one blob shared by two events is sent once");
+    assert!(!blobs[0].uploaded);
+    outbox.mark_uploaded(&snap.sha256).await.unwrap();
+
+    outbox.ack(&[high.envelope.id]).await.unwrap();
+    assert_eq!(outbox.pending().await.unwrap(), 2);
+    assert_eq!(
+        outbox.blob_data(&snap.sha256).await.unwrap().unwrap(),
+        snap.jpeg,
+        "still needed by the low event"
+    );
+    assert!(outbox.blobs_for(&[low.envelope.id]).await.unwrap()[0].uploaded);
+
+    outbox
+        .dead_letter(low.envelope.id, "refused")
+        .await
+        .unwrap();
+    assert_eq!(outbox.pending().await.unwrap(), 1);
+    assert_eq!(outbox.dead_letters().await.unwrap(), 1);
+    assert!(
+        outbox.blob_data(&snap.sha256).await.unwrap().is_none(),
+        "an unreferenced blob is deleted"
+    );
+}
