@@ -81,6 +81,16 @@ pub enum EventKind {
     Ended,
 }
 
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Raised => "raised",
+            EventKind::Update => "update",
+            EventKind::Ended => "ended",
+        }
+    }
+}
+
 /// Risk level, as the governance centres grade it (高/中/低).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -166,6 +176,15 @@ pub enum EvidenceKind {
     Snapshot,
     /// A photo taken by a grid worker.
     Photo,
+}
+
+impl EvidenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::Snapshot => "snapshot",
+            EvidenceKind::Photo => "photo",
+        }
+    }
 }
 
 /// A field of an event whose value is out of range, with its JSON path.
@@ -381,6 +400,19 @@ mod tests {
             mutate(&mut e);
             let err = e.validate("e").unwrap_err();
             assert_eq!(err.path, path, "{err}");
+        }
+    }
+
+    #[test]
+    fn text_forms_match_the_wire_names() {
+        for k in [EventKind::Raised, EventKind::Update, EventKind::Ended] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for k in [EvidenceKind::Snapshot, EvidenceKind::Photo] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for s in [Severity::Low, Severity::Medium, Severity::High] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
     }
 

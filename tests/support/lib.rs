@@ -1,1 +1,189 @@
-//! placeholder
+//! Helpers for whole-system tests: build a test clip with ffmpeg, serve it with the
+//! GStreamer RTSP server, and run the real `hub` and `edge-gateway` binaries as processes on
+//! free ports. Every process is killed when its handle drops.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn shared() -> PathBuf {
+    std::env::var_os("SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"))
+}
+
+/// A binary of this workspace, built by `cargo build --bins` (the test command does it).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Builds an H.264 clip (no B-frames, a key frame every second) showing `image`.
+pub fn make_clip(image: &Path, out: &Path, seconds: u32) -> anyhow::Result<()> {
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
+        .arg(image)
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-r",
+            "10",
+            "-vf",
+            "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "stillimage",
+            "-g",
+            "10",
+            "-bf",
+            "0",
+        ])
+        .arg(out)
+        .status()
+        .context("running ffmpeg (scripts/install-deps.sh installs it)")?;
+    if !status.success() {
+        bail!("ffmpeg failed building {}", out.display());
+    }
+    Ok(())
+}
+
+/// A child process killed (SIGKILL) on drop.
+pub struct Process {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(log)?;
+        let child = cmd
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self { name, child })
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The GStreamer RTSP server from `deploy/demo/rtsp-server.py`, serving `clip`.
+pub fn rtsp_server(clip: &Path) -> anyhow::Result<(Process, String)> {
+    let port = free_port();
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(repo().join("deploy/demo/rtsp-server.py"))
+        .args(["--port", &port.to_string(), "--clip"])
+        .arg(clip)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the RTSP server (python3-gi and gir1.2-gst-rtsp-server-1.0)")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    let url = line.trim().strip_prefix("READY ").map(str::to_owned);
+    let process = Process {
+        name: "rtsp-server",
+        child,
+    };
+    match url {
+        Some(url) => Ok((process, url)),
+        None => bail!("the RTSP server did not start: {line:?}"),
+    }
+}
+
+/// Runs a `hub` subcommand to completion and returns its stdout.
+pub fn hub_command(env: &[(&str, String)], args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(binary("hub"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "hub {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last_error = None;
+    while start.elapsed() < timeout {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("timed out after {timeout:?} waiting for {what} (last error: {last_error:?})")
+}
+
+/// A fresh PostgreSQL database URL, or `None` outside CI when no server answers.
+pub async fn fresh_postgres() -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").is_err() => {
+            eprintln!("SKIPPED: PostgreSQL at {admin} is not reachable ({e}); CI runs this test");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin} is required in CI: {e}"),
+    };
+    let name = format!("system_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}

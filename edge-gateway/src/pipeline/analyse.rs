@@ -53,16 +53,7 @@ impl Analysis {
                 let snap = snapshot::render(&frame.bgr, frame.width, frame.height, &hit.persons)
                     .inspect_err(|e| tracing::warn!(camera = %camera.id, error = %e, "snapshot failed; sending the event without it"))
                     .ok();
-                let event = crowd_event(
-                    &self.gateway_id,
-                    camera,
-                    &rule.category,
-                    &model_id,
-                    &hit,
-                    (frame.width, frame.height),
-                    snap,
-                    frame.captured_at,
-                );
+                let event = crowd_event(&self.gateway_id, camera, &model_id, &hit, &frame, snap);
                 tracing::info!(camera = %camera.id, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, "crowd detected");
                 health.update(|h| h.events_raised += 1);
                 // Events are never dropped: wait for the outbox writer.

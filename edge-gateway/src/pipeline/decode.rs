@@ -74,7 +74,7 @@ impl Decoder {
     }
 
     /// Converts a decoded picture to tightly packed BGR.
-    fn to_bgr(
+    fn convert_to_bgr(
         &mut self,
         picture: &ffmpeg::frame::Video,
     ) -> Result<(u32, u32, Vec<u8>), ffmpeg::Error> {
@@ -147,7 +147,7 @@ pub fn run(
                     if !sampler.due(Instant::now()) {
                         continue;
                     }
-                    match d.to_bgr(&picture) {
+                    match d.convert_to_bgr(&picture) {
                         Ok((width, height, bgr)) => {
                             let dropped = slots.put(Frame {
                                 camera,

@@ -1,12 +1,12 @@
 //! Building event envelopes from rule hits: the gateway's side of the wire format.
 
-use chrono::{DateTime, Utc};
 use protocol::{
     BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EventKind,
     EvidenceKind, EvidenceRef, PROTOCOL_VERSION, Source,
 };
 use uuid::Uuid;
 
+use super::frames::Frame;
 use super::rules::CrowdHit;
 use super::snapshot::Snapshot;
 use crate::config::CameraConfig;
@@ -29,17 +29,16 @@ fn wire_box(d: &Detection, width: u32, height: u32) -> BoundingBox {
     }
 }
 
-/// The event for a crowd seen by `camera`.
+/// The event for a crowd seen by `camera` in `frame`.
 pub fn crowd_event(
     gateway_id: &str,
     camera: &CameraConfig,
-    category: &protocol::CategoryCode,
     model_id: &str,
     hit: &CrowdHit,
-    (width, height): (u32, u32),
+    frame: &Frame,
     snapshot: Option<Snapshot>,
-    at: DateTime<Utc>,
 ) -> NewEvent {
+    let (width, height) = (frame.width, frame.height);
     let count = hit.persons.len() as u32;
     let objects = hit
         .persons
@@ -69,8 +68,8 @@ pub fn crowd_event(
             },
             kind: EventKind::Raised,
             rule: "crowd".into(),
-            category: category.clone(),
-            occurred_at: at,
+            category: hit.category.clone(),
+            occurred_at: frame.captured_at,
             location: camera.location.clone(),
             severity: hit.severity,
             description: Some(format!("{count} persons seen by {}", camera.name)),

@@ -60,6 +60,7 @@ pub struct CrowdRule {
 pub struct CrowdHit {
     pub persons: Vec<Detection>,
     pub severity: Severity,
+    pub category: CategoryCode,
 }
 
 /// The crowd rule's memory for one camera.
@@ -122,6 +123,7 @@ impl CrowdRule {
         Some(CrowdHit {
             severity: self.severity(persons.len() as u32),
             persons,
+            category: self.category.clone(),
         })
     }
 }

@@ -93,7 +93,7 @@ impl Store {
             .bind(event.source.kind())
             .bind(event.source.id())
             .bind(&event.rule)
-            .bind(serde_json::to_value(event.kind).ok().and_then(|v| v.as_str().map(String::from)))
+            .bind(event.kind.as_str())
             .bind(event.category.as_str())
             .bind(event.severity.as_str())
             .bind(to_ms(event.occurred_at))
@@ -108,7 +108,7 @@ impl Store {
                 )
                 .bind(&id)
                 .bind(&evidence.sha256)
-                .bind(serde_json::to_value(evidence.kind).ok().and_then(|v| v.as_str().map(String::from)))
+                .bind(evidence.kind.as_str())
                 .execute(&mut *tx)
                 .await?;
             }

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs the whole system on this machine with embedded defaults: the hub (SQLite), one edge
+# gateway, and a demo camera (GStreamer's RTSP server serving a clip made here). Ctrl-C stops
+# everything. State is kept in .demo/ between runs; delete it to start afresh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[demo] %s\n' "$*" >&2; }
+scripts/install-deps.sh
+# shellcheck disable=SC1091
+source .cache/env.sh
+say "building (release)"
+cargo build --release --bins --locked
+bin=target/release
+demo=.demo
+mkdir -p "$demo"
+HUB_PORT=${HUB_PORT:-8080}
+API_PORT=${API_PORT:-9090}
+RTSP_PORT=${RTSP_PORT:-8554}
+
+# The demo camera: a crowd photo from ../shared/testdata when it is there, else a test
+# pattern (no people, so no events).
+crowd=../shared/testdata/crowd_seminar_ibm_stc-brownbag.jpg
+if [ -f "$crowd" ]; then
+  if [ ! -f "$demo/crowd.mp4" ]; then
+    say "making the demo clip from $crowd"
+    ffmpeg -loglevel error -y -loop 1 -i "$crowd" -t 60 -r 10 \
+      -vf "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p" \
+      -c:v libx264 -preset veryfast -tune stillimage -g 10 -bf 0 "$demo/crowd.mp4"
+  fi
+  source_args=(--clip "$demo/crowd.mp4")
+else
+  say "no crowd photo found; the demo camera shows a test pattern"
+  source_args=(--test-pattern)
+fi
+
+# The model: from ../shared/models when present, else fetched from its public URL into
+# .cache/models and checked against the manifest's SHA-256.
+if [ -z "${MODEL_CACHE:-}" ] && [ -d ../shared/models ]; then
+  MODEL_CACHE=$(realpath ../shared/models)
+fi
+export MODEL_CACHE=${MODEL_CACHE:-$PWD/.cache/models}
+
+export HUB_DATABASE_URL="sqlite:$PWD/$demo/hub.db"
+export HUB_LISTEN="127.0.0.1:$HUB_PORT"
+export HUB_OWNERSHIP_LIST="$PWD/deploy/ownership.example.toml"
+# Tokens belong to the database they were issued by.
+[ -f "$demo/hub.db" ] || rm -f "$demo/gateway.token" "$demo/operator.token"
+if [ ! -s "$demo/gateway.token" ]; then
+  "$bin/hub" gateway add gw-demo --name "demo township" --rotate > "$demo/gateway.token"
+fi
+if [ ! -s "$demo/operator.token" ]; then
+  "$bin/hub" user add demo-operator --role operator > "$demo/operator.token"
+fi
+
+cat > "$demo/gateway.toml" <<TOML
+[gateway]
+id = "gw-demo"
+data_dir = "gateway-data"
+
+[hub]
+url = "http://127.0.0.1:$HUB_PORT"
+token = "from EDGE_HUB__TOKEN"
+
+[api]
+listen = "127.0.0.1:$API_PORT"
+
+[model]
+manifest = "$PWD/models/yolox-nano.toml"
+
+[[camera]]
+id = "demo-cam"
+name = "演示摄像头 demo camera"
+url = "rtsp://127.0.0.1:$RTSP_PORT/cam"
+detect_fps = 2
+
+[camera.location]
+lat = 30.2741
+lon = 120.1551
+area_code = "330106001001"
+
+[camera.crowd]
+min_persons = 5
+cooldown_s = 30
+TOML
+
+pids=()
+cleanup() { say "stopping"; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+/usr/bin/python3 deploy/demo/rtsp-server.py --port "$RTSP_PORT" "${source_args[@]}" > "$demo/rtsp.log" 2>&1 &
+pids+=($!)
+"$bin/hub" serve > "$demo/hub.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null && break; sleep 0.2; done
+EDGE_HUB__TOKEN=$(cat "$demo/gateway.token") "$bin/edge-gateway" --config "$demo/gateway.toml" > "$demo/gateway.log" 2>&1 &
+pids+=($!)
+
+cat <<INFO
+
+  The system is running (logs in $demo/*.log). Ctrl-C stops it.
+
+  Hub API (dashboard page not built yet):  http://127.0.0.1:$HUB_PORT/api/v1/cases
+    curl -H "Authorization: Bearer \$(cat $demo/operator.token)" http://127.0.0.1:$HUB_PORT/api/v1/cases
+  Gateway status:                          http://127.0.0.1:$API_PORT/api/v1/status
+  Demo camera:                             rtsp://127.0.0.1:$RTSP_PORT/cam
+
+INFO
+wait -n "${pids[@]}"
+say "a process exited; see $demo/*.log"

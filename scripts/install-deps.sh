@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building, testing and running the system need, idempotently:
+#   - Debian packages: FFmpeg libraries and tools, clang (for the FFmpeg bindings), the
+#     GStreamer RTSP server (demo camera and tests);
+#   - the ONNX Runtime shared library, from the PyPI wheel, into .cache/onnxruntime.
+# Writes .cache/env.sh, which exports ORT_DYLIB_PATH; the other scripts source it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.31.1
+DEBIAN_PACKAGES=(
+  pkg-config clang libclang-dev nasm
+  ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev
+  python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+)
+
+say() { printf '[install-deps] %s\n' "$*" >&2; }
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages: all present"
+fi
+
+venv=.cache/onnxruntime/venv
+lib=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.${ORT_VERSION} 2>/dev/null | head -n1 || true)
+if [ -z "$lib" ]; then
+  say "installing ONNX Runtime ${ORT_VERSION} (PyPI wheel) into $venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "onnxruntime==${ORT_VERSION}"
+  lib=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.${ORT_VERSION} | head -n1)
+else
+  say "ONNX Runtime ${ORT_VERSION}: present"
+fi
+
+mkdir -p .cache
+printf 'export ORT_DYLIB_PATH=%q\n' "$(realpath "$lib")" > .cache/env.sh
+say "ONNX Runtime library: $lib (exported as ORT_DYLIB_PATH by .cache/env.sh)"
