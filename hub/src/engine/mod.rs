@@ -1,9 +1,11 @@
 //! The case engine's pure core: routing by the ownership list, deadlines on the working
-//! calendar, and the case a new event opens. No I/O; the ingest path drives it.
+//! calendar, the case a new event opens, and the workflow of the closed loop. No I/O; the
+//! ingest path and the case actions drive it.
 
 pub mod calendar;
 pub mod case;
 pub mod routing;
+pub mod workflow;
 
 pub use calendar::{CalendarConfig, WorkingCalendar};
 pub use case::{CaseState, NewCase, Queue, open_case};

@@ -4,10 +4,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
-use super::extract::QueryParams;
+use chrono::{DateTime, Utc};
+use protocol::CategoryCode;
+
+use super::extract::{JsonBody, QueryParams};
 use super::{AppState, error::ApiError, paging};
-use crate::engine::CaseState;
-use crate::store::{CaseDetail, CaseFilter, CaseRow, Principal};
+use crate::engine::workflow::{self, Action, Actor, WorkflowError};
+use crate::engine::{CaseState, TimeLimit};
+use crate::store::{
+    Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, Transition,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +70,8 @@ pub struct CaseView {
     #[serde(flatten)]
     detail: CaseDetail,
     evidence_urls: Vec<String>,
+    /// What the caller may do to the case now.
+    allowed_actions: Vec<Action>,
 }
 
 pub async fn get(
@@ -86,8 +94,162 @@ pub async fn get(
         .filter_map(|ev| ev.get("sha256")?.as_str())
         .map(|sha| format!("/api/v1/blobs/{sha}"))
         .collect();
+    let allowed_actions = detail
+        .case
+        .state
+        .parse::<CaseState>()
+        .map(|state| workflow::allowed(state, actor_for(&visibility)))
+        .unwrap_or_default();
     Ok(Json(CaseView {
         detail,
         evidence_urls,
+        allowed_actions,
     }))
+}
+
+fn actor_for(visibility: &CaseVisibility) -> Actor {
+    match visibility {
+        CaseVisibility::All => Actor::Centre,
+        CaseVisibility::Department(_) => Actor::Department,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    action: String,
+    /// Required for void, return_to_intake, refuse, handle (the feedback), rework and
+    /// force_close.
+    reason: Option<String>,
+    /// For dispatch: the department; default from the ownership list.
+    department: Option<String>,
+    /// For dispatch: e.g. `4 working_hours`; default from the ownership list.
+    time_limit: Option<String>,
+}
+
+/// What an action did. (A department that refused a case can no longer read it, so the
+/// answer is this, not the case.)
+#[derive(Serialize)]
+pub struct ActionOutcome {
+    id: String,
+    action: Action,
+    from: CaseState,
+    to: CaseState,
+}
+
+/// `POST /api/v1/cases/{id}/actions`: moves a case through the closed loop.
+pub async fn act(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ActionRequest>,
+) -> Result<Json<ActionOutcome>, ApiError> {
+    let visibility = principal.case_visibility()?;
+    let actor = actor_for(&visibility);
+    let action: Action = req
+        .action
+        .parse()
+        .map_err(|e| ApiError::invalid_field("action", e))?;
+    let case = app
+        .store
+        .get_case(&visibility, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?
+        .case;
+    let from: CaseState = case
+        .state
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(e))?;
+    let reason = req
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let to = workflow::decide(from, action, actor, reason).map_err(|e| match &e {
+        WorkflowError::NotAllowed { allowed, .. } => {
+            ApiError::conflict(e.to_string(), allowed.iter().map(|a| a.as_str()).collect())
+        }
+        WorkflowError::WrongActor { .. } => ApiError::forbidden(e.to_string()),
+        WorkflowError::ReasonRequired { .. } => ApiError::invalid_field("reason", e.to_string()),
+    })?;
+    let now = Utc::now();
+    let assignment = match action {
+        Action::Dispatch => Some(Some(assignment(&app, &case, &req, now)?)),
+        Action::Refuse => Some(None),
+        _ => None,
+    };
+    let applied = app
+        .store
+        .transition(&Transition {
+            case_id: &id,
+            from,
+            to,
+            action,
+            actor: principal.actor(),
+            reason,
+            assignment,
+            rework: action == Action::Rework,
+            at: now,
+        })
+        .await?;
+    if !applied {
+        return Err(ApiError::conflict(
+            "the case changed meanwhile; reload it and try again",
+            vec![],
+        ));
+    }
+    tracing::info!(case = %id, %action, %from, %to, actor = %principal.actor(), "case moved");
+    Ok(Json(ActionOutcome {
+        id,
+        action,
+        from,
+        to,
+    }))
+}
+
+/// Who a dispatched case goes to: as the request says, else as the ownership list says.
+fn assignment(
+    app: &AppState,
+    case: &CaseRow,
+    req: &ActionRequest,
+    now: DateTime<Utc>,
+) -> Result<Assignment, ApiError> {
+    let category: CategoryCode = case
+        .category
+        .parse()
+        .map_err(|e: protocol::CategoryError| ApiError::bad_request(e.to_string()))?;
+    let route = app.ownership.route(&category, case.area_code.as_deref());
+    let department = match (req.department.as_deref().map(str::trim), route) {
+        (Some(""), _) => return Err(ApiError::invalid_field("department", "must not be empty")),
+        (Some(d), _) => d.to_owned(),
+        (None, Some(r)) => r.department.clone(),
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                "department",
+                "no ownership item matches this case; name a department",
+            ));
+        }
+    };
+    let time_limit: TimeLimit = match (&req.time_limit, route) {
+        (Some(t), _) => t
+            .parse()
+            .map_err(|e: String| ApiError::invalid_field("time_limit", e))?,
+        (None, Some(r)) => r.time_limit,
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                "time_limit",
+                "no ownership item matches; give a time limit",
+            ));
+        }
+    };
+    // The route's conditions apply only when the case goes where the route says.
+    let route = route.filter(|r| r.department == department);
+    Ok(Assignment {
+        department,
+        supervisor: route.and_then(|r| r.supervisor.clone()),
+        time_limit: time_limit.to_string(),
+        condition: route.and_then(|r| r.condition.clone()),
+        closing_condition: route.and_then(|r| r.closing.clone()),
+        due_at: app.calendar.due(now, time_limit),
+    })
 }

@@ -13,6 +13,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    /// For 409 on a case: the actions possible now.
+    allowed: Option<Vec<&'static str>>,
 }
 
 #[derive(Serialize)]
@@ -26,6 +28,8 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed: Option<&'a [&'static str]>,
 }
 
 impl ApiError {
@@ -35,6 +39,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            allowed: None,
         }
     }
 
@@ -70,6 +75,14 @@ impl ApiError {
         )
     }
 
+    /// 409: the case is not in a state where this can happen.
+    pub fn conflict(message: impl Into<String>, allowed: Vec<&'static str>) -> Self {
+        Self {
+            allowed: Some(allowed),
+            ..Self::new(StatusCode::CONFLICT, "conflict", message)
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -93,6 +106,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                allowed: self.allowed.as_deref(),
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

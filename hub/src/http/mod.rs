@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/cases", get(cases::list))
         .route("/api/v1/cases/{id}", get(cases::get))
+        .route("/api/v1/cases/{id}/actions", post(cases::act))
         .route("/healthz", get(health))
         .fallback(|| async { ApiError::not_found("endpoint") })
         .layer(TraceLayer::new_for_http())

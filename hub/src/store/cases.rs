@@ -5,7 +5,9 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, from_ms};
+use super::{Store, StoreError, from_ms, to_ms};
+use crate::engine::workflow::Action;
+use crate::engine::{CaseState, Queue};
 
 /// Which cases a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct CaseRow {
     pub condition: Option<String>,
     pub closing_condition: Option<String>,
     pub due_at: Option<DateTime<Utc>>,
+    /// Times verification sent the case back to the department.
+    pub rework_count: i64,
     pub lat: f64,
     pub lon: f64,
     pub area_code: Option<String>,
@@ -78,7 +82,7 @@ pub struct CaseDetail {
 macro_rules! case_columns {
     () => {
         "id, title, category, state, queue, severity, department, supervisor, time_limit, \
-         condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at"
+         condition_text, closing_condition, due_at, rework_count, lat, lon, area_code, grid, opened_at, updated_at"
     };
 }
 
@@ -104,6 +108,7 @@ fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
         condition: r.try_get("condition_text")?,
         closing_condition: r.try_get("closing_condition")?,
         due_at: r.try_get::<Option<i64>, _>("due_at")?.map(from_ms),
+        rework_count: r.try_get("rework_count")?,
         lat: r.try_get("lat")?,
         lon: r.try_get("lon")?,
         area_code: r.try_get("area_code")?,
@@ -207,5 +212,96 @@ impl Store {
             events,
             timeline,
         }))
+    }
+}
+
+/// A change of state decided by the workflow, to be applied if the case is still in `from`.
+#[derive(Debug)]
+pub struct Transition<'a> {
+    pub case_id: &'a str,
+    pub from: CaseState,
+    pub to: CaseState,
+    pub action: Action,
+    pub actor: String,
+    pub reason: Option<&'a str>,
+    /// A new assignment (dispatch) or its removal (refusal); `None` leaves it as it is.
+    pub assignment: Option<Option<Assignment>>,
+    pub rework: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Who handles a case, and by when.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub department: String,
+    pub supervisor: Option<String>,
+    pub time_limit: String,
+    pub condition: Option<String>,
+    pub closing_condition: Option<String>,
+    pub due_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Applies `t` in one transaction with its timeline entry. Returns false, changing
+    /// nothing, when the case has left `t.from` meanwhile (someone else acted first).
+    pub async fn transition(&self, t: &Transition<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE cases SET state = $1, updated_at = $2, rework_count = rework_count + $3 WHERE id = $4 AND state = $5",
+        )
+        .bind(t.to.as_str())
+        .bind(to_ms(t.at))
+        .bind(i64::from(t.rework))
+        .bind(t.case_id)
+        .bind(t.from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        if let Some(assignment) = &t.assignment {
+            let a = assignment.as_ref();
+            sqlx::query(
+                "UPDATE cases SET department = $1, supervisor = $2, time_limit = $3, condition_text = $4, \
+                 closing_condition = $5, due_at = $6, queue = $7 WHERE id = $8",
+            )
+            .bind(a.map(|a| a.department.clone()))
+            .bind(a.and_then(|a| a.supervisor.clone()))
+            .bind(a.map(|a| a.time_limit.clone()))
+            .bind(a.and_then(|a| a.condition.clone()))
+            .bind(a.and_then(|a| a.closing_condition.clone()))
+            .bind(a.map(|a| to_ms(a.due_at)))
+            .bind(if a.is_some() { Queue::Department.as_str() } else { Queue::JointReview.as_str() })
+            .bind(t.case_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let note = match (&t.assignment, t.reason) {
+            (Some(Some(a)), _) => format!(
+                "to {} ({}), due {}",
+                a.department,
+                a.time_limit,
+                a.due_at.to_rfc3339()
+            ),
+            (_, Some(reason)) => reason.to_owned(),
+            _ => String::new(),
+        };
+        sqlx::query(
+            "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(t.case_id)
+        .bind(to_ms(t.at))
+        .bind(&t.actor)
+        .bind(t.action.as_str())
+        .bind(t.from.as_str())
+        .bind(t.to.as_str())
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

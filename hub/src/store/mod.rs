@@ -16,7 +16,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub use blobs::Blob;
-pub use cases::{CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseVisibility, TimelineRow};
+pub use cases::{
+    Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseVisibility, TimelineRow,
+    Transition,
+};
 pub use events::{EventRow, IngestOutcome};
 pub use principals::{Principal, Role, TokenIssued};
 

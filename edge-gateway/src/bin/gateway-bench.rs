@@ -1,0 +1,141 @@
+//! `gateway-bench`: times the gateway's per-frame work on a still image, stage by stage,
+//! and prints a table that can be compared across machines (see docs/benchmarks.md).
+//!
+//! cargo run --release -p edge-gateway --bin gateway-bench -- [--image JPEG] [--iterations N]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use edge_gateway::detect::{Detector, ModelManifest, init_runtime, preprocess};
+use edge_gateway::pipeline::snapshot;
+
+#[derive(Parser)]
+struct Args {
+    /// Model manifest.
+    #[arg(long, default_value = "models/yolox-nano.toml")]
+    manifest: PathBuf,
+    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    #[arg(
+        long,
+        default_value = "../shared/testdata/crowd_seminar_ibm_stc-brownbag.jpg"
+    )]
+    image: PathBuf,
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Threads one inference may use.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn time(iterations: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..iterations.min(20) {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..iterations)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    (samples[samples.len() / 2], samples[samples.len() * 9 / 10])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let manifest = ModelManifest::load(&args.manifest)?;
+    let models = args
+        .models
+        .or_else(|| std::env::var_os("MODEL_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("../shared/models"));
+    let dylib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
+    let env = init_runtime(Some(&dylib))?;
+    let mut detector = Detector::new(
+        &env,
+        &models.join(&manifest.file),
+        manifest.clone(),
+        args.threads,
+    )?;
+    let img = image::open(&args.image)
+        .with_context(|| format!("reading {}", args.image.display()))?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    let bgr: Vec<u8> = img
+        .into_raw()
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    let n = args.iterations;
+
+    let mut resizer = fast_image_resize::Resizer::new();
+    let letterbox = time(n, || {
+        std::hint::black_box(preprocess::letterbox(
+            &mut resizer,
+            &bgr,
+            w,
+            h,
+            &manifest.input,
+        ));
+    });
+    let mut found = 0;
+    let detect = time(n, || found = detector.detect(&bgr, w, h).unwrap().len());
+    let boxes = detector.detect(&bgr, w, h)?;
+    let snap = time(n.min(50), || {
+        std::hint::black_box(snapshot::render(&bgr, w, h, &boxes).unwrap());
+    });
+
+    println!(
+        "gateway-bench: {} ({w}x{h}), model {} ({}x{}), {} intra-op threads, {n} iterations",
+        args.image.display(),
+        manifest.id(),
+        manifest.input.width,
+        manifest.input.height,
+        args.threads
+    );
+    println!("{:<40} {:>10} {:>10}", "stage", "median ms", "p90 ms");
+    println!(
+        "{:<40} {:>10} {:>10}",
+        "letterbox (resize + CHW float)",
+        ms(letterbox.0),
+        ms(letterbox.1)
+    );
+    println!(
+        "{:<40} {:>10} {:>10}",
+        "detect (letterbox + inference + NMS)",
+        ms(detect.0),
+        ms(detect.1)
+    );
+    println!(
+        "{:<40} {:>10} {:>10}",
+        "  of which inference + decode + NMS",
+        ms(detect.0.saturating_sub(letterbox.0)),
+        ""
+    );
+    println!(
+        "{:<40} {:>10} {:>10}",
+        "snapshot (boxes + JPEG q80)",
+        ms(snap.0),
+        ms(snap.1)
+    );
+    println!("objects found: {found}");
+    println!(
+        "analysed frames/s on one detection thread: {:.0}",
+        1.0 / detect.0.as_secs_f64()
+    );
+    println!(
+        "cameras at 2 analysed fps one detection thread can serve: {:.0}",
+        1.0 / detect.0.as_secs_f64() / 2.0
+    );
+    Ok(())
+}
