@@ -1,7 +1,8 @@
-//! `gateway-bench`: times the gateway's per-frame work on a still image, stage by stage,
-//! and prints a table that can be compared across machines (see docs/benchmarks.md).
+//! Times the gateway's per-frame work on a still image, stage by stage, and prints a table
+//! that can be compared across machines (see docs/benchmarks.md).
 //!
-//! cargo run --release -p edge-gateway --bin gateway-bench -- [--image JPEG] [--iterations N]
+//! `cargo bench -p edge-gateway --bench detect -- [--image JPEG] [--iterations N]`
+//! (from the repository root, with `source .cache/env.sh`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,8 +14,11 @@ use edge_gateway::pipeline::snapshot;
 
 #[derive(Parser)]
 struct Args {
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
     /// Model manifest.
-    #[arg(long, default_value = "models/yolox-nano.toml")]
+    #[arg(long, default_value = "../models/yolox-nano.toml")]
     manifest: PathBuf,
     /// Folder holding the model file (else MODEL_CACHE, else ../shared/models).
     #[arg(long)]
@@ -56,7 +60,7 @@ fn main() -> anyhow::Result<()> {
     let models = args
         .models
         .or_else(|| std::env::var_os("MODEL_CACHE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/models"));
+        .unwrap_or_else(|| PathBuf::from("../../shared/models"));
     let dylib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
         .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
