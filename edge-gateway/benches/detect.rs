@@ -20,12 +20,12 @@ struct Args {
     /// Model manifest.
     #[arg(long, default_value = "../models/yolox-nano.toml")]
     manifest: PathBuf,
-    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models).
+    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models beside the repository).
     #[arg(long)]
     models: Option<PathBuf>,
     #[arg(
         long,
-        default_value = "../shared/testdata/crowd_seminar_ibm_stc-brownbag.jpg"
+        default_value = "../../shared/testdata/crowd_seminar_ibm_stc-brownbag.jpg"
     )]
     image: PathBuf,
     #[arg(long, default_value_t = 200)]
@@ -100,7 +100,7 @@ fn main() -> anyhow::Result<()> {
     });
 
     println!(
-        "gateway-bench: {} ({w}x{h}), model {} ({}x{}), {} intra-op threads, {n} iterations",
+        "detect bench: {} ({w}x{h}), model {} ({}x{}), {} intra-op threads, {n} iterations",
         args.image.display(),
         manifest.id(),
         manifest.input.width,

@@ -45,7 +45,7 @@ impl Store {
         mut open_case: impl FnMut(&EventEnvelope) -> NewCase,
     ) -> Result<IngestOutcome, StoreError> {
         let mut outcome = IngestOutcome::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let received_at = to_ms(Utc::now());
         for event in events {
             let id = event.id.to_string();

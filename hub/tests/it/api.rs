@@ -413,3 +413,28 @@ on_both_backends!(
         assert_eq!(health.status(), StatusCode::OK);
     }
 );
+
+on_both_backends!(
+    concurrent_gateways_are_all_stored,
+    |hub: TestHub| async move {
+        // Several batches at once: writers must queue for the database, not fail.
+        let posts = (0..8).map(|_| {
+            let body = batch((0..20).map(|_| event("event:0407")).collect());
+            let request = hub.post_json("/api/v1/events", &hub.gateway_token, &body);
+            async move { request.send().await.unwrap().status() }
+        });
+        let statuses = futures::future::join_all(posts).await;
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK),
+            "{statuses:?}"
+        );
+        let cases = json(
+            hub.get("/api/v1/cases?limit=1", &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(cases["total"], 160);
+    }
+);
