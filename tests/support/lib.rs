@@ -167,9 +167,11 @@ where
     bail!("timed out after {timeout:?} waiting for {what} (last error: {last_error:?})")
 }
 
-/// A fresh PostgreSQL database URL, or `None` outside CI when no server answers.
-pub async fn fresh_postgres() -> Option<String> {
-    use sqlx::Connection;
+/// A fresh PostgreSQL database URL, or `None` outside CI when no server answers (in CI a
+/// missing server fails the test instead). Databases are named `{prefix}_{pid}_{random}`;
+/// those left by processes that have exited are dropped first, so test runs do not pile up.
+pub async fn fresh_postgres(prefix: &str) -> Option<String> {
+    use sqlx::{Connection, Row};
     let admin = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
@@ -180,7 +182,32 @@ pub async fn fresh_postgres() -> Option<String> {
         }
         Err(e) => panic!("PostgreSQL at {admin} is required in CI: {e}"),
     };
-    let name = format!("system_{}", uuid::Uuid::new_v4().simple());
+    let pattern = format!("{prefix}\\_%");
+    let existing = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind(&pattern)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    for row in existing {
+        let name: String = row.get("datname");
+        let pid = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.split('_').nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            // Best effort: a database still in use stays.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await

@@ -250,7 +250,7 @@ async fn crowd_case_reaches_the_hub_on_sqlite() {
 
 #[tokio::test]
 async fn crowd_case_reaches_the_hub_on_postgres() {
-    if let Some(url) = fresh_postgres().await {
+    if let Some(url) = fresh_postgres("system").await {
         crowd_case_reaches_the_hub(url).await;
     }
 }

@@ -2,7 +2,6 @@
 
 use hub::store::Role;
 use hub::{Config, RawConfig, Store};
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
 pub const OWNERSHIP: &str = r#"
@@ -37,39 +36,12 @@ impl Drop for TestHub {
     }
 }
 
-/// The admin URL of the PostgreSQL server the tests use.
-pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database, or `None` when no server answers outside CI. In CI a missing
-/// server is a failure, never a silent skip.
-pub async fn fresh_postgres() -> Option<String> {
-    let admin = postgres_admin_url();
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").is_err() => {
-            eprintln!("SKIPPED: PostgreSQL at {admin} is not reachable ({e}); CI runs this test");
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL at {admin} is required in CI: {e}"),
-    };
-    let name = format!("hub_it_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
-}
-
 pub async fn spawn(backend: Backend) -> Option<TestHub> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite:{}", dir.path().join("hub.db").display()),
-        Backend::Postgres => fresh_postgres().await?,
+        Backend::Postgres => system_tests::fresh_postgres("hub_it").await?,
     };
     let ownership = dir.path().join("ownership.toml");
     std::fs::write(&ownership, OWNERSHIP).unwrap();
