@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CalendarConfig, OwnershipList, WorkingCalendar};
+use crate::engine::{CalendarConfig, CorrelationConfig, OwnershipList, WorkingCalendar};
 
 /// The settings as written, before checking.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -21,6 +21,7 @@ pub struct RawConfig {
     /// The ownership list (TOML); without it every case goes to joint review.
     pub ownership_list: Option<PathBuf>,
     pub calendar: RawCalendar,
+    pub correlation: CorrelationConfig,
     pub limits: Limits,
 }
 
@@ -54,6 +55,7 @@ impl Default for RawConfig {
             database_url: "sqlite:hub.db".into(),
             ownership_list: None,
             calendar: RawCalendar::default(),
+            correlation: CorrelationConfig::default(),
             limits: Limits {
                 max_batch_bytes: 4 << 20,
                 max_batch_events: 500,
@@ -70,6 +72,7 @@ pub struct Config {
     pub database_url: String,
     pub ownership: OwnershipList,
     pub calendar: WorkingCalendar,
+    pub correlation: CorrelationConfig,
     pub limits: Limits,
 }
 
@@ -133,6 +136,16 @@ impl TryFrom<RawConfig> for Config {
         }
         .try_into()
         .map_err(ConfigError::Invalid)?;
+        let c = &raw.correlation;
+        if !(c.radius_m >= 0.0
+            && c.radius_m <= 100_000.0
+            && c.window_hours >= 0.0
+            && c.window_hours <= 24.0 * 365.0)
+        {
+            return Err(ConfigError::Invalid(
+                "correlation: radius_m must be 0..=100000 and window_hours 0..=8760 (0 turns correlation off)".into(),
+            ));
+        }
         let l = &raw.limits;
         if l.max_batch_bytes < 1024 || l.max_blob_bytes < 1024 || l.max_batch_events == 0 {
             return Err(ConfigError::Invalid(
@@ -144,6 +157,7 @@ impl TryFrom<RawConfig> for Config {
             database_url: raw.database_url,
             ownership,
             calendar,
+            correlation: raw.correlation,
             limits: raw.limits,
         })
     }

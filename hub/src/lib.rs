@@ -29,6 +29,7 @@ pub async fn run(
         store: store.clone(),
         ownership: Arc::new(config.ownership),
         calendar: Arc::new(config.calendar),
+        correlation: config.correlation,
         limits: config.limits,
     };
     tracing::info!(

@@ -4,9 +4,11 @@
 
 pub mod calendar;
 pub mod case;
+pub mod correlate;
 pub mod routing;
 pub mod workflow;
 
 pub use calendar::{CalendarConfig, WorkingCalendar};
 pub use case::{CaseState, NewCase, Queue, open_case};
+pub use correlate::{Candidate, CorrelationConfig};
 pub use routing::{OwnershipItem, OwnershipList, TimeLimit, TimeUnit};

@@ -71,7 +71,7 @@ pub async fn post(
     let now = Utc::now();
     let outcome = app
         .store
-        .ingest(gateway_id, &valid, |event| {
+        .ingest(gateway_id, &valid, &app.correlation, |event| {
             let route = app
                 .ownership
                 .route(&event.category, event.location.area_code.as_deref());
@@ -82,6 +82,7 @@ pub async fn post(
         gateway = gateway_id,
         accepted = outcome.accepted.len(),
         opened = outcome.opened.len(),
+        attached = outcome.attached,
         rejected = rejected.len(),
         "stored an uplink batch"
     );

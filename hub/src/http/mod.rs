@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Limits;
-use crate::engine::{OwnershipList, WorkingCalendar};
+use crate::engine::{CorrelationConfig, OwnershipList, WorkingCalendar};
 use crate::store::Store;
 use error::ApiError;
 
@@ -25,6 +25,7 @@ pub struct AppState {
     pub store: Store,
     pub ownership: Arc<OwnershipList>,
     pub calendar: Arc<WorkingCalendar>,
+    pub correlation: CorrelationConfig,
     pub limits: Limits,
 }
 

@@ -1,13 +1,13 @@
 //! Storing events, and the cases they open, in one transaction per batch.
 
 use chrono::{DateTime, Utc};
-use protocol::EventEnvelope;
+use protocol::{EventEnvelope, Severity};
 use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError, from_ms, to_ms};
-use crate::engine::NewCase;
+use super::{Backend, Store, StoreError, from_ms, to_ms};
+use crate::engine::{Candidate, CorrelationConfig, NewCase};
 
 /// What a committed batch did.
 #[derive(Debug, Default)]
@@ -16,6 +16,8 @@ pub struct IngestOutcome {
     pub accepted: Vec<Uuid>,
     /// Cases opened for the events that were new.
     pub opened: Vec<Uuid>,
+    /// New events that joined a case already open.
+    pub attached: usize,
 }
 
 /// An event as listed by the API.
@@ -34,14 +36,16 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Stores `events` from gateway `gateway_id`. Each event not seen before opens the case
-    /// that `open_case` returns for it. Duplicates (same id) are accepted and change nothing.
+    /// Stores `events` from gateway `gateway_id`. Each event not seen before joins the open
+    /// case of its category that `correlation` picks, or opens the case that `open_case`
+    /// returns for it. Duplicates (same id) are accepted and change nothing.
     /// Returns only after the transaction has committed, so an ack built from the outcome
     /// never names an event that could still be lost.
     pub async fn ingest(
         &self,
         gateway_id: &str,
         events: &[EventEnvelope],
+        correlation: &CorrelationConfig,
         mut open_case: impl FnMut(&EventEnvelope) -> NewCase,
     ) -> Result<IngestOutcome, StoreError> {
         let mut outcome = IngestOutcome::default();
@@ -58,12 +62,26 @@ impl Store {
             if known {
                 continue;
             }
+            if let Some(case_id) = attach(
+                &mut tx,
+                self.backend,
+                gateway_id,
+                event,
+                correlation,
+                received_at,
+            )
+            .await?
+            {
+                insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
+                outcome.attached += 1;
+                continue;
+            }
             let case = open_case(event);
             let route = case.route.as_ref();
             sqlx::query(
                 "INSERT INTO cases (id, title, category, state, queue, severity, department, supervisor, time_limit, \
-                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
+                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18)",
             )
             .bind(case.id.to_string())
             .bind(&case.title)
@@ -82,36 +100,17 @@ impl Store {
             .bind(event.location.area_code.as_deref())
             .bind(event.location.grid.as_deref())
             .bind(to_ms(case.opened_at))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO events (id, gateway_id, source_kind, source_id, rule, kind, category, severity, \
-                 occurred_at, received_at, body, case_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&id)
-            .bind(gateway_id)
-            .bind(event.source.kind())
-            .bind(event.source.id())
-            .bind(&event.rule)
-            .bind(event.kind.as_str())
-            .bind(event.category.as_str())
-            .bind(event.severity.as_str())
             .bind(to_ms(event.occurred_at))
-            .bind(received_at)
-            .bind(serde_json::to_string(event).expect("an event always serialises"))
-            .bind(case.id.to_string())
             .execute(&mut *tx)
             .await?;
-            for evidence in &event.evidence {
-                sqlx::query(
-                    "INSERT INTO event_evidence (event_id, sha256, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .bind(&id)
-                .bind(&evidence.sha256)
-                .bind(evidence.kind.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_event(
+                &mut tx,
+                gateway_id,
+                event,
+                received_at,
+                &case.id.to_string(),
+            )
+            .await?;
             sqlx::query(
                 "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
                  VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
@@ -168,4 +167,140 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?;
         Ok((total, items))
     }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Inserts a new event of case `case_id`, with its evidence links.
+async fn insert_event(
+    tx: &mut Tx,
+    gateway_id: &str,
+    event: &EventEnvelope,
+    received_at: i64,
+    case_id: &str,
+) -> Result<(), StoreError> {
+    let id = event.id.to_string();
+    sqlx::query(
+        "INSERT INTO events (id, gateway_id, source_kind, source_id, rule, kind, category, severity, \
+         occurred_at, received_at, body, case_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&id)
+    .bind(gateway_id)
+    .bind(event.source.kind())
+    .bind(event.source.id())
+    .bind(&event.rule)
+    .bind(event.kind.as_str())
+    .bind(event.category.as_str())
+    .bind(event.severity.as_str())
+    .bind(to_ms(event.occurred_at))
+    .bind(received_at)
+    .bind(serde_json::to_string(event).expect("an event always serialises"))
+    .bind(case_id)
+    .execute(&mut **tx)
+    .await?;
+    for evidence in &event.evidence {
+        sqlx::query("INSERT INTO event_evidence (event_id, sha256, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(&id)
+            .bind(&evidence.sha256)
+            .bind(evidence.kind.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Finds the open case `event` belongs to and updates it (latest event time, severity if
+/// higher, a timeline entry). `None` when the event should open a case of its own.
+async fn attach(
+    tx: &mut Tx,
+    backend: Backend,
+    gateway_id: &str,
+    event: &EventEnvelope,
+    correlation: &CorrelationConfig,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    if backend == Backend::Postgres {
+        // Concurrent batches must not both miss each other's new case and open two: one
+        // transaction at a time correlates a category (held until commit). SQLite's
+        // `BEGIN IMMEDIATE` already lets one writer in at a time.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(event.category.as_str()))
+            .execute(&mut **tx)
+            .await?;
+    }
+    let loc = &event.location;
+    let (min_lat, max_lat, min_lon, max_lon) = correlation.bounding_box(loc.lat, loc.lon);
+    let since = to_ms(event.occurred_at - correlation.window());
+    let rows = sqlx::query(
+        "SELECT id, lat, lon, last_event_at, severity, state FROM cases WHERE category = $1 \
+         AND state NOT IN ('void', 'closed', 'force_closed') AND last_event_at >= $2 \
+         AND lat BETWEEN $3 AND $4 AND lon BETWEEN $5 AND $6",
+    )
+    .bind(event.category.as_str())
+    .bind(since)
+    .bind(min_lat)
+    .bind(max_lat)
+    .bind(min_lon)
+    .bind(max_lon)
+    .fetch_all(&mut **tx)
+    .await?;
+    let candidates = rows
+        .iter()
+        .map(|r| {
+            Ok(Candidate {
+                id: r.try_get("id")?,
+                lat: r.try_get("lat")?,
+                lon: r.try_get("lon")?,
+                last_event_at: from_ms(r.try_get("last_event_at")?),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let Some(chosen) = correlation.pick(loc.lat, loc.lon, event.occurred_at, &candidates) else {
+        return Ok(None);
+    };
+    let row = rows
+        .iter()
+        .find(|r| r.try_get::<String, _>("id").ok().as_deref() == Some(&chosen.id))
+        .expect("picked from these rows");
+    let state: String = row.try_get("state")?;
+    let severity: String = row.try_get("severity")?;
+    let severity = [Severity::High, Severity::Medium, Severity::Low]
+        .into_iter()
+        .find(|s| s.as_str() == severity)
+        .map_or(event.severity, |s| s.max(event.severity));
+    let last = chosen.last_event_at.max(event.occurred_at);
+    sqlx::query(
+        "UPDATE cases SET last_event_at = $1, severity = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(to_ms(last))
+    .bind(severity.as_str())
+    .bind(now)
+    .bind(&chosen.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
+         VALUES ($1, $2, $3, $4, 'attach_event', $5, $5, $6)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(&chosen.id)
+    .bind(now)
+    .bind(format!("gateway:{gateway_id}"))
+    .bind(&state)
+    .bind(format!(
+        "event {} from {} {} joined the case",
+        event.id,
+        event.source.kind(),
+        event.source.id()
+    ))
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(chosen.id.clone()))
+}
+
+/// A stable 64-bit advisory-lock key for a correlation scope.
+fn lock_key(scope: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("correlate:{scope}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
 }

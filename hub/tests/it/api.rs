@@ -417,7 +417,8 @@ on_both_backends!(
 on_both_backends!(
     concurrent_gateways_are_all_stored,
     |hub: TestHub| async move {
-        // Several batches at once: writers must queue for the database, not fail.
+        // Several batches at once: writers must queue for the database, not fail, and
+        // correlation must not open a case per concurrent batch.
         let posts = (0..8).map(|_| {
             let body = batch((0..20).map(|_| event("event:0407")).collect());
             let request = hub.post_json("/api/v1/events", &hub.gateway_token, &body);
@@ -428,6 +429,14 @@ on_both_backends!(
             statuses.iter().all(|s| *s == StatusCode::OK),
             "{statuses:?}"
         );
+        let events = json(
+            hub.get("/api/v1/events?limit=1", &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(events["total"], 160);
         let cases = json(
             hub.get("/api/v1/cases?limit=1", &hub.operator_token)
                 .send()
@@ -435,6 +444,86 @@ on_both_backends!(
                 .unwrap(),
         )
         .await;
-        assert_eq!(cases["total"], 160);
+        assert_eq!(cases["total"], 1, "one place, one category: one case");
+    }
+);
+
+on_both_backends!(
+    events_at_one_place_join_one_open_case,
+    |hub: TestHub| async move {
+        let post = |events: Vec<Value>| {
+            let request = hub.post_json("/api/v1/events", &hub.gateway_token, &batch(events));
+            async move { assert_eq!(request.send().await.unwrap().status(), StatusCode::OK) }
+        };
+        let first = event("event:0407");
+        let mut nearby = event("event:0407");
+        nearby["location"]["lat"] = (30.27 + 0.0002).into(); // ~22 m north
+        nearby["severity"] = "high".into();
+        nearby["source"] = json!({"type": "patrol_terminal", "terminal_id": "t-01"});
+        let mut far = event("event:0407");
+        far["location"]["lat"] = (30.27 + 0.01).into(); // ~1.1 km north
+        let mut other_kind = event("event:0501");
+        other_kind["location"] = first["location"].clone();
+        post(vec![first.clone(), nearby.clone(), far, other_kind]).await;
+
+        let cases = json(
+            hub.get("/api/v1/cases?category=event:0407", &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            cases["total"], 2,
+            "the far event opens its own case: {cases}"
+        );
+        let joined = cases["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["lat"] == 30.27)
+            .unwrap();
+        assert_eq!(
+            joined["severity"], "high",
+            "a more serious event raises the case"
+        );
+        let id = joined["id"].as_str().unwrap();
+        let detail = json(
+            hub.get(&format!("/api/v1/cases/{id}"), &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let ids: Vec<&Value> = detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["id"])
+            .collect();
+        assert_eq!(ids, vec![&first["id"], &nearby["id"]]);
+        assert_eq!(detail["timeline"][1]["action"], "attach_event");
+
+        // A closed case is not joined: the same place later opens a new case.
+        let close = json!({"action": "force_close", "reason": "test"});
+        let resp = hub
+            .post_json(
+                &format!("/api/v1/cases/{id}/actions"),
+                &hub.operator_token,
+                &close,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        post(vec![event("event:0407")]).await;
+        let cases = json(
+            hub.get("/api/v1/cases?category=event:0407", &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(cases["total"], 3);
     }
 );
