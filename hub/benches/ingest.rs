@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let config = Config::try_from(RawConfig {
         database_url: url.clone(),
-        ownership_list: Some(ownership),
+        ownership_list: Some(ownership.into()),
         ..RawConfig::default()
     })?;
     let store = Store::connect(&url).await?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::magic::RelativePathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{CalendarConfig, CorrelationConfig, OwnershipList, WorkingCalendar};
@@ -18,8 +19,9 @@ pub struct RawConfig {
     pub listen: SocketAddr,
     /// `sqlite:PATH` (default) or `postgres://USER@HOST/DB`.
     pub database_url: String,
-    /// The ownership list (TOML); without it every case goes to joint review.
-    pub ownership_list: Option<PathBuf>,
+    /// The ownership list (TOML); without it every case goes to joint review. A relative
+    /// path is relative to the settings file that names it.
+    pub ownership_list: Option<RelativePathBuf>,
     pub calendar: RawCalendar,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
@@ -111,10 +113,10 @@ impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
-        let ownership = match &raw.ownership_list {
+        let ownership = match raw.ownership_list.as_ref().map(RelativePathBuf::relative) {
             None => OwnershipList::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Ownership {
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Ownership {
                     path: path.clone(),
                     message: e.to_string(),
                 })?;
@@ -160,5 +162,45 @@ impl TryFrom<RawConfig> for Config {
             correlation: raw.correlation,
             limits: raw.limits,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_settings_load() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/hub.example.toml");
+        let config = Config::try_from(RawConfig::load(Some(&file)).unwrap()).unwrap();
+        assert_eq!(
+            config.ownership.items.len(),
+            3,
+            "the example list, found next to the file"
+        );
+        assert_eq!(config.correlation.radius_m, 50.0);
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            ("listen = \"nowhere\"", "listen"),
+            ("databse_url = \"sqlite:x\"", "databse_url"),
+            (
+                "[correlation]\nradius_m = -1.0\nwindow_hours = 1.0",
+                "correlation",
+            ),
+            ("[calendar]\nutc_offset = \"CST\"", "utc_offset"),
+            ("ownership_list = \"missing.toml\"", "missing.toml"),
+        ] {
+            let file = dir.path().join("hub.toml");
+            std::fs::write(&file, text).unwrap();
+            let err = RawConfig::load(Some(&file))
+                .and_then(Config::try_from)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err:?} should name {key:?}");
+        }
     }
 }

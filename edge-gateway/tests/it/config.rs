@@ -133,3 +133,12 @@ fn errors_name_the_key() {
         );
     }
 }
+
+#[test]
+fn the_example_settings_load() {
+    let file = crate::support::repo().join("deploy/gateway.example.toml");
+    let raw = RawConfig::load(&file).unwrap();
+    let config = Config::from_raw(raw, &file).unwrap();
+    assert_eq!(config.cameras.len(), 1);
+    assert!(config.cameras[0].crowd.as_ref().unwrap().zone.is_some());
+}

@@ -47,7 +47,7 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
     std::fs::write(&ownership, OWNERSHIP).unwrap();
     let raw = RawConfig {
         database_url: database_url.clone(),
-        ownership_list: Some(ownership),
+        ownership_list: Some(ownership.into()),
         ..RawConfig::default()
     };
     let mut config = Config::try_from(raw).unwrap();
