@@ -28,29 +28,20 @@ struct Args {
     clients: usize,
 }
 
-fn event(i: usize) -> serde_json::Value {
+/// Event `i` of batch `i / batch`: mostly crowds (routed), every tenth an unowned category
+/// (joint review). Each batch comes from one of 8 townships, as a gateway's batch would, with
+/// two cameras each; townships are about 2 km apart.
+fn event(i: usize, batch: usize) -> serde_json::Value {
     let category = if i.is_multiple_of(10) {
         "event:0501"
     } else {
         "event:0407"
     };
-    serde_json::json!({
-        "v": 1,
-        "id": uuid::Uuid::now_v7(),
-        "gateway_id": "gw-bench",
-        "source": {"type": "camera", "camera_id": format!("cam-{}", i % 16)},
-        "rule": "crowd",
-        "category": category,
-        "occurred_at": "2026-11-22T08:00:00Z",
-        "location": {"lat": 30.27, "lon": 120.15, "area_code": "330106001001"},
-        "severity": "medium",
-        "detection": {
-            "model": "yolox-nano-coco@0.1.1rc0",
-            "objects": [{"class": "person", "score": 0.8, "bbox": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.5}}],
-            "counts": {"person": 12}
-        },
-        "evidence": []
-    })
+    let camera = (i / batch) % 8 * 2 + i % 2;
+    let mut e = system_tests::fixtures::event(category);
+    e["source"]["camera_id"] = format!("cam-{camera}").into();
+    e["location"]["lat"] = (30.27 + 0.02 * camera as f64).into();
+    e
 }
 
 #[tokio::main]
@@ -73,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         ..RawConfig::default()
     })?;
     let store = Store::connect(&url).await?;
-    let token = store.add_gateway("gw-bench", "bench", true).await?.token;
+    let token = store.add_gateway("gw-test", "bench", true).await?.token;
     let operator = store
         .add_user(
             &format!("bench-{}", uuid::Uuid::now_v7()),
@@ -90,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let batches: Vec<serde_json::Value> = (0..args.events)
         .collect::<Vec<_>>()
         .chunks(args.batch)
-        .map(|c| serde_json::json!({"v": 1, "gateway_id": "gw-bench", "events": c.iter().map(|&i| event(i)).collect::<Vec<_>>()}))
+        .map(|c| system_tests::fixtures::batch(c.iter().map(|&i| event(i, args.batch)).collect()))
         .collect();
     let client = reqwest::Client::new();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));

@@ -2,16 +2,7 @@
 
 use std::path::PathBuf;
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `../shared` beside the repository.
-pub fn shared() -> PathBuf {
-    std::env::var_os("SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared"))
-}
+pub use system_tests::{repo, shared};
 
 /// The ONNX Runtime library, from `ORT_DYLIB_PATH` (the test command sets it).
 pub fn onnxruntime() -> PathBuf {

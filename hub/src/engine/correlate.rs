@@ -46,6 +46,25 @@ impl CorrelationConfig {
         (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
     }
 
+    /// The grid cells a search around (lat, lon) touches, sorted: an advisory-lock scope.
+    /// Cells are at least twice the radius across, so the search box spans at most 2×2
+    /// cells, and two events close enough to correlate always share a cell.
+    pub fn lock_cells(&self, lat: f64, lon: f64) -> Vec<(i64, i64)> {
+        let size = (2.0 * self.radius_m / METRES_PER_DEGREE).max(0.01);
+        let (min_lat, max_lat, min_lon, max_lon) = self.bounding_box(lat, lon);
+        let lon_size = size / lat.to_radians().cos().max(0.01);
+        let cell = |v: f64, size: f64| (v / size).floor() as i64;
+        let mut cells = Vec::with_capacity(4);
+        for y in [cell(min_lat, size), cell(max_lat, size)] {
+            for x in [cell(min_lon, lon_size), cell(max_lon, lon_size)] {
+                cells.push((y, x));
+            }
+        }
+        cells.sort_unstable();
+        cells.dedup();
+        cells
+    }
+
     /// The nearest candidate within the radius whose latest event is within the window of
     /// `at`; `None` opens a new case. A zero radius or window turns correlation off.
     pub fn pick<'a>(
@@ -121,6 +140,33 @@ mod tests {
         assert!(
             cfg.pick(30.0, 120.0, at(1), &[case("far", 30.001, 120.0, at(0))])
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn events_that_can_correlate_share_a_lock_cell() {
+        let cfg = CorrelationConfig::default();
+        // Walk pairs 40 m apart across cell boundaries: they must always share a cell.
+        for i in 0..2000 {
+            let lat = 30.0 + i as f64 * 0.00013;
+            let lon = 120.0 + i as f64 * 0.00017;
+            let other = (
+                lat + 0.00036 * 0.6,
+                lon + 0.00036 * 0.8 / lat.to_radians().cos(),
+            );
+            assert!(distance_m(lat, lon, other.0, other.1) <= cfg.radius_m);
+            let (a, b) = (cfg.lock_cells(lat, lon), cfg.lock_cells(other.0, other.1));
+            assert!(
+                a.iter().any(|c| b.contains(c)),
+                "{lat},{lon}: {a:?} vs {b:?}"
+            );
+            assert!(a.len() <= 4 && a.windows(2).all(|w| w[0] < w[1]));
+        }
+        // Far apart: different cells.
+        assert!(
+            cfg.lock_cells(30.0, 120.0)
+                .iter()
+                .all(|c| !cfg.lock_cells(30.1, 120.0).contains(c))
         );
     }
 

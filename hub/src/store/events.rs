@@ -50,6 +50,9 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         let mut outcome = IngestOutcome::default();
         let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            lock_correlation_scopes(&mut tx, events, correlation).await?;
+        }
         let received_at = to_ms(Utc::now());
         for event in events {
             let id = event.id.to_string();
@@ -62,15 +65,8 @@ impl Store {
             if known {
                 continue;
             }
-            if let Some(case_id) = attach(
-                &mut tx,
-                self.backend,
-                gateway_id,
-                event,
-                correlation,
-                received_at,
-            )
-            .await?
+            if let Some(case_id) =
+                attach(&mut tx, gateway_id, event, correlation, received_at).await?
             {
                 insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
                 outcome.attached += 1;
@@ -213,21 +209,11 @@ async fn insert_event(
 /// higher, a timeline entry). `None` when the event should open a case of its own.
 async fn attach(
     tx: &mut Tx,
-    backend: Backend,
     gateway_id: &str,
     event: &EventEnvelope,
     correlation: &CorrelationConfig,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
-    if backend == Backend::Postgres {
-        // Concurrent batches must not both miss each other's new case and open two: one
-        // transaction at a time correlates a category (held until commit). SQLite's
-        // `BEGIN IMMEDIATE` already lets one writer in at a time.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key(event.category.as_str()))
-            .execute(&mut **tx)
-            .await?;
-    }
     let loc = &event.location;
     let (min_lat, max_lat, min_lon, max_lon) = correlation.bounding_box(loc.lat, loc.lon);
     let since = to_ms(event.occurred_at - correlation.window());
@@ -296,6 +282,35 @@ async fn attach(
     .execute(&mut **tx)
     .await?;
     Ok(Some(chosen.id.clone()))
+}
+
+/// Concurrent batches must not both miss each other's new case and open two for one place:
+/// one transaction at a time correlates a category in a patch of ground. The locks of the
+/// whole batch are taken at once, in one order, so two batches cannot deadlock; they are
+/// held until commit. (SQLite needs none: `BEGIN IMMEDIATE` lets one writer in at a time.)
+async fn lock_correlation_scopes(
+    tx: &mut Tx,
+    events: &[EventEnvelope],
+    correlation: &CorrelationConfig,
+) -> Result<(), StoreError> {
+    let mut keys: Vec<i64> = events
+        .iter()
+        .flat_map(|e| {
+            correlation
+                .lock_cells(e.location.lat, e.location.lon)
+                .into_iter()
+                .map(move |(y, x)| lock_key(&format!("{}:{y}:{x}", e.category)))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A stable 64-bit advisory-lock key for a correlation scope.
