@@ -22,8 +22,6 @@ pub enum OutboxError {
     Db(#[from] sqlx::Error),
     #[error("outbox migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("outbox holds an unreadable event {id}: {message}")]
-    Corrupt { id: String, message: String },
 }
 
 #[derive(Debug, Clone)]
@@ -90,22 +88,28 @@ impl Outbox {
         Ok(())
     }
 
-    /// The next events to send, highest priority first, then oldest.
+    /// The next events to send, highest priority first, then oldest. A row that no longer
+    /// parses (written by an incompatible version, or damaged) is moved to `dead_letter`
+    /// with the reason, so it cannot hold up the events behind it.
     pub async fn peek(&self, limit: usize) -> Result<Vec<EventEnvelope>, OutboxError> {
         let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY priority DESC, seq LIMIT $1")
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                let body: String = r.try_get("body")?;
-                serde_json::from_str(&body).map_err(|e| OutboxError::Corrupt {
-                    id,
-                    message: e.to_string(),
-                })
-            })
-            .collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let body: String = r.try_get("body")?;
+            match serde_json::from_str(&body) {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    let reason = format!("unreadable in the outbox: {e}");
+                    tracing::error!(event = %id, %reason, "moving an unreadable event to the dead-letter table");
+                    self.set_aside(&id, &reason).await?;
+                }
+            }
+        }
+        Ok(events)
     }
 
     /// Blobs referenced by `events`, with whether they already reached the hub.
@@ -172,18 +176,33 @@ impl Outbox {
 
     /// Moves an event the hub refused for good out of the way, keeping it for inspection.
     pub async fn dead_letter(&self, id: Uuid, reason: &str) -> Result<(), OutboxError> {
+        self.set_aside(&id.to_string(), reason).await
+    }
+
+    async fn set_aside(&self, id: &str, reason: &str) -> Result<(), OutboxError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO dead_letter (id, body, reason, created_at) SELECT id, body, $2, $3 FROM outbox WHERE id = $1 \
              ON CONFLICT (id) DO NOTHING",
         )
-        .bind(id.to_string())
+        .bind(id)
         .bind(reason)
         .bind(Utc::now().timestamp_millis())
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        self.ack(&[id]).await
+        Ok(())
     }
 
     /// Events waiting for the hub.

@@ -105,3 +105,32 @@ async fn survives_reopening_and_deletes_only_acknowledged_events() {
         "an unreferenced blob is deleted"
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_row_is_set_aside_and_the_rest_still_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let outbox = Outbox::open(&path).await.unwrap();
+    let (bad, good) = (event(Severity::High, None), event(Severity::Low, None));
+    outbox.push(&bad).await.unwrap();
+    outbox.push(&good).await.unwrap();
+    // Damage one row behind the outbox's back, as a bug or an old version might.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET body = '{not json' WHERE id = $1")
+        .bind(bad.envelope.id.to_string())
+        .execute(&raw)
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = outbox
+        .peek(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, vec![good.envelope.id]);
+    assert_eq!(outbox.dead_letters().await.unwrap(), 1);
+    assert_eq!(outbox.pending().await.unwrap(), 1);
+}

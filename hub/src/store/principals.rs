@@ -74,6 +74,9 @@ pub struct TokenIssued {
     pub token: String,
 }
 
+/// How fresh a gateway's `last_seen_at` is kept.
+const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
+
 fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -155,17 +158,23 @@ impl Store {
     /// The principal holding `token`, if any. Gateways are marked as seen.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let hash = hash_token(token);
-        if let Some(row) = sqlx::query("SELECT id FROM gateways WHERE token_hash = $1")
-            .bind(&hash)
-            .fetch_optional(&self.pool)
-            .await?
+        if let Some(row) =
+            sqlx::query("SELECT id, last_seen_at FROM gateways WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(&self.pool)
+                .await?
         {
             let id: String = row.try_get("id")?;
-            sqlx::query("UPDATE gateways SET last_seen_at = $1 WHERE id = $2")
-                .bind(to_ms(Utc::now()))
-                .bind(&id)
-                .execute(&self.pool)
-                .await?;
+            let seen: Option<i64> = row.try_get("last_seen_at")?;
+            // Recorded at most once a minute: a write per request would contend with ingest.
+            let now = to_ms(Utc::now());
+            if seen.is_none_or(|seen| now - seen >= LAST_SEEN_RESOLUTION_MS) {
+                sqlx::query("UPDATE gateways SET last_seen_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?;
+            }
             return Ok(Some(Principal::Gateway { id }));
         }
         let Some(row) =
