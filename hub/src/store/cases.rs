@@ -245,6 +245,7 @@ impl Store {
     /// Applies `t` in one transaction with its timeline entry. Returns false, changing
     /// nothing, when the case has left `t.from` meanwhile (someone else acted first).
     pub async fn transition(&self, t: &Transition<'_>) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE cases SET state = $1, updated_at = $2, rework_count = rework_count + $3 WHERE id = $4 AND state = $5",

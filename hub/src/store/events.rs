@@ -49,6 +49,7 @@ impl Store {
         mut open_case: impl FnMut(&EventEnvelope) -> NewCase,
     ) -> Result<IngestOutcome, StoreError> {
         let mut outcome = IngestOutcome::default();
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             lock_correlation_scopes(&mut tx, events, correlation).await?;
