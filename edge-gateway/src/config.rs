@@ -134,6 +134,9 @@ pub struct RawCrowd {
     /// Detections below this score are not counted.
     #[serde(default = "default_score")]
     pub min_score: f32,
+    /// Seconds the count must stay at or above `min_persons` before an event (0: at once).
+    #[serde(default)]
+    pub dwell_s: u64,
     /// Seconds after an event before the same camera raises another.
     #[serde(default = "default_cooldown")]
     pub cooldown_s: u64,
@@ -375,6 +378,7 @@ fn crowd_rule(c: RawCrowd) -> Result<CrowdRule, (&'static str, String)> {
     Ok(CrowdRule {
         min_persons: c.min_persons,
         min_score: c.min_score,
+        dwell: Duration::from_secs(c.dwell_s),
         cooldown: Duration::from_secs(c.cooldown_s),
         medium_at,
         high_at,

@@ -2,8 +2,9 @@
 //! clock and no I/O, so every case is tested with simulated time.
 //!
 //! The crowd rule: persons whose foot point (bottom centre of the box) lies in the zone,
-//! counted at or above a score, at least `min_persons` of them → a hit; then silence for
-//! `cooldown` so a standing crowd raises one event, not one per frame.
+//! counted at or above a score, at least `min_persons` of them in every analysed frame for
+//! `dwell` → a hit; then silence for `cooldown` so a standing crowd raises one event, not one
+//! per frame.
 
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ impl Zone {
 pub struct CrowdRule {
     pub min_persons: u32,
     pub min_score: f32,
+    /// How long the count must stay at or above `min_persons` before a hit.
+    pub dwell: Duration,
     pub cooldown: Duration,
     pub medium_at: u32,
     pub high_at: u32,
@@ -67,6 +70,8 @@ pub struct CrowdHit {
 #[derive(Debug, Default)]
 pub struct CrowdState {
     last_hit: Option<DateTime<Utc>>,
+    /// When the count last rose to the threshold, while it stays there.
+    above_since: Option<DateTime<Utc>>,
 }
 
 /// COCO's class index for `person`.
@@ -109,6 +114,16 @@ impl CrowdRule {
     ) -> Option<CrowdHit> {
         let persons = self.count(detections, width, height);
         if (persons.len() as u32) < self.min_persons {
+            state.above_since = None;
+            return None;
+        }
+        let since = *state.above_since.get_or_insert(now);
+        if now
+            .signed_duration_since(since)
+            .to_std()
+            .unwrap_or_default()
+            < self.dwell
+        {
             return None;
         }
         let cooling = state.last_hit.is_some_and(|t| {
@@ -148,6 +163,7 @@ mod tests {
         CrowdRule {
             min_persons: 3,
             min_score: 0.5,
+            dwell: Duration::ZERO,
             cooldown: Duration::from_secs(60),
             medium_at: 5,
             high_at: 8,
@@ -191,6 +207,34 @@ mod tests {
         assert!(r.step(&mut s, &dets, 100, 100, t(30)).is_none());
         assert!(r.step(&mut s, &dets, 100, 100, t(59)).is_none());
         assert!(r.step(&mut s, &dets, 100, 100, t(60)).is_some());
+    }
+
+    #[test]
+    fn a_crowd_must_stay_for_the_dwell_time() {
+        let r = CrowdRule {
+            dwell: Duration::from_secs(10),
+            ..rule()
+        };
+        let mut s = CrowdState::default();
+        let crowd: Vec<_> = (0..3)
+            .map(|i| person(10.0 + 20.0 * i as f32, 50.0, 0.9))
+            .collect();
+        let few = &crowd[..2];
+        assert!(
+            r.step(&mut s, &crowd, 100, 100, t(0)).is_none(),
+            "just formed"
+        );
+        assert!(r.step(&mut s, &crowd, 100, 100, t(9)).is_none());
+        // One frame under the threshold restarts the clock.
+        assert!(r.step(&mut s, few, 100, 100, t(10)).is_none());
+        assert!(r.step(&mut s, &crowd, 100, 100, t(11)).is_none());
+        assert!(r.step(&mut s, &crowd, 100, 100, t(20)).is_none());
+        assert!(
+            r.step(&mut s, &crowd, 100, 100, t(21)).is_some(),
+            "10 s above the threshold"
+        );
+        // Still there: the cooldown holds the next event back.
+        assert!(r.step(&mut s, &crowd, 100, 100, t(40)).is_none());
     }
 
     #[test]
