@@ -1,5 +1,5 @@
-//! The gateway's local API for technicians and monitoring: liveness and status. It listens
-//! on loopback by default; it shows no secrets.
+//! The gateway's local API for technicians and monitoring: liveness, status and Prometheus
+//! metrics. It listens on loopback by default; it shows no secrets.
 
 use std::sync::Arc;
 
@@ -42,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/api/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -70,4 +71,26 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, 
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
     }))
+}
+
+async fn metrics(
+    State(s): State<ApiState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), (StatusCode, String)> {
+    let Json(status) = status(State(s)).await?;
+    let text = crate::metrics::render(&crate::metrics::Snapshot {
+        cameras: &status.cameras,
+        outbox_pending: status.outbox_pending,
+        dead_letters: status.dead_letters,
+        events_created: status.events_created,
+        events_delivered: status.events_delivered,
+        events_rejected: status.events_rejected,
+        uplink_consecutive_failures: status.uplink.consecutive_failures,
+    });
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    ))
 }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod detect;
 pub mod health;
+pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod uplink;

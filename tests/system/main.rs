@@ -229,6 +229,22 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             resp.headers()
         );
         let jpeg = resp.error_for_status()?.bytes().await?;
+        let metrics = system
+            .client
+            .get(format!("{}/metrics", system.gateway_api))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let sample = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .with_context(|| format!("{name} missing from the gateway's metrics:\n{metrics}"))
+        };
+        anyhow::ensure!(sample("edge_camera_frames_analysed_total{camera=\"cam-1\"}")? > 0.0);
+        anyhow::ensure!(sample("edge_events_delivered_total")? >= 1.0);
         anyhow::ensure!(
             jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.len() > 10_000,
             "not a snapshot: {} bytes",
