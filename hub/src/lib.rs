@@ -38,6 +38,11 @@ pub async fn run(
         ownership_items = state.ownership.items.len(),
         "hub listening"
     );
+    if state.ownership.items.is_empty() {
+        tracing::warn!(
+            "no ownership list is loaded: every case goes to the joint review queue (set ownership_list)"
+        );
+    }
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

@@ -6,6 +6,7 @@ mod cases;
 pub mod error;
 mod events;
 mod extract;
+mod gateways;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases", get(cases::list))
         .route("/api/v1/cases/{id}", get(cases::get))
         .route("/api/v1/cases/{id}/actions", post(cases::act))
+        .route("/api/v1/gateways", get(gateways::list))
         .route("/healthz", get(health))
         .fallback(|| async { ApiError::not_found("endpoint") })
         .layer(TraceLayer::new_for_http())

@@ -21,7 +21,7 @@ pub use cases::{
     Transition,
 };
 pub use events::{EventRow, IngestOutcome};
-pub use principals::{Principal, Role, TokenIssued};
+pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -198,3 +198,35 @@ impl Store {
         }))
     }
 }
+
+/// A registered gateway, as technicians and operators see it (never its token).
+#[derive(Debug, serde::Serialize)]
+pub struct GatewayRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub last_seen_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl Store {
+    /// Every registered gateway, by id.
+    pub async fn list_gateways(&self) -> Result<Vec<GatewayRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, created_at, last_seen_at FROM gateways ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GatewayRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: super::from_ms(r.try_get("created_at")?),
+                    last_seen_at: r
+                        .try_get::<Option<i64>, _>("last_seen_at")?
+                        .map(super::from_ms),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}

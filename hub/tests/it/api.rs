@@ -527,3 +527,51 @@ on_both_backends!(
         assert_eq!(cases["total"], 3);
     }
 );
+
+on_both_backends!(
+    gateways_are_listed_without_their_tokens,
+    |hub: TestHub| async move {
+        let before = json(
+            hub.get("/api/v1/gateways", &hub.technician_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(before[0]["id"], "gw-test");
+        assert_eq!(
+            before[0]["last_seen_at"],
+            Value::Null,
+            "it has not called yet"
+        );
+        hub.post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![event("event:0407")]),
+        )
+        .send()
+        .await
+        .unwrap();
+        let after = json(
+            hub.get("/api/v1/gateways", &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(after[0]["last_seen_at"].is_string(), "{after}");
+        assert!(
+            !after.to_string().contains(&hub.gateway_token) && after[0].get("token_hash").is_none()
+        );
+        for token in [&hub.police_token, &hub.gateway_token] {
+            assert_eq!(
+                hub.get("/api/v1/gateways", token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                StatusCode::FORBIDDEN
+            );
+        }
+    }
+);
