@@ -156,20 +156,8 @@ impl Outbox {
     /// Removes events the hub has committed, and blobs no longer referenced.
     pub async fn ack(&self, ids: &[Uuid]) -> Result<(), OutboxError> {
         let mut tx = self.pool.begin().await?;
-        for id in ids {
-            let id = id.to_string();
-            sqlx::query("DELETE FROM outbox WHERE id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
-            .execute(&mut *tx)
-            .await?;
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        remove(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -190,17 +178,7 @@ impl Outbox {
         .bind(Utc::now().timestamp_millis())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM outbox WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
-            .execute(&mut *tx)
-            .await?;
+        remove(&mut tx, &[id.to_owned()]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -219,4 +197,25 @@ impl Outbox {
             .await?
             .try_get("n")?)
     }
+}
+
+/// Deletes events `ids`, their blob links, and blobs no event needs any more.
+async fn remove(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ids: &[String],
+) -> Result<(), OutboxError> {
+    for id in ids {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -43,6 +43,17 @@ fn event(severity: Severity, snapshot: Option<&Snapshot>) -> NewEvent {
     }
 }
 
+/// The ids of the next events the uplink would send.
+async fn peek_ids(outbox: &Outbox) -> Vec<Uuid> {
+    outbox
+        .peek(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 #[tokio::test]
 async fn survives_reopening_and_deletes_only_acknowledged_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,13 +74,7 @@ async fn survives_reopening_and_deletes_only_acknowledged_events() {
     }
     let outbox = Outbox::open(&path).await.unwrap();
     assert_eq!(outbox.pending().await.unwrap(), 3);
-    let ids: Vec<Uuid> = outbox
-        .peek(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = peek_ids(&outbox).await;
     assert_eq!(
         ids,
         vec![high.envelope.id, medium.envelope.id, low.envelope.id],
@@ -123,13 +128,7 @@ async fn an_unreadable_row_is_set_aside_and_the_rest_still_flows() {
         .execute(&raw)
         .await
         .unwrap();
-    let ids: Vec<Uuid> = outbox
-        .peek(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = peek_ids(&outbox).await;
     assert_eq!(ids, vec![good.envelope.id]);
     assert_eq!(outbox.dead_letters().await.unwrap(), 1);
     assert_eq!(outbox.pending().await.unwrap(), 1);

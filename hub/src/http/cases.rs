@@ -152,10 +152,9 @@ pub async fn act(
         .map_err(|e| ApiError::invalid_field("action", e))?;
     let case = app
         .store
-        .get_case(&visibility, &id)
+        .get_case_row(&visibility, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("case"))?
-        .case;
+        .ok_or_else(|| ApiError::not_found("case"))?;
     let from: CaseState = case
         .state
         .parse()

@@ -157,12 +157,12 @@ impl Store {
         Ok((total, items))
     }
 
-    /// One case with its events and timeline, if it exists and the caller may see it.
-    pub async fn get_case(
+    /// One case without its events and timeline, if it exists and the caller may see it.
+    pub async fn get_case_row(
         &self,
         visibility: &CaseVisibility,
         id: &str,
-    ) -> Result<Option<CaseDetail>, StoreError> {
+    ) -> Result<Option<CaseRow>, StoreError> {
         let sql = concat!("SELECT ", case_columns!(), " FROM cases WHERE id = $1");
         let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await? else {
             return Ok(None);
@@ -173,6 +173,18 @@ impl Store {
         {
             return Ok(None);
         }
+        Ok(Some(case))
+    }
+
+    /// One case with its events and timeline, if it exists and the caller may see it.
+    pub async fn get_case(
+        &self,
+        visibility: &CaseVisibility,
+        id: &str,
+    ) -> Result<Option<CaseDetail>, StoreError> {
+        let Some(case) = self.get_case_row(visibility, id).await? else {
+            return Ok(None);
+        };
         let events = sqlx::query(
             "SELECT id, received_at, body FROM events WHERE case_id = $1 ORDER BY occurred_at, id",
         )
