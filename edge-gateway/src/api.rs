@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use crate::health::{CameraHealth, CameraStatus, GatewayStats, UplinkStatus};
 use crate::outbox::Outbox;
+use crate::patrol::Board;
+use crate::patrol::terminals::{Counters, TerminalState};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -19,6 +21,8 @@ pub struct ApiState {
     pub cameras: Vec<Arc<CameraHealth>>,
     pub stats: Arc<GatewayStats>,
     pub outbox: Outbox,
+    /// Patrol terminals, when the gateway serves them.
+    pub terminals: Option<Arc<Board>>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +46,7 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/api/v1/status", get(status))
+        .route("/api/v1/terminals", get(terminals))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -73,9 +78,35 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, 
     }))
 }
 
+#[derive(Serialize)]
+struct Terminals {
+    counters: Counters,
+    terminals: Vec<TerminalState>,
+}
+
+/// Patrol terminals seen since start: presence, last position, counts.
+async fn terminals(State(s): State<ApiState>) -> Result<Json<Terminals>, (StatusCode, String)> {
+    let board = s.terminals.as_ref().ok_or((
+        StatusCode::NOT_FOUND,
+        "this gateway serves no patrol terminals ([patrol] is not configured)".to_owned(),
+    ))?;
+    Ok(Json(Terminals {
+        counters: board.counters(),
+        terminals: board.terminals(),
+    }))
+}
+
 async fn metrics(
     State(s): State<ApiState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), (StatusCode, String)> {
+    let patrol = s.terminals.as_ref().map(|b| {
+        let online = b
+            .terminals()
+            .iter()
+            .filter(|t| t.presence == Some(protocol::patrol::Presence::Online))
+            .count();
+        (b.counters(), online)
+    });
     let Json(status) = status(State(s)).await?;
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         cameras: &status.cameras,
@@ -85,6 +116,7 @@ async fn metrics(
         events_delivered: status.events_delivered,
         events_rejected: status.events_rejected,
         uplink_consecutive_failures: status.uplink.consecutive_failures,
+        patrol: patrol.as_ref().map(|(c, n)| (c, *n)),
     });
     Ok((
         [(

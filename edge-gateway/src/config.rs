@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::patrol::{BrokerChoice, Credentials, Limits, PatrolConfig, client};
 use crate::pipeline::rules::{CrowdRule, Zone};
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +27,63 @@ pub struct RawConfig {
     pub model: RawModel,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<RawCamera>,
+    /// Patrol terminals over MQTT; absent = no terminals.
+    #[serde(default)]
+    pub patrol: Option<RawPatrol>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatrol {
+    /// `embedded` (the default: the gateway's own broker) or an external broker's
+    /// `mqtt://host:port`.
+    #[serde(default = "default_broker")]
+    pub broker: String,
+    /// Embedded broker: where terminals connect.
+    #[serde(default = "default_patrol_listen")]
+    pub listen: SocketAddr,
+    /// Embedded broker: the terminals and their hashed secrets (`edge-gateway terminal
+    /// add`); relative to the config file.
+    #[serde(default)]
+    pub terminals_file: Option<PathBuf>,
+    #[serde(default = "default_max_terminals")]
+    pub max_terminals: usize,
+    /// External broker: the gateway's own login. Prefer `EDGE_PATROL__PASSWORD`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    #[serde(default = "default_max_photos")]
+    pub max_photos: usize,
+    #[serde(default = "default_max_photo_bytes")]
+    pub max_photo_bytes: usize,
+    /// Category of SOS events (突发事件 / other by default).
+    #[serde(default = "default_sos_category")]
+    pub sos_category: String,
+}
+
+fn default_broker() -> String {
+    "embedded".into()
+}
+
+fn default_patrol_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 1883))
+}
+
+fn default_max_terminals() -> usize {
+    5000
+}
+
+fn default_max_photos() -> usize {
+    4
+}
+
+fn default_max_photo_bytes() -> usize {
+    2 * 1024 * 1024
+}
+
+fn default_sos_category() -> String {
+    "event:0499".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +240,7 @@ pub struct Config {
     pub onnxruntime: Option<PathBuf>,
     pub intra_threads: usize,
     pub cameras: Vec<CameraConfig>,
+    pub patrol: Option<PatrolConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -338,6 +397,13 @@ impl Config {
                 crowd,
             });
         }
+        let patrol = raw
+            .patrol
+            .map(|p| {
+                patrol(p, base, &raw.gateway.id)
+                    .map_err(|(k, m)| invalid(&format!("patrol.{k}"), m))
+            })
+            .transpose()?;
         Ok(Config {
             gateway_id: raw.gateway.id,
             data_dir,
@@ -351,8 +417,89 @@ impl Config {
             onnxruntime,
             intra_threads: raw.model.intra_threads,
             cameras,
+            patrol,
         })
     }
+}
+
+fn patrol(
+    p: RawPatrol,
+    base: &Path,
+    gateway_id: &str,
+) -> Result<PatrolConfig, (&'static str, String)> {
+    if !(1..=16).contains(&p.max_photos) {
+        return Err(("max_photos", "must be 1..=16".into()));
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&p.max_photo_bytes) {
+        return Err(("max_photo_bytes", "must be 1 KiB..=16 MiB".into()));
+    }
+    let sos_category = p
+        .sos_category
+        .parse()
+        .map_err(|e| ("sos_category", format!("{e}")))?;
+    let limits = Limits {
+        max_photos: p.max_photos,
+        max_photo_bytes: p.max_photo_bytes,
+        max_message_bytes: Limits::message_bytes_for(p.max_photos, p.max_photo_bytes),
+        sos_category,
+    };
+    let broker = if p.broker == "embedded" {
+        if p.username.is_some() || p.password.is_some() {
+            return Err((
+                "username",
+                "only for an external broker; terminals log in with their own secrets".into(),
+            ));
+        }
+        let Some(file) = p.terminals_file else {
+            return Err((
+                "terminals_file",
+                "the embedded broker needs the terminals file".into(),
+            ));
+        };
+        let credentials = Credentials::load(&base.join(file)).map_err(|m| ("terminals_file", m))?;
+        if !(1..=100_000).contains(&p.max_terminals) {
+            return Err(("max_terminals", "must be 1..=100000".into()));
+        }
+        BrokerChoice::Embedded {
+            listen: p.listen,
+            credentials,
+            max_terminals: p.max_terminals,
+        }
+    } else {
+        let url = Url::parse(&p.broker).map_err(|e| {
+            (
+                "broker",
+                format!("{:?}: {e}; use \"embedded\" or mqtt://host:port", p.broker),
+            )
+        })?;
+        if url.scheme() != "mqtt" {
+            return Err((
+                "broker",
+                "must be \"embedded\" or an mqtt://host:port URL".into(),
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or(("broker", "has no host".to_owned()))?
+            .to_owned();
+        if p.terminals_file.is_some() {
+            return Err((
+                "terminals_file",
+                "only for the embedded broker; an external broker authenticates terminals itself"
+                    .into(),
+            ));
+        }
+        BrokerChoice::External(client::Login {
+            host,
+            port: url.port().unwrap_or(1883),
+            client_id: format!("edge-{gateway_id}"),
+            username: p.username,
+            password: p
+                .password
+                .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()),
+        })
+    };
+    Ok(PatrolConfig { broker, limits })
 }
 
 fn crowd_rule(c: RawCrowd) -> Result<CrowdRule, (&'static str, String)> {

@@ -9,9 +9,11 @@
 pub mod api;
 pub mod config;
 pub mod detect;
+pub mod event;
 pub mod health;
 pub mod metrics;
 pub mod outbox;
+pub mod patrol;
 pub mod pipeline;
 pub mod uplink;
 
@@ -24,10 +26,10 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{Config, RawConfig};
 use detect::{Detector, ModelManifest};
+use event::NewEvent;
 use health::{CameraHealth, GatewayStats};
 use outbox::Outbox;
 use pipeline::analyse::Analysis;
-use pipeline::events::NewEvent;
 use pipeline::frames::FrameSlots;
 
 /// Runs the gateway until `shutdown` is cancelled, then stops the stages in flow order so
@@ -119,6 +121,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         })
     };
 
+    // Patrol terminals.
+    let patrol = match config.patrol {
+        Some(p) => {
+            Some(patrol::Patrol::start(p, &config.gateway_id, outbox.clone(), wake.clone()).await?)
+        }
+        None => None,
+    };
+
     // Uplink and local API.
     let uplink_stop = CancellationToken::new();
     let uplink = tokio::spawn(
@@ -143,6 +153,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         cameras: health,
         stats,
         outbox,
+        terminals: patrol.as_ref().map(|p| p.board.clone()),
     };
     let api = tokio::spawn(
         axum::serve(listener, api::router(api_state))
@@ -163,6 +174,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     })
     .await?;
     writer.await?;
+    if let Some(p) = patrol {
+        p.stop().await;
+    }
     uplink_stop.cancel();
     uplink.await?;
     api.await??;

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::health::CameraStatus;
+use crate::patrol::terminals::Counters;
 
 /// What one scrape shows.
 pub struct Snapshot<'a> {
@@ -15,6 +16,8 @@ pub struct Snapshot<'a> {
     pub events_delivered: u64,
     pub events_rejected: u64,
     pub uplink_consecutive_failures: u64,
+    /// Patrol intake counters and terminals online, when patrol terminals are served.
+    pub patrol: Option<(&'a Counters, usize)>,
 }
 
 type CameraValue = fn(&CameraStatus) -> f64;
@@ -123,6 +126,42 @@ pub fn render(s: &Snapshot<'_>) -> String {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    if let Some((c, online)) = s.patrol {
+        let patrol = [
+            (
+                "edge_patrol_messages_total",
+                "counter",
+                "Messages received from patrol terminals.",
+                c.received as f64,
+            ),
+            (
+                "edge_patrol_events_total",
+                "counter",
+                "Patrol reports and SOS calls stored in the outbox.",
+                c.events as f64,
+            ),
+            (
+                "edge_patrol_terminals_online",
+                "gauge",
+                "Patrol terminals whose last presence is online.",
+                online as f64,
+            ),
+        ];
+        for (name, kind, help, value) in patrol {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        let name = "edge_patrol_refused_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Patrol messages refused, by reason.\n# TYPE {name} counter"
+        );
+        for (code, n) in &c.refused {
+            let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
+        }
+    }
     out
 }
 
@@ -161,6 +200,15 @@ mod tests {
             events_delivered: 4,
             events_rejected: 0,
             uplink_consecutive_failures: 2,
+            patrol: Some((
+                &Counters {
+                    received: 12,
+                    events: 10,
+                    refused: [("not_json", 2)].into(),
+                    stray: 0,
+                },
+                3,
+            )),
         });
         for line in [
             "# TYPE edge_camera_up gauge",
@@ -171,6 +219,9 @@ mod tests {
             "edge_outbox_pending_events 5",
             "edge_events_delivered_total 4",
             "edge_uplink_consecutive_failures 2",
+            "edge_patrol_messages_total 12",
+            "edge_patrol_terminals_online 3",
+            "edge_patrol_refused_total{code=\"not_json\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

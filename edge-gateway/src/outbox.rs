@@ -14,7 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use crate::pipeline::events::NewEvent;
+use crate::event::NewEvent;
+use crate::patrol::SOS_RULE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -56,33 +57,38 @@ impl Outbox {
         Ok(Self { pool })
     }
 
-    /// Stores an event and its snapshot in one transaction.
+    /// Stores an event and its blobs; durable when this returns.
     pub async fn push(&self, event: &NewEvent) -> Result<(), OutboxError> {
-        let e = &event.envelope;
-        let priority = match e.severity {
-            Severity::High => 2,
-            Severity::Medium => 1,
-            Severity::Low => 0,
-        };
+        self.push_all(std::slice::from_ref(event)).await
+    }
+
+    /// Stores events and their blobs in one transaction (one disk sync for all of them);
+    /// durable when this returns. An event already stored is left as it is.
+    pub async fn push_all(&self, events: &[NewEvent]) -> Result<(), OutboxError> {
+        let now = Utc::now().timestamp_millis();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO outbox (id, priority, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
-            .bind(e.id.to_string())
-            .bind(priority)
-            .bind(serde_json::to_string(e).expect("an event always serialises"))
-            .bind(Utc::now().timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(snap) = &event.snapshot {
-            sqlx::query("INSERT INTO blobs (sha256, content_type, data) VALUES ($1, 'image/jpeg', $2) ON CONFLICT (sha256) DO NOTHING")
-                .bind(&snap.sha256)
-                .bind(&snap.jpeg)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO outbox_blobs (event_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        for event in events {
+            let e = &event.envelope;
+            sqlx::query("INSERT INTO outbox (id, priority, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
                 .bind(e.id.to_string())
-                .bind(&snap.sha256)
+                .bind(priority(e))
+                .bind(serde_json::to_string(e).expect("an event always serialises"))
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            for blob in &event.blobs {
+                sqlx::query("INSERT INTO blobs (sha256, content_type, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+                    .bind(&blob.sha256)
+                    .bind(blob.content_type)
+                    .bind(&blob.data)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO outbox_blobs (event_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(e.id.to_string())
+                    .bind(&blob.sha256)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -196,6 +202,18 @@ impl Outbox {
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
+    }
+}
+
+/// The uplink lane of an event: calls for help first, then by risk.
+fn priority(e: &EventEnvelope) -> i64 {
+    if e.rule == SOS_RULE {
+        return 3;
+    }
+    match e.severity {
+        Severity::High => 2,
+        Severity::Medium => 1,
+        Severity::Low => 0,
     }
 }
 

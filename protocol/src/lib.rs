@@ -11,6 +11,7 @@
 
 mod category;
 mod event;
+pub mod patrol;
 mod uplink;
 
 pub use category::{CategoryCode, CategoryError};
@@ -32,6 +33,20 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "event-envelope.schema.json",
             schema_value::<EventEnvelope>(),
         ),
+        (
+            "patrol-report.schema.json",
+            schema_value::<patrol::PatrolReport>(),
+        ),
+        ("patrol-sos.schema.json", schema_value::<patrol::SosAlert>()),
+        (
+            "patrol-location.schema.json",
+            schema_value::<patrol::LocationUpdate>(),
+        ),
+        (
+            "patrol-status.schema.json",
+            schema_value::<patrol::TerminalStatus>(),
+        ),
+        ("patrol-reply.schema.json", schema_value::<patrol::Reply>()),
     ]
 }
 

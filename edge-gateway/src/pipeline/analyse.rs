@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::events::{NewEvent, crowd_event};
+use super::events::crowd_event;
 use super::frames::FrameSlots;
 use super::rules::CrowdState;
 use super::snapshot;
 use crate::config::CameraConfig;
 use crate::detect::Detector;
+use crate::event::NewEvent;
 use crate::health::CameraHealth;
 
 pub struct Analysis {

@@ -2,22 +2,15 @@
 
 use protocol::{
     BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EventKind,
-    EvidenceKind, EvidenceRef, PROTOCOL_VERSION, Source,
+    EvidenceKind, PROTOCOL_VERSION, Source,
 };
 use uuid::Uuid;
 
 use super::frames::Frame;
 use super::rules::CrowdHit;
-use super::snapshot::Snapshot;
 use crate::config::CameraConfig;
 use crate::detect::Detection;
-
-/// What the analysis stage hands to the outbox: an event and the blobs it references.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub envelope: EventEnvelope,
-    pub snapshot: Option<Snapshot>,
-}
+use crate::event::{Blob, NewEvent};
 
 fn wire_box(d: &Detection, width: u32, height: u32) -> BoundingBox {
     let (w, h) = (width as f32, height as f32);
@@ -36,7 +29,7 @@ pub fn crowd_event(
     model_id: &str,
     hit: &CrowdHit,
     frame: &Frame,
-    snapshot: Option<Snapshot>,
+    snapshot: Option<Blob>,
 ) -> NewEvent {
     let (width, height) = (frame.width, frame.height);
     let count = hit.persons.len() as u32;
@@ -51,12 +44,7 @@ pub fn crowd_event(
         .collect();
     let evidence = snapshot
         .iter()
-        .map(|s| EvidenceRef {
-            kind: EvidenceKind::Snapshot,
-            sha256: s.sha256.clone(),
-            content_type: "image/jpeg".into(),
-            bytes: s.jpeg.len() as u64,
-        })
+        .map(|s| s.evidence(EvidenceKind::Snapshot))
         .collect();
     NewEvent {
         envelope: EventEnvelope {
@@ -80,6 +68,6 @@ pub fn crowd_event(
             }),
             evidence,
         },
-        snapshot,
+        blobs: snapshot.into_iter().collect(),
     }
 }

@@ -4,16 +4,9 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::draw_hollow_rect_mut;
 use imageproc::rect::Rect;
-use sha2::{Digest, Sha256};
 
 use crate::detect::Detection;
-
-/// A JPEG and its content hash, which names it in the outbox and at the hub.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub sha256: String,
-    pub jpeg: Vec<u8>,
-}
+use crate::event::Blob;
 
 const BOX_COLOUR: Rgb<u8> = Rgb([255, 40, 40]);
 const LINE_WIDTH: i32 = 3;
@@ -24,7 +17,7 @@ pub fn render(
     width: u32,
     height: u32,
     boxes: &[Detection],
-) -> Result<Snapshot, image::ImageError> {
+) -> Result<Blob, image::ImageError> {
     let rgb: Vec<u8> = bgr
         .chunks_exact(3)
         .flat_map(|p| [p[2], p[1], p[0]])
@@ -43,14 +36,13 @@ pub fn render(
     }
     let mut jpeg = Vec::new();
     JpegEncoder::new_with_quality(&mut jpeg, 80).encode_image(&img)?;
-    Ok(Snapshot {
-        sha256: hex::encode(Sha256::digest(&jpeg)),
-        jpeg,
-    })
+    Ok(Blob::jpeg(jpeg))
 }
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     #[test]
@@ -66,9 +58,9 @@ mod tests {
             y2: 30.0,
         };
         let snap = render(&frame, w, h, &[b]).unwrap();
-        assert!(snap.jpeg.starts_with(&[0xFF, 0xD8, 0xFF]));
-        assert_eq!(snap.sha256, hex::encode(Sha256::digest(&snap.jpeg)));
-        let decoded = image::load_from_memory(&snap.jpeg).unwrap().to_rgb8();
+        assert!(snap.data.starts_with(&[0xFF, 0xD8, 0xFF]));
+        assert_eq!(snap.sha256, hex::encode(Sha256::digest(&snap.data)));
+        let decoded = image::load_from_memory(&snap.data).unwrap().to_rgb8();
         assert_eq!(decoded.dimensions(), (w, h));
         // The box edge is red-ish, the centre stays black (JPEG is lossy: compare loosely).
         let edge = decoded.get_pixel(25, 10);

@@ -1,13 +1,12 @@
 //! The outbox keeps events across restarts and lets go only of acknowledged ones.
 
 use chrono::Utc;
+use edge_gateway::event::{Blob, NewEvent};
 use edge_gateway::outbox::Outbox;
-use edge_gateway::pipeline::events::NewEvent;
-use edge_gateway::pipeline::snapshot::Snapshot;
-use protocol::{EventEnvelope, EventKind, EvidenceKind, EvidenceRef, Location, Severity, Source};
+use protocol::{EventEnvelope, EventKind, EvidenceKind, Location, Severity, Source};
 use uuid::Uuid;
 
-fn event(severity: Severity, snapshot: Option<&Snapshot>) -> NewEvent {
+fn event(severity: Severity, snapshot: Option<&Blob>) -> NewEvent {
     NewEvent {
         envelope: EventEnvelope {
             v: 1,
@@ -31,15 +30,10 @@ fn event(severity: Severity, snapshot: Option<&Snapshot>) -> NewEvent {
             detection: None,
             evidence: snapshot
                 .iter()
-                .map(|s| EvidenceRef {
-                    kind: EvidenceKind::Snapshot,
-                    sha256: s.sha256.clone(),
-                    content_type: "image/jpeg".into(),
-                    bytes: s.jpeg.len() as u64,
-                })
+                .map(|s| s.evidence(EvidenceKind::Snapshot))
                 .collect(),
         },
-        snapshot: snapshot.cloned(),
+        blobs: snapshot.into_iter().cloned().collect(),
     }
 }
 
@@ -58,10 +52,7 @@ async fn peek_ids(outbox: &Outbox) -> Vec<Uuid> {
 async fn survives_reopening_and_deletes_only_acknowledged_events() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
-    let snap = Snapshot {
-        sha256: "ab".repeat(32),
-        jpeg: vec![0xFF, 0xD8, 0xFF, 1, 2, 3],
-    };
+    let snap = Blob::jpeg(vec![0xFF, 0xD8, 0xFF, 1, 2, 3]);
     let low = event(Severity::Low, Some(&snap));
     let high = event(Severity::High, Some(&snap));
     let medium = event(Severity::Medium, None);
@@ -94,7 +85,7 @@ async fn survives_reopening_and_deletes_only_acknowledged_events() {
     assert_eq!(outbox.pending().await.unwrap(), 2);
     assert_eq!(
         outbox.blob_data(&snap.sha256).await.unwrap().unwrap(),
-        snap.jpeg,
+        snap.data,
         "still needed by the low event"
     );
     assert!(outbox.blobs_for(&[low.envelope.id]).await.unwrap()[0].uploaded);
@@ -132,4 +123,27 @@ async fn an_unreadable_row_is_set_aside_and_the_rest_still_flows() {
     assert_eq!(ids, vec![good.envelope.id]);
     assert_eq!(outbox.dead_letters().await.unwrap(), 1);
     assert_eq!(outbox.pending().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn sos_calls_go_first_and_a_batch_is_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
+    let high = event(Severity::High, None);
+    let mut sos = event(Severity::High, None);
+    sos.envelope.rule = "sos".into();
+    let photo = Blob::jpeg(vec![0xFF, 0xD8, 0xFF, 9]);
+    let low = event(Severity::Low, Some(&photo));
+    outbox
+        .push_all(&[high.clone(), low.clone(), sos.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        peek_ids(&outbox).await,
+        vec![sos.envelope.id, high.envelope.id, low.envelope.id]
+    );
+    assert_eq!(
+        outbox.blob_data(&photo.sha256).await.unwrap().unwrap(),
+        photo.data
+    );
 }

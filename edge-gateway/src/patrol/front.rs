@@ -1,0 +1,356 @@
+//! The gateway's MQTT front door for terminals, in front of the embedded broker.
+//!
+//! The embedded broker (`rumqttd`) has no per-client topic rules and keeps its queues in
+//! memory, so terminals do not talk to it directly. For each terminal connection the front:
+//! - checks the CONNECT: MQTT 3.1.1, client id = user name = a known terminal id, the
+//!   terminal's secret, a last will (if any) only on its own status topic;
+//! - takes the terminal's uplink messages (reports, SOS, locations, status) itself and hands
+//!   them to the intake writer, sending the PUBACK only after the event is in the outbox, so
+//!   an acknowledged message survives even a `kill -9` of the gateway;
+//! - lets the terminal subscribe only to its own downlink topics (task, reply), which the
+//!   broker serves; anything else closes the connection;
+//! - publishes the terminal's last will itself when the connection drops without DISCONNECT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use protocol::patrol::{Channel, parse_topic};
+use rumqttc::mqttbytes::{self, FixedHeader, PacketType, QoS};
+use rumqttc::{ConnAck, Connect, ConnectReturnCode, Login, PubAck, Publish, Subscribe};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::terminals::Credentials;
+use super::writer::{Done, Message};
+
+/// Time a new connection has to send its CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Front {
+    pub credentials: Arc<Credentials>,
+    /// The embedded broker's internal listener, and the secret it accepts.
+    pub broker: SocketAddr,
+    pub broker_secret: String,
+    pub max_packet: usize,
+    pub intake: mpsc::Sender<Message>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FrontError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("MQTT: {0:?}")]
+    Mqtt(mqttbytes::Error),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<mqttbytes::Error> for FrontError {
+    fn from(e: mqttbytes::Error) -> Self {
+        FrontError::Mqtt(e)
+    }
+}
+
+impl Front {
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        let front = Arc::new(self);
+        let connections = tokio_util::task::TaskTracker::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "patrol: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let (front, stop) = (front.clone(), shutdown.clone());
+            connections.spawn(async move {
+                let _ = stream.set_nodelay(true);
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    result = front.serve(stream) => match result {
+                        Ok(()) => {}
+                        Err(FrontError::Refused(why)) => tracing::warn!(%peer, %why, "patrol: terminal connection refused or closed"),
+                        Err(e) => tracing::debug!(%peer, error = %e, "patrol: terminal connection ended"),
+                    },
+                }
+            });
+        }
+        connections.close();
+        connections.wait().await;
+    }
+
+    async fn serve(&self, stream: TcpStream) -> Result<(), FrontError> {
+        let (mut rx, mut tx) = stream.into_split();
+        let mut buf = BytesMut::with_capacity(4096);
+        let first = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            read_frame(&mut rx, &mut buf, self.max_packet),
+        )
+        .await
+        .map_err(|_| FrontError::Refused("no CONNECT in time".into()))??;
+        let Some((header, frame)) = first else {
+            return Ok(());
+        };
+        let connect = match parse_connect(header, frame) {
+            Ok(c) => c,
+            Err(code) => {
+                write_connack(&mut tx, code).await?;
+                return Err(FrontError::Refused(format!("bad CONNECT: {code:?}")));
+            }
+        };
+        let terminal = match self.admit(&connect) {
+            Ok(id) => id,
+            Err((code, why)) => {
+                write_connack(&mut tx, code).await?;
+                return Err(FrontError::Refused(why));
+            }
+        };
+        let will = connect.last_will.clone();
+
+        // The broker sees the terminal with the broker's own secret and without the will.
+        let mut upstream = TcpStream::connect(self.broker).await?;
+        upstream.set_nodelay(true)?;
+        let mut inner = connect;
+        inner.login = Some(Login::new(terminal.clone(), self.broker_secret.clone()));
+        inner.last_will = None;
+        let mut out = BytesMut::new();
+        inner.write(&mut out)?;
+        upstream.write_all(&out).await?;
+        let (mut broker_rx, mut broker_tx) = upstream.into_split();
+
+        // One writer to the terminal, fed by the broker's frames and by our PUBACKs.
+        let (to_terminal, mut outgoing) = mpsc::channel::<Bytes>(256);
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = outgoing.recv().await {
+                if tx.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let from_broker = {
+            let to_terminal = to_terminal.clone();
+            let max = self.max_packet;
+            async move {
+                let mut buf = BytesMut::with_capacity(4096);
+                while let Some((_, frame)) = read_frame(&mut broker_rx, &mut buf, max).await? {
+                    if to_terminal.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+                Ok::<_, FrontError>(())
+            }
+        };
+        // PUBACKs go out in the order the PUBLISHes came in, each when its event is stored.
+        let (pending_tx, mut pending) = mpsc::unbounded_channel::<(u16, oneshot::Receiver<()>)>();
+        let acks = async move {
+            while let Some((pkid, stored)) = pending.recv().await {
+                if stored.await.is_err() {
+                    break; // the intake is shutting down: no PUBACK, the terminal resends
+                }
+                let mut out = BytesMut::new();
+                PubAck::new(pkid).write(&mut out)?;
+                if to_terminal.send(out.freeze()).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<_, FrontError>(())
+        };
+        let from_terminal = async {
+            let mut clean_exit = false;
+            let result = async {
+                while let Some((header, frame)) =
+                    read_frame(&mut rx, &mut buf, self.max_packet).await?
+                {
+                    match header.packet_type()? {
+                        PacketType::Publish => {
+                            let publish = Publish::read(header, frame)?;
+                            self.uplink(&terminal, publish, &pending_tx).await?;
+                        }
+                        PacketType::Subscribe => {
+                            let sub = Subscribe::read(header, frame.clone())?;
+                            check_subscribe(&terminal, &sub)?;
+                            broker_tx.write_all(&frame).await?;
+                        }
+                        PacketType::Disconnect => {
+                            clean_exit = true;
+                            broker_tx.write_all(&frame).await?;
+                            break;
+                        }
+                        PacketType::Connect => {
+                            return Err(FrontError::Refused("a second CONNECT".into()));
+                        }
+                        PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+                            return Err(FrontError::Refused("QoS 2 is not supported".into()));
+                        }
+                        // PUBACKs of downlink messages, UNSUBSCRIBE, PINGREQ: the broker's.
+                        _ => broker_tx.write_all(&frame).await?,
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            (clean_exit, result)
+        };
+
+        let (clean_exit, result) = tokio::select! {
+            r = from_terminal => r,
+            r = from_broker => (false, r.and(Err(FrontError::Refused("the broker closed the connection".into())))),
+            r = acks => (false, r),
+        };
+        writer.abort();
+        if !clean_exit && let Some(will) = will {
+            let _ = self
+                .intake
+                .send(Message {
+                    topic: will.topic,
+                    payload: will.message,
+                    done: Done::Nothing,
+                })
+                .await;
+        }
+        result
+    }
+
+    /// Checks a CONNECT and returns the terminal id, or the CONNACK refusal and the reason.
+    fn admit(&self, c: &Connect) -> Result<String, (ConnectReturnCode, String)> {
+        let Some(login) = &c.login else {
+            return Err((
+                ConnectReturnCode::NotAuthorized,
+                format!("{:?}: no credentials", c.client_id),
+            ));
+        };
+        if login.username != c.client_id {
+            return Err((
+                ConnectReturnCode::BadClientId,
+                format!("client id {:?} is not the user name", c.client_id),
+            ));
+        }
+        if !self
+            .credentials
+            .verify(&login.username, login.password.as_bytes())
+        {
+            return Err((
+                ConnectReturnCode::BadUserNamePassword,
+                format!("{:?}: unknown terminal or wrong secret", login.username),
+            ));
+        }
+        let id = login.username.clone();
+        if let Some(will) = &c.last_will
+            && will.topic != Channel::Status.topic(&id)
+        {
+            return Err((
+                ConnectReturnCode::NotAuthorized,
+                format!(
+                    "{id}: last will on {:?}, not on its status topic",
+                    will.topic
+                ),
+            ));
+        }
+        Ok(id)
+    }
+
+    /// A terminal's PUBLISH: only on its own uplink topics; goes to the intake.
+    async fn uplink(
+        &self,
+        terminal: &str,
+        publish: Publish,
+        pending: &mpsc::UnboundedSender<(u16, oneshot::Receiver<()>)>,
+    ) -> Result<(), FrontError> {
+        match parse_topic(&publish.topic) {
+            Ok((id, channel)) if id == terminal && channel.is_uplink() => {}
+            _ => {
+                return Err(FrontError::Refused(format!(
+                    "{terminal} may not publish on {:?}",
+                    publish.topic
+                )));
+            }
+        }
+        let done = match publish.qos {
+            QoS::AtMostOnce => Done::Nothing,
+            QoS::AtLeastOnce => {
+                let (tx, rx) = oneshot::channel();
+                let _ = pending.send((publish.pkid, rx));
+                Done::Front(tx)
+            }
+            QoS::ExactlyOnce => return Err(FrontError::Refused("QoS 2 is not supported".into())),
+        };
+        self.intake
+            .send(Message {
+                topic: publish.topic,
+                payload: publish.payload,
+                done,
+            })
+            .await
+            .map_err(|_| FrontError::Refused("the gateway is shutting down".into()))
+    }
+}
+
+fn check_subscribe(terminal: &str, sub: &Subscribe) -> Result<(), FrontError> {
+    let allowed = [
+        Channel::Task.topic(terminal),
+        Channel::Reply.topic(terminal),
+    ];
+    for f in &sub.filters {
+        if !allowed.contains(&f.path) {
+            return Err(FrontError::Refused(format!(
+                "{terminal} may not subscribe to {:?}",
+                f.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn parse_connect(header: FixedHeader, frame: Bytes) -> Result<Connect, ConnectReturnCode> {
+    if !matches!(header.packet_type(), Ok(PacketType::Connect)) {
+        return Err(ConnectReturnCode::NotAuthorized);
+    }
+    Connect::read(header, frame).map_err(|e| match e {
+        mqttbytes::Error::InvalidProtocolLevel(_) | mqttbytes::Error::InvalidProtocol => {
+            ConnectReturnCode::RefusedProtocolVersion
+        }
+        _ => ConnectReturnCode::BadClientId,
+    })
+}
+
+async fn write_connack(
+    tx: &mut tokio::net::tcp::OwnedWriteHalf,
+    code: ConnectReturnCode,
+) -> Result<(), FrontError> {
+    let mut out = BytesMut::new();
+    ConnAck::new(code, false).write(&mut out)?;
+    tx.write_all(&out).await?;
+    Ok(())
+}
+
+/// Reads one whole MQTT packet; `None` at a clean end of stream.
+async fn read_frame(
+    rx: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<(FixedHeader, Bytes)>, FrontError> {
+    loop {
+        match mqttbytes::check(buf.iter(), max) {
+            Ok(header) => return Ok(Some((header, buf.split_to(header.frame_length()).freeze()))),
+            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if rx.read_buf(buf).await? == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(FrontError::Refused("connection closed mid-packet".into()))
+            };
+        }
+    }
+}

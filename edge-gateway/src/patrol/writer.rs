@@ -1,0 +1,148 @@
+//! The intake writer: reads terminal messages in batches, stores the events of a batch in
+//! the outbox in one transaction, and only then acknowledges the messages and replies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use protocol::patrol::{Channel, Reply};
+use rumqttc::{AsyncClient, QoS};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::SOS_RULE;
+use super::intake::{self, Intake, Limits};
+use super::terminals::Board;
+use crate::event::NewEvent;
+use crate::outbox::Outbox;
+
+/// Largest number of messages stored in one transaction.
+const BATCH: usize = 512;
+
+/// One message from a terminal and how to acknowledge it once handled.
+#[derive(Debug)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub done: Done,
+}
+
+/// How a handled message is acknowledged to whoever holds it.
+#[derive(Debug)]
+pub enum Done {
+    /// Nothing to acknowledge (QoS 0, a last will).
+    Nothing,
+    /// Held by an external broker: acknowledge it there (manual ack).
+    Broker(rumqttc::Publish),
+    /// Held by the gateway's front door: it sends the terminal's PUBACK.
+    Front(oneshot::Sender<()>),
+}
+
+pub struct Writer {
+    pub gateway_id: String,
+    pub limits: Limits,
+    pub outbox: Outbox,
+    pub board: Arc<Board>,
+    /// Acknowledges broker messages and publishes replies.
+    pub client: AsyncClient,
+    /// Wakes the uplink after a batch is stored.
+    pub wake: Arc<Notify>,
+}
+
+impl Writer {
+    /// Runs until every sender of `messages` is gone.
+    pub async fn run(self, mut messages: mpsc::Receiver<Message>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while messages.recv_many(&mut batch, BATCH).await > 0 {
+            self.handle(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    async fn handle(&self, batch: Vec<Message>) {
+        let now = Utc::now();
+        self.board.received(batch.len() as u64);
+        let mut events: Vec<NewEvent> = Vec::new();
+        let mut replies: Vec<(String, Reply)> = Vec::new();
+        let mut sos = false;
+        for m in &batch {
+            match intake::read(&self.gateway_id, &m.topic, &m.payload, &self.limits) {
+                Ok(Intake::Event(accepted)) => {
+                    let intake::Accepted { event, reply } = *accepted;
+                    let (terminal, is_sos) = (
+                        event.envelope.source.id().to_owned(),
+                        event.envelope.rule == SOS_RULE,
+                    );
+                    sos |= is_sos;
+                    self.board.stored(&terminal, is_sos, now);
+                    replies.push((terminal, reply));
+                    events.push(event);
+                }
+                Ok(Intake::Presence {
+                    terminal_id,
+                    presence,
+                }) => self.board.presence(&terminal_id, presence, now),
+                Ok(Intake::Track {
+                    terminal_id,
+                    mut points,
+                }) => {
+                    let last = points.pop().expect("a track has at least one point");
+                    self.board.track(&terminal_id, last, now);
+                }
+                Err(refusal) => {
+                    tracing::warn!(topic = %m.topic, reason = %refusal.reply.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""), "refused a terminal message");
+                    self.board
+                        .refused(refusal.terminal_id.as_deref(), refusal.code(), now);
+                    if let Some(t) = refusal.terminal_id {
+                        replies.push((t, refusal.reply));
+                    }
+                }
+            }
+        }
+        if !events.is_empty() {
+            self.store(&events).await;
+            if sos {
+                tracing::warn!("SOS received; sending it to the hub first");
+            }
+            self.wake.notify_one();
+        }
+        // Stored: now the terminals (or the broker holding their messages) may let go.
+        for m in batch {
+            match m.done {
+                Done::Nothing => {}
+                Done::Front(tx) => {
+                    let _ = tx.send(());
+                }
+                Done::Broker(publish) => {
+                    if let Err(e) = self.client.ack(&publish).await {
+                        tracing::warn!(error = %e, "cannot acknowledge a message; the broker will send it again");
+                    }
+                }
+            }
+        }
+        for (terminal, reply) in replies {
+            let body = serde_json::to_vec(&reply).expect("a reply always serialises");
+            if let Err(e) = self
+                .client
+                .publish(
+                    Channel::Reply.topic(&terminal),
+                    QoS::AtLeastOnce,
+                    false,
+                    body,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, %terminal, "cannot queue a reply");
+            }
+        }
+    }
+
+    /// Stores `events`, retrying until the outbox takes them: they are never dropped.
+    async fn store(&self, events: &[NewEvent]) {
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = self.outbox.push_all(events).await {
+            tracing::error!(error = %e, events = events.len(), "cannot store terminal events; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+}
