@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine with embedded defaults: the hub (SQLite), one edge
-# gateway, and a demo camera (GStreamer's RTSP server serving a clip made here). Ctrl-C stops
-# everything. State is kept in .demo/ between runs; delete it to start afresh.
+# gateway with its embedded MQTT broker, a demo camera (GStreamer's RTSP server serving a
+# clip made here) and simulated patrol terminals (patrol-sim). Ctrl-C stops everything.
+# State is kept in .demo/ between runs; delete it to start afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ mkdir -p "$demo"
 HUB_PORT=${HUB_PORT:-8080}
 API_PORT=${API_PORT:-9090}
 RTSP_PORT=${RTSP_PORT:-8554}
+MQTT_PORT=${MQTT_PORT:-1884}   # 1883 is often taken by a system broker
+TERMINALS=${TERMINALS:-3}
 
 # The demo camera: a crowd photo from ../shared/testdata when it is there, else a test
 # pattern (no people, so no events).
@@ -53,6 +56,14 @@ if [ ! -s "$demo/operator.token" ]; then
   "$bin/hub" user add demo-operator --role operator > "$demo/operator.token"
 fi
 
+# Patrol terminals: their secrets go to the simulator, only hashes to the gateway.
+if [ ! -s "$demo/terminals.csv" ] || [ ! -s "$demo/terminals.toml" ]; then
+  rm -f "$demo/terminals.toml"
+  ids=$(seq -f "demo-t%03g" 1 "$TERMINALS")
+  # shellcheck disable=SC2086
+  "$bin/edge-gateway" terminal add --file "$demo/terminals.toml" --holder "演示网格员 demo grid worker" $ids > "$demo/terminals.csv"
+fi
+
 cat > "$demo/gateway.toml" <<TOML
 [gateway]
 id = "gw-demo"
@@ -82,6 +93,10 @@ area_code = "330106001001"
 [camera.crowd]
 min_persons = 5
 cooldown_s = 30
+
+[patrol]
+listen = "127.0.0.1:$MQTT_PORT"
+terminals_file = "terminals.toml"
 TOML
 
 pids=()
@@ -95,6 +110,11 @@ pids+=($!)
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null && break; sleep 0.2; done
 EDGE_HUB__TOKEN=$(cat "$demo/gateway.token") "$bin/edge-gateway" --config "$demo/gateway.toml" > "$demo/gateway.log" 2>&1 &
 pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.2; done
+"$bin/patrol-sim" --broker "mqtt://127.0.0.1:$MQTT_PORT" --credentials "$demo/terminals.csv" \
+  --center 30.2741,120.1551 --radius-m 800 --report-every 45 --location-every 10 --sos-every 600 \
+  > "$demo/patrol-sim.log" 2>&1 &
+pids+=($!)
 
 cat <<INFO
 
@@ -103,7 +123,9 @@ cat <<INFO
   Hub API (dashboard page not built yet):  http://127.0.0.1:$HUB_PORT/api/v1/cases
     curl -H "Authorization: Bearer \$(cat $demo/operator.token)" http://127.0.0.1:$HUB_PORT/api/v1/cases
   Gateway status:                          http://127.0.0.1:$API_PORT/api/v1/status
+  Patrol terminals at the gateway:         http://127.0.0.1:$API_PORT/api/v1/terminals
   Demo camera:                             rtsp://127.0.0.1:$RTSP_PORT/cam
+  MQTT for patrol terminals:               mqtt://127.0.0.1:$MQTT_PORT ($TERMINALS simulated)
 
 INFO
 wait -n "${pids[@]}"

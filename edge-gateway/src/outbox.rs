@@ -4,6 +4,9 @@
 //! Guarantee: an event pushed here survives a crash or power cut once `push` has returned,
 //! and leaves only when the hub has committed it (or refused it for good, which moves it to
 //! `dead_letter`). Delivery is at least once; the hub de-duplicates by event id.
+//!
+//! It also remembers which patrol terminals hold a persistent MQTT session, which must
+//! survive restarts for the same reason the events do.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -195,6 +198,28 @@ impl Outbox {
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
+    }
+
+    /// Records that terminal `id` holds a persistent session; returns whether it already did.
+    pub async fn remember_session(&self, id: &str) -> Result<bool, OutboxError> {
+        let inserted = sqlx::query(
+            "INSERT INTO terminal_sessions (terminal_id, since) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 0)
+    }
+
+    /// Terminal `id` started a clean session: it holds no state with this gateway.
+    pub async fn forget_session(&self, id: &str) -> Result<(), OutboxError> {
+        sqlx::query("DELETE FROM terminal_sessions WHERE terminal_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn dead_letters(&self) -> Result<i64, OutboxError> {

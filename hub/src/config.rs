@@ -175,7 +175,7 @@ mod tests {
         let config = Config::try_from(RawConfig::load(Some(&file)).unwrap()).unwrap();
         assert_eq!(
             config.ownership.items.len(),
-            3,
+            6,
             "the example list, found next to the file"
         );
         assert_eq!(config.correlation.radius_m, 50.0);

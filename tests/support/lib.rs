@@ -95,6 +95,11 @@ impl Process {
         Ok(Self { name, child })
     }
 
+    /// Takes charge of a child started elsewhere (with its own output redirection).
+    pub fn from_child(name: &'static str, child: Child) -> Self {
+        Self { name, child }
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -215,4 +220,103 @@ pub async fn fresh_postgres(prefix: &str) -> Option<String> {
         .await
         .unwrap();
     Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}
+
+/// The real hub as a process on a free port, with its database, an operator login, and its
+/// log in `dir`. Started by [`Hub::start`]; killed (SIGKILL) by [`Hub::kill`] or on drop.
+pub struct Hub {
+    pub url: String,
+    pub env: Vec<(&'static str, String)>,
+    pub operator_token: String,
+    pub client: reqwest::Client,
+    pub log: PathBuf,
+    process: Option<Process>,
+}
+
+impl Hub {
+    /// Prepares a hub on `database_url` (migrated, with an operator user), not yet started.
+    pub fn prepare(
+        dir: &Path,
+        database_url: String,
+        ownership: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = free_port();
+        let mut env = vec![
+            ("HUB_DATABASE_URL", database_url),
+            ("HUB_LISTEN", format!("127.0.0.1:{port}")),
+        ];
+        if let Some(o) = ownership {
+            env.push(("HUB_OWNERSHIP_LIST", o.display().to_string()));
+        }
+        let operator_token = hub_command(&env, &["user", "add", "operator", "--role", "operator"])?;
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            env,
+            operator_token,
+            client: reqwest::Client::new(),
+            log: dir.join("hub.log"),
+            process: None,
+        })
+    }
+
+    /// Registers gateway `id` and returns its token.
+    pub fn add_gateway(&self, id: &str) -> anyhow::Result<String> {
+        hub_command(&self.env, &["gateway", "add", id])
+    }
+
+    /// Starts the hub (appending to its log) and waits until it answers.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(binary("hub"));
+        cmd.arg("serve").envs(self.env.iter().map(|(k, v)| (k, v)));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = cmd
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting the hub")?;
+        self.process = Some(Process::from_child("hub", child));
+        let (client, url) = (self.client.clone(), format!("{}/healthz", self.url));
+        wait_for("the hub to answer", Duration::from_secs(30), || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                Ok(client
+                    .get(url)
+                    .send()
+                    .await?
+                    .status()
+                    .is_success()
+                    .then_some(()))
+            }
+        })
+        .await
+    }
+
+    pub fn kill(&mut self) {
+        self.process.take();
+    }
+
+    /// GET `path` as the operator.
+    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.operator_token)
+            .send()
+            .await?;
+        Ok(resp.error_for_status()?.json().await?)
+    }
+}
+
+/// The last `n` lines of the log at `path`, headed by `name`, for a failing test's message.
+pub fn log_tail(name: &str, path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(n).collect();
+    format!(
+        "--- {name} (last lines) ---\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
 }

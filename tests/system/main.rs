@@ -1,7 +1,10 @@
 //! Whole-system tests: a real RTSP server serving an H.264 clip made from a licensed crowd
 //! photo, the real `hub` and `edge-gateway` binaries as processes on free ports, ONNX
 //! Runtime with the shared YOLOX-Nano weights. The path under test is the product's:
-//! camera → decode → detect → crowd rule → outbox → uplink → hub → routed case.
+//! camera → decode → detect → crowd rule → outbox → uplink → hub → routed case, and
+//! patrol terminal → MQTT → outbox → hub (`patrol`).
+
+mod patrol;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 use system_tests::{
-    Process, binary, free_port, fresh_postgres, hub_command, make_clip, repo, rtsp_server, shared,
-    wait_for,
+    Hub, Process, binary, free_port, fresh_postgres, log_tail, make_clip, repo, rtsp_server,
+    shared, wait_for,
 };
 
 /// The crowd photo and its hand-counted people (see ../shared/testdata/README.md).
@@ -20,12 +23,9 @@ const CROWD_TRUE_COUNT: f64 = 18.0;
 struct System {
     dir: tempfile::TempDir,
     rtsp: Option<Process>,
-    hub: Option<Process>,
-    hub_env: Vec<(&'static str, String)>,
-    hub_url: String,
+    hub: Hub,
     gateway: Option<Process>,
     gateway_api: String,
-    operator_token: String,
     client: reqwest::Client,
 }
 
@@ -42,15 +42,8 @@ impl System {
             &ownership,
             "[[item]]\ncategory = \"event:0407\"\ndepartment = \"police\"\ntime_limit = \"2 urgent_hours\"\n",
         )?;
-        let hub_port = free_port();
-        let hub_env = vec![
-            ("HUB_DATABASE_URL", database_url),
-            ("HUB_LISTEN", format!("127.0.0.1:{hub_port}")),
-            ("HUB_OWNERSHIP_LIST", ownership.display().to_string()),
-        ];
-        let gateway_token = hub_command(&hub_env, &["gateway", "add", "gw-test"])?;
-        let operator_token =
-            hub_command(&hub_env, &["user", "add", "operator", "--role", "operator"])?;
+        let hub = Hub::prepare(dir.path(), database_url, Some(&ownership))?;
+        let gateway_token = hub.add_gateway("gw-test")?;
 
         let api_port = free_port();
         let config = dir.path().join("gateway.toml");
@@ -63,7 +56,7 @@ id = "gw-test"
 data_dir = "gateway-data"
 
 [hub]
-url = "http://127.0.0.1:{hub_port}"
+url = "{hub_url}"
 token = "set in the environment"
 
 [api]
@@ -88,20 +81,18 @@ min_persons = 5
 cooldown_s = 2
 "#,
                 manifest = repo().join("models/yolox-nano.toml").display(),
+                hub_url = hub.url,
             ),
         )?;
         let mut system = System {
             rtsp: Some(rtsp),
-            hub: None,
-            hub_env,
-            hub_url: format!("http://127.0.0.1:{hub_port}"),
+            hub,
             gateway: None,
             gateway_api: format!("http://127.0.0.1:{api_port}"),
-            operator_token,
             client: reqwest::Client::new(),
             dir,
         };
-        system.start_hub().await?;
+        system.hub.start().await?;
         let mut gw = std::process::Command::new(binary("edge-gateway"));
         gw.arg("--config")
             .arg(&config)
@@ -119,37 +110,6 @@ cooldown_s = 2
         self.dir.path().join(format!("{name}.log"))
     }
 
-    async fn start_hub(&mut self) -> anyhow::Result<()> {
-        let mut cmd = std::process::Command::new(binary("hub"));
-        cmd.arg("serve")
-            .envs(self.hub_env.iter().map(|(k, v)| (k, v)));
-        self.hub = Some(Process::spawn("hub", &mut cmd, &self.log("hub"))?);
-        let (client, url) = (self.client.clone(), format!("{}/healthz", self.hub_url));
-        wait_for("the hub to answer", Duration::from_secs(30), || {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                Ok(client
-                    .get(url)
-                    .send()
-                    .await?
-                    .status()
-                    .is_success()
-                    .then_some(()))
-            }
-        })
-        .await
-    }
-
-    async fn hub_get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.hub_url))
-            .bearer_auth(&self.operator_token)
-            .send()
-            .await?;
-        Ok(resp.error_for_status()?.json().await?)
-    }
-
     async fn gateway_status(&self) -> anyhow::Result<Value> {
         Ok(self
             .client
@@ -163,18 +123,11 @@ cooldown_s = 2
 
     /// The logs, for a failing test's message.
     fn logs(&self) -> String {
-        ["hub", "gateway"]
-            .iter()
-            .map(|n| {
-                let text = std::fs::read_to_string(self.log(n)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                format!(
-                    "--- {n} (last lines) ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        format!(
+            "{}\n{}",
+            log_tail("hub", &self.hub.log, 30),
+            log_tail("gateway", &self.log("gateway"), 30)
+        )
     }
 }
 
@@ -187,7 +140,7 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             "a crowd case at the hub",
             Duration::from_secs(120),
             || async {
-                let cases = system.hub_get("/api/v1/cases?category=event:0407").await?;
+                let cases = system.hub.get("/api/v1/cases?category=event:0407").await?;
                 Ok((cases["total"].as_i64() > Some(0)).then_some(cases))
             },
         )
@@ -203,7 +156,7 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             "{case}"
         );
         let id = case["id"].as_str().context("case id")?;
-        let detail = system.hub_get(&format!("/api/v1/cases/{id}")).await?;
+        let detail = system.hub.get(&format!("/api/v1/cases/{id}")).await?;
         let event = &detail["events"][0]["event"];
         anyhow::ensure!(event["source"]["camera_id"] == "cam-1", "{event}");
         let persons = event["detection"]["counts"]["person"]
@@ -219,8 +172,8 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             .context("an evidence URL")?;
         let resp = system
             .client
-            .get(format!("{}{url}", system.hub_url))
-            .bearer_auth(&system.operator_token)
+            .get(format!("{}{url}", system.hub.url))
+            .bearer_auth(&system.hub.operator_token)
             .send()
             .await?;
         anyhow::ensure!(
@@ -289,7 +242,7 @@ async fn killing_the_hub_loses_nothing() {
             },
         )
         .await?;
-        system.hub.as_mut().context("hub")?.kill();
+        system.hub.kill();
         let backlog = wait_for(
             "events waiting in the outbox",
             Duration::from_secs(60),
@@ -300,7 +253,7 @@ async fn killing_the_hub_loses_nothing() {
             },
         )
         .await?;
-        system.start_hub().await?;
+        system.hub.start().await?;
         // Stop the camera so the set of events is final, then let the outbox drain.
         system.rtsp.take();
         let status = wait_for("the outbox to drain", Duration::from_secs(90), || async {
@@ -312,17 +265,17 @@ async fn killing_the_hub_loses_nothing() {
         let created = status["events_created"]
             .as_i64()
             .context("events_created")?;
-        let events = system.hub_get("/api/v1/events?limit=500").await?;
+        let events = system.hub.get("/api/v1/events?limit=500").await?;
         anyhow::ensure!(
             events["total"].as_i64() == Some(created),
             "the gateway made {created} events, the hub holds {} (backlog while down: {backlog:?})",
             events["total"]
         );
         // One camera, one place: every event joined the first case.
-        let cases = system.hub_get("/api/v1/cases").await?;
+        let cases = system.hub.get("/api/v1/cases").await?;
         anyhow::ensure!(cases["total"] == 1, "one case expected: {}", cases["total"]);
         let id = cases["items"][0]["id"].as_str().context("case id")?;
-        let case = system.hub_get(&format!("/api/v1/cases/{id}")).await?;
+        let case = system.hub.get(&format!("/api/v1/cases/{id}")).await?;
         let in_case = case["events"].as_array().map(Vec::len);
         anyhow::ensure!(
             in_case == Some(created as usize),

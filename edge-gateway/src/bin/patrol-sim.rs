@@ -5,7 +5,10 @@
 //! SOS calls and their track at the configured rates. Each terminal subscribes to its reply
 //! topic and counts what the gateway accepted or refused. With `--acked FILE` the event id of
 //! every report the broker acknowledged (PUBACK) is written to FILE, one per line, so a test
-//! can check that each reached the hub exactly once. A summary is printed as JSON at the end.
+//! can check that each reached the hub exactly once; should the broker lose a terminal's
+//! session, that terminal stops writing there (its PUBACKs can no longer be matched to
+//! messages) and `sessions_lost` in the summary says so. A summary is printed as JSON at
+//! the end.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -90,6 +93,9 @@ struct Totals {
     replies_ok: AtomicU64,
     replies_refused: AtomicU64,
     connection_errors: AtomicU64,
+    /// Reconnects on which the broker had lost the session (the MQTT client then drops the
+    /// messages not yet acknowledged, and PUBACKs can no longer be matched to messages).
+    sessions_lost: AtomicU64,
 }
 
 /// Categories a grid worker reports most: manhole covers, road damage, litter, street order.
@@ -179,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
             "replies_ok": get(&totals.replies_ok),
             "replies_refused": get(&totals.replies_refused),
             "connection_errors": get(&totals.connection_errors),
+            "sessions_lost": get(&totals.sessions_lost),
         })
     );
     if let Some(f) = acked {
@@ -482,10 +489,20 @@ async fn poll(
 ) {
     let mut in_flight: HashMap<u16, Sent> = HashMap::new();
     let mut backoff = Duration::from_millis(200);
+    let (mut connected_before, mut exact) = (false, true);
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(200);
+                if connected_before && !ack.session_present {
+                    totals.sessions_lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(terminal = %id, "the broker lost the session: unacknowledged messages are gone");
+                    in_flight.clear();
+                    queue.requested.lock().expect("queue lock").clear();
+                    queue.unacked.store(0, Ordering::Relaxed);
+                    exact = false;
+                }
+                connected_before = true;
                 let c = client.clone();
                 let topic = Channel::Reply.topic(&id);
                 tokio::spawn(async move { c.subscribe(topic, QoS::AtLeastOnce).await });
@@ -499,10 +516,12 @@ async fn poll(
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                queue.unacked.fetch_sub(1, Ordering::Relaxed);
+                let _ = queue
+                    .unacked
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
                 if let Some(Sent::Report(event)) = in_flight.remove(&ack.pkid) {
                     totals.reports_acked.fetch_add(1, Ordering::Relaxed);
-                    if let Some(f) = &acked {
+                    if let Some(f) = acked.as_ref().filter(|_| exact) {
                         let _ = writeln!(f.lock().expect("acked file"), "{event}");
                     }
                 }

@@ -18,15 +18,18 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use protocol::patrol::{Channel, parse_topic};
 use rumqttc::mqttbytes::{self, FixedHeader, PacketType, QoS};
-use rumqttc::{ConnAck, Connect, ConnectReturnCode, Login, PubAck, Publish, Subscribe};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use rumqttc::{
+    ConnAck, Connect, ConnectReturnCode, Login, PubAck, Publish, SubAck, Subscribe,
+    SubscribeFilter, SubscribeReasonCode,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::terminals::Credentials;
 use super::writer::{Done, Message};
+use crate::outbox::{Outbox, OutboxError};
 
 /// Time a new connection has to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +41,8 @@ pub struct Front {
     pub broker_secret: String,
     pub max_packet: usize,
     pub intake: mpsc::Sender<Message>,
+    /// Where persistent sessions are remembered.
+    pub sessions: Outbox,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,10 @@ enum FrontError {
     Mqtt(mqttbytes::Error),
     #[error("{0}")]
     Refused(String),
+}
+
+fn store_error(e: OutboxError) -> FrontError {
+    FrontError::Refused(format!("cannot record the session: {e}"))
 }
 
 impl From<mqttbytes::Error> for FrontError {
@@ -116,17 +125,36 @@ impl Front {
             }
         };
         let will = connect.last_will.clone();
-
-        // The broker sees the terminal with the broker's own secret and without the will.
-        let mut upstream = TcpStream::connect(self.broker).await?;
-        upstream.set_nodelay(true)?;
-        let mut inner = connect;
-        inner.login = Some(Login::new(terminal.clone(), self.broker_secret.clone()));
-        inner.last_will = None;
+        // A persistent session outlives the gateway's restarts: the front remembers it, so
+        // the terminal keeps (and resends) what was not yet acknowledged.
+        let session_present = if connect.clean_session {
+            self.sessions
+                .forget_session(&terminal)
+                .await
+                .map_err(store_error)?;
+            false
+        } else {
+            self.sessions
+                .remember_session(&terminal)
+                .await
+                .map_err(store_error)?
+        };
+        let (upstream, mut connack, early) = self.open_upstream(connect, &terminal).await?;
+        let (mut broker_rx, mut broker_tx) = upstream.0.into_split();
+        let mut broker_buf = upstream.1;
+        connack.session_present = session_present && connack.code == ConnectReturnCode::Success;
         let mut out = BytesMut::new();
-        inner.write(&mut out)?;
-        upstream.write_all(&out).await?;
-        let (mut broker_rx, mut broker_tx) = upstream.into_split();
+        connack.write(&mut out)?;
+        tx.write_all(&out).await?;
+        if connack.code != ConnectReturnCode::Success {
+            return Err(FrontError::Refused(format!(
+                "the broker refused {terminal}: {:?}",
+                connack.code
+            )));
+        }
+        for frame in early {
+            tx.write_all(&frame).await?;
+        }
 
         // One writer to the terminal, fed by the broker's frames and by our PUBACKs.
         let (to_terminal, mut outgoing) = mpsc::channel::<Bytes>(256);
@@ -141,8 +169,9 @@ impl Front {
             let to_terminal = to_terminal.clone();
             let max = self.max_packet;
             async move {
-                let mut buf = BytesMut::with_capacity(4096);
-                while let Some((_, frame)) = read_frame(&mut broker_rx, &mut buf, max).await? {
+                while let Some((_, frame)) =
+                    read_frame(&mut broker_rx, &mut broker_buf, max).await?
+                {
                     if to_terminal.send(frame).await.is_err() {
                         break;
                     }
@@ -219,6 +248,69 @@ impl Front {
                 .await;
         }
         result
+    }
+
+    /// Connects terminal `terminal` to the broker: its CONNECT with the broker's secret and
+    /// without the will (the front publishes that), then the subscriptions to its own
+    /// downlink topics, made on its behalf at every connect so they survive restarts.
+    /// Returns the connection with what was read past the handshake, the broker's CONNACK,
+    /// and any frames the broker sent before the subscriptions were confirmed.
+    async fn open_upstream(
+        &self,
+        mut connect: Connect,
+        terminal: &str,
+    ) -> Result<((TcpStream, BytesMut), ConnAck, Vec<Bytes>), FrontError> {
+        let mut upstream = TcpStream::connect(self.broker).await?;
+        upstream.set_nodelay(true)?;
+        connect.login = Some(Login::new(terminal, self.broker_secret.clone()));
+        connect.last_will = None;
+        let mut out = BytesMut::new();
+        connect.write(&mut out)?;
+        upstream.write_all(&out).await?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let broker_closed = || FrontError::Refused("the broker closed the connection".into());
+        let (header, frame) = read_frame(&mut upstream, &mut buf, self.max_packet)
+            .await?
+            .ok_or_else(broker_closed)?;
+        if !matches!(header.packet_type(), Ok(PacketType::ConnAck)) {
+            return Err(FrontError::Refused(
+                "the broker did not answer with CONNACK".into(),
+            ));
+        }
+        let connack = ConnAck::read(header, frame)?;
+        if connack.code != ConnectReturnCode::Success {
+            return Ok(((upstream, buf), connack, Vec::new()));
+        }
+        let mut subscribe = Subscribe::new_many(
+            [Channel::Task, Channel::Reply]
+                .map(|c| SubscribeFilter::new(c.topic(terminal), QoS::AtLeastOnce)),
+        );
+        subscribe.pkid = 1;
+        let mut out = BytesMut::new();
+        subscribe.write(&mut out)?;
+        upstream.write_all(&out).await?;
+        let mut early = Vec::new();
+        loop {
+            let (header, frame) = read_frame(&mut upstream, &mut buf, self.max_packet)
+                .await?
+                .ok_or_else(broker_closed)?;
+            if matches!(header.packet_type(), Ok(PacketType::SubAck)) {
+                let ack = SubAck::read(header, frame)?;
+                if ack.pkid == 1
+                    && ack
+                        .return_codes
+                        .iter()
+                        .all(|c| matches!(c, SubscribeReasonCode::Success(_)))
+                {
+                    return Ok(((upstream, buf), connack, early));
+                }
+                return Err(FrontError::Refused(format!(
+                    "the broker refused the downlink subscriptions of {terminal}"
+                )));
+            }
+            // Queued downlink from the session, sent before the SUBACK: pass it on.
+            early.push(frame);
+        }
     }
 
     /// Checks a CONNECT and returns the terminal id, or the CONNACK refusal and the reason.
@@ -335,7 +427,7 @@ async fn write_connack(
 
 /// Reads one whole MQTT packet; `None` at a clean end of stream.
 async fn read_frame(
-    rx: &mut OwnedReadHalf,
+    rx: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<(FixedHeader, Bytes)>, FrontError> {

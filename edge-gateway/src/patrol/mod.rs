@@ -96,6 +96,7 @@ impl Patrol {
                     broker_secret: embedded.secret.clone(),
                     max_packet,
                     intake: intake_tx.clone(),
+                    sessions: outbox.clone(),
                 };
                 tasks.push(tokio::spawn(front.run(listener, stop.clone())));
                 let login = client::Login {

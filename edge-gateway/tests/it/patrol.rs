@@ -114,10 +114,18 @@ impl Terminal {
         }
     }
 
+    /// Waits for the CONNACK and returns its session-present flag.
+    async fn session_present(&mut self) -> bool {
+        self.next(|p| match p {
+            Packet::ConnAck(ack) => Some(ack.session_present),
+            _ => None,
+        })
+        .await
+        .unwrap()
+    }
+
     async fn connected(&mut self) {
-        self.next(|p| matches!(p, Packet::ConnAck(_)).then_some(()))
-            .await
-            .unwrap();
+        self.session_present().await;
     }
 
     async fn reply(&mut self) -> Reply {
@@ -463,4 +471,57 @@ async fn reports_through_an_external_mosquitto() {
         let _ = client.disconnect().await;
         let _ = eventloop.poll().await;
     }
+}
+
+/// Replies reach a terminal that never subscribed (the front subscribes its downlink for it),
+/// and a persistent session is still "present" after the gateway restarts, so the terminal
+/// keeps and resends what was not acknowledged.
+#[tokio::test]
+async fn downlink_is_subscribed_for_the_terminal_and_sessions_survive_a_restart() {
+    let (secret, entry) = new_terminal("t-a", None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let start_at = |port: u16| {
+        let entry = entry.clone();
+        let path = dir.path().join("outbox.db");
+        async move {
+            let outbox = Outbox::open(&path).await.unwrap();
+            let broker = BrokerChoice::Embedded {
+                listen: format!("127.0.0.1:{port}").parse().unwrap(),
+                credentials: Credentials::from_entries(&[entry]).unwrap(),
+                max_terminals: 10,
+            };
+            let config = PatrolConfig {
+                broker,
+                limits: limits(),
+            };
+            Patrol::start(config, "gw-test", outbox, Arc::default())
+                .await
+                .unwrap()
+        }
+    };
+
+    let patrol = start_at(port).await;
+    let mut a = connect(port, "t-a", Some(&secret));
+    assert!(!a.session_present().await, "a first connect has no session");
+    a.publish("patrol/t-a/report", report("m-1")).await;
+    assert!(
+        a.reply().await.ok,
+        "the reply arrives without a SUBSCRIBE of its own"
+    );
+    drop(a);
+    patrol.stop().await;
+
+    let patrol = start_at(port).await;
+    let mut a = connect(port, "t-a", Some(&secret));
+    assert!(
+        a.session_present().await,
+        "the session outlives the gateway"
+    );
+    a.publish("patrol/t-a/report", report("m-2")).await;
+    assert!(a.reply().await.ok);
+    patrol.stop().await;
 }

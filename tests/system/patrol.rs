@@ -1,0 +1,227 @@
+//! Patrol terminals end to end: `patrol-sim` terminals → the gateway's embedded broker →
+//! outbox → hub, with the gateway killed (SIGKILL) and restarted while they report.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use system_tests::{Hub, Process, binary, free_port, log_tail, repo, wait_for};
+
+const TERMINALS: usize = 4;
+const REPORTS_EACH: u64 = 60;
+
+struct Gateway {
+    config: PathBuf,
+    token: String,
+    log: PathBuf,
+    api: String,
+    process: Option<Process>,
+}
+
+impl Gateway {
+    fn start(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut cmd = Command::new(binary("edge-gateway"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env("EDGE_HUB__TOKEN", &self.token)
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.process = Some(Process::from_child("edge-gateway", cmd.spawn()?));
+        Ok(())
+    }
+
+    async fn status(&self, client: &reqwest::Client) -> anyhow::Result<serde_json::Value> {
+        Ok(client
+            .get(format!("{}/api/v1/status", self.api))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+}
+
+/// Terminal credentials made with the gateway's own command: the terminals file for the
+/// gateway and the `id,secret` lines for the simulator.
+fn add_terminals(dir: &Path) -> anyhow::Result<PathBuf> {
+    let ids: Vec<String> = (1..=TERMINALS).map(|i| format!("t-{i:04}")).collect();
+    let out = Command::new(binary("edge-gateway"))
+        .args(["terminal", "add", "--file"])
+        .arg(dir.join("terminals.toml"))
+        .args(&ids)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let creds = dir.join("credentials.csv");
+    std::fs::write(&creds, &out.stdout)?;
+    Ok(creds)
+}
+
+/// Every report a terminal saw acknowledged reaches the hub exactly once, although the
+/// gateway is killed three times while the terminals report.
+#[tokio::test]
+async fn acknowledged_reports_survive_killing_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::prepare(
+        dir.path(),
+        format!("sqlite:{}", dir.path().join("hub.db").display()),
+        None,
+    )
+    .unwrap();
+    hub.start().await.unwrap();
+    let creds = add_terminals(dir.path()).unwrap();
+    let (mqtt_port, api_port) = (free_port(), free_port());
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[gateway]
+id = "gw-patrol"
+data_dir = "gateway-data"
+
+[hub]
+url = "{hub}"
+token = "set in the environment"
+
+[api]
+listen = "127.0.0.1:{api_port}"
+
+[model]
+manifest = "{manifest}"
+
+[patrol]
+listen = "127.0.0.1:{mqtt_port}"
+terminals_file = "terminals.toml"
+"#,
+            hub = hub.url,
+            manifest = repo().join("models/yolox-nano.toml").display(),
+        ),
+    )
+    .unwrap();
+    let mut gateway = Gateway {
+        config,
+        token: hub.add_gateway("gw-patrol").unwrap(),
+        log: dir.path().join("gateway.log"),
+        api: format!("http://127.0.0.1:{api_port}"),
+        process: None,
+    };
+    gateway.start().unwrap();
+    let client = reqwest::Client::new();
+    let acked = dir.path().join("acked.txt");
+    let logs = |dir: &Path| {
+        ["hub", "gateway", "sim"]
+            .map(|n| log_tail(n, &dir.join(format!("{n}.log")), 25))
+            .join("\n")
+    };
+
+    let result = async {
+        wait_for("the gateway's API", Duration::from_secs(60), || async {
+            Ok(gateway.status(&client).await.ok().map(|_| ()))
+        })
+        .await?;
+        let mut sim = Command::new(binary("patrol-sim"));
+        sim.arg("--broker")
+            .arg(format!("mqtt://127.0.0.1:{mqtt_port}"))
+            .arg("--credentials")
+            .arg(&creds)
+            .args([
+                "--report-every",
+                "0.05",
+                "--location-every",
+                "0.5",
+                "--photo-kb",
+                "8",
+            ])
+            .args(["--reports", &REPORTS_EACH.to_string()])
+            .arg("--acked")
+            .arg(&acked);
+        let mut sim = Process::spawn("patrol-sim", &mut sim, &dir.path().join("sim.log"))?;
+
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            gateway.process.take(); // SIGKILL
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            gateway.start()?;
+        }
+        wait_for("the simulator to finish", Duration::from_secs(120), || {
+            let running = sim.is_running();
+            async move { Ok((!running).then_some(())) }
+        })
+        .await?;
+        let log = std::fs::read_to_string(dir.path().join("sim.log"))?;
+        let summary: serde_json::Value = log
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .with_context(|| format!("no summary from the simulator:\n{log}"))?;
+        anyhow::ensure!(
+            summary["sessions_lost"] == 0 && summary["replies_refused"] == 0,
+            "{summary}"
+        );
+        let acked: Vec<String> = std::fs::read_to_string(&acked)?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let unique: HashSet<&String> = acked.iter().collect();
+        let sent = TERMINALS as u64 * REPORTS_EACH;
+        anyhow::ensure!(
+            unique.len() as u64 == sent,
+            "{} of {sent} reports acknowledged ({} acks); simulator said:\n{summary}",
+            unique.len(),
+            acked.len()
+        );
+
+        wait_for("the outbox to drain", Duration::from_secs(60), || async {
+            let s = gateway.status(&client).await?;
+            Ok((s["outbox_pending"] == 0).then_some(()))
+        })
+        .await?;
+        let mut at_hub = Vec::new();
+        for offset in (0..).step_by(500) {
+            let page = hub
+                .get(&format!("/api/v1/events?limit=500&offset={offset}"))
+                .await?;
+            let items = page["items"].as_array().context("items")?;
+            at_hub.extend(
+                items
+                    .iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_owned)),
+            );
+            if items.len() < 500 {
+                break;
+            }
+        }
+        let hub_ids: HashSet<&String> = at_hub.iter().collect();
+        anyhow::ensure!(
+            hub_ids.len() == at_hub.len(),
+            "the hub lists an event twice"
+        );
+        let missing: Vec<_> = unique.iter().filter(|id| !hub_ids.contains(**id)).collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "{} acknowledged reports missing at the hub, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+        anyhow::ensure!(
+            at_hub.len() as u64 == sent,
+            "the hub holds {} events for {sent} reports",
+            at_hub.len()
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        panic!("{e:#}\n{}", logs(dir.path()));
+    }
+}
