@@ -11,6 +11,7 @@
 
 mod category;
 mod event;
+pub mod gateway;
 pub mod patrol;
 mod uplink;
 
@@ -47,6 +48,19 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             schema_value::<patrol::TerminalStatus>(),
         ),
         ("patrol-reply.schema.json", schema_value::<patrol::Reply>()),
+        ("patrol-task.schema.json", schema_value::<patrol::Task>()),
+        (
+            "patrol-task-ack.schema.json",
+            schema_value::<patrol::TaskAck>(),
+        ),
+        (
+            "gateway-report.schema.json",
+            schema_value::<gateway::GatewayReport>(),
+        ),
+        (
+            "gateway-report-ack.schema.json",
+            schema_value::<gateway::GatewayReportAck>(),
+        ),
     ]
 }
 

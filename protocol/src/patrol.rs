@@ -28,9 +28,9 @@ pub enum Channel {
     /// Terminal → gateway, retained: presence ([`TerminalStatus`]); the terminal's last will
     /// publishes `offline` here.
     Status,
-    /// Terminal → gateway: a downlink task was received or done.
+    /// Terminal → gateway: a downlink task was received or done ([`TaskAck`]).
     Ack,
-    /// Gateway → terminal: a task to carry out.
+    /// Gateway → terminal: a task to carry out ([`Task`]).
     Task,
     /// Gateway → terminal: the outcome of an uplink message ([`Reply`]).
     Reply,
@@ -183,6 +183,69 @@ pub struct TerminalStatus {
 pub enum Presence {
     Online,
     Offline,
+}
+
+/// A task for a grid worker, from the hub through the gateway, on `patrol/{id}/task`; sent
+/// again until the terminal acknowledges it on `patrol/{id}/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub v: u32,
+    pub task_id: Uuid,
+    /// The case the task is about.
+    pub case_id: Uuid,
+    pub kind: TaskKind,
+    /// What to do, for the worker's screen.
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where to go.
+    pub lat: f64,
+    pub lon: f64,
+    pub issued_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Go and check that a reported hazard is real (核实).
+    Verify,
+    /// Go and check that a handled case is really fixed (核查).
+    Check,
+}
+
+/// A terminal's answer to a [`Task`], on `patrol/{id}/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskAck {
+    pub v: u32,
+    pub task_id: Uuid,
+    pub state: TaskState,
+    pub at: DateTime<Utc>,
+    /// The worker's words, e.g. what was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Where a task stands, as its terminal last said.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// On the terminal's screen.
+    Received,
+    /// Carried out.
+    Done,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Received => "received",
+            TaskState::Done => "done",
+        }
+    }
 }
 
 /// The gateway's answer to an uplink message, on `patrol/{id}/reply`: sent for every report

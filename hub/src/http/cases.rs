@@ -12,7 +12,7 @@ use super::{AppState, error::ApiError, paging};
 use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::store::{
-    Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, Transition,
+    Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +72,8 @@ pub struct CaseView {
     evidence_urls: Vec<String>,
     /// What the caller may do to the case now.
     allowed_actions: Vec<Action>,
+    /// Tasks sent to patrol terminals about this case.
+    tasks: Vec<TaskRow>,
 }
 
 pub async fn get(
@@ -100,10 +102,12 @@ pub async fn get(
         .parse::<CaseState>()
         .map(|state| workflow::allowed(state, actor_for(&visibility)))
         .unwrap_or_default();
+    let tasks = app.store.list_tasks(&detail.case.id).await?;
     Ok(Json(CaseView {
         detail,
         evidence_urls,
         allowed_actions,
+        tasks,
     }))
 }
 

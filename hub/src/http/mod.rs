@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 mod extract;
 mod gateways;
+mod terminals;
 
 use std::sync::Arc;
 
@@ -48,7 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases", get(cases::list))
         .route("/api/v1/cases/{id}", get(cases::get))
         .route("/api/v1/cases/{id}/actions", post(cases::act))
+        .route("/api/v1/cases/{id}/tasks", post(terminals::create_task))
         .route("/api/v1/gateways", get(gateways::list))
+        .route("/api/v1/gateway/report", put(terminals::report))
+        .route("/api/v1/terminals", get(terminals::list))
         .route("/healthz", get(health))
         .fallback(|| async { ApiError::not_found("endpoint") })
         .layer(TraceLayer::new_for_http())

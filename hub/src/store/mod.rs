@@ -8,6 +8,7 @@ mod blobs;
 mod cases;
 mod events;
 mod principals;
+mod terminals;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use cases::{
 };
 pub use events::{EventRow, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
+pub use terminals::{NewTask, TaskRow, TerminalRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -3,4 +3,5 @@
 
 mod api;
 mod support;
+mod terminals;
 mod workflow;

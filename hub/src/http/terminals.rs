@@ -1,0 +1,165 @@
+//! Patrol terminals and their tasks:
+//! - `PUT /api/v1/gateway/report` (gateways): presence of their terminals and the terminals'
+//!   answers to tasks in; the open tasks of those terminals out;
+//! - `GET /api/v1/terminals` (admins, operators, technicians);
+//! - `POST /api/v1/cases/{id}/tasks` (admins, operators): send a terminal to a case's place.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use protocol::gateway::{GatewayReport, GatewayReportAck};
+use protocol::patrol::TaskKind;
+use protocol::{Location, PROTOCOL_VERSION, check_identifier};
+use serde::Deserialize;
+
+use super::extract::JsonBody;
+use super::{AppState, error::ApiError};
+use crate::store::{NewTask, Principal, Role, TaskRow, TerminalRow};
+
+/// Most terminals one report may carry; a county has a few thousand.
+const MAX_TERMINALS: usize = 20_000;
+const MAX_TEXT: usize = 2000;
+
+pub async fn report(
+    State(app): State<AppState>,
+    principal: Principal,
+    JsonBody(report): JsonBody<GatewayReport>,
+) -> Result<Json<GatewayReportAck>, ApiError> {
+    let gateway = principal.gateway()?;
+    validate(gateway, &report)?;
+    let tasks = app.store.apply_gateway_report(gateway, &report).await?;
+    Ok(Json(GatewayReportAck {
+        v: PROTOCOL_VERSION,
+        tasks,
+    }))
+}
+
+fn validate(gateway: &str, r: &GatewayReport) -> Result<(), ApiError> {
+    if r.v != PROTOCOL_VERSION {
+        return Err(ApiError::invalid_field(
+            "v",
+            format!(
+                "protocol version {} is not supported (expected {PROTOCOL_VERSION})",
+                r.v
+            ),
+        ));
+    }
+    if r.gateway_id != gateway {
+        return Err(ApiError::forbidden(format!(
+            "this token belongs to gateway {gateway:?}, not {:?}",
+            r.gateway_id
+        )));
+    }
+    if r.version.chars().count() > 64 {
+        return Err(ApiError::invalid_field(
+            "version",
+            "longer than 64 characters",
+        ));
+    }
+    if r.terminals.len() > MAX_TERMINALS || r.task_acks.len() > MAX_TERMINALS {
+        return Err(ApiError::invalid_field(
+            "terminals",
+            format!("at most {MAX_TERMINALS} terminals and task acknowledgements per report"),
+        ));
+    }
+    for (i, t) in r.terminals.iter().enumerate() {
+        check_identifier(&t.terminal_id)
+            .map_err(|m| ApiError::invalid_field(format!("terminals[{i}].terminal_id"), m))?;
+        if let Some(p) = &t.position {
+            let at = Location {
+                lat: p.lat,
+                lon: p.lon,
+                area_code: None,
+                grid: None,
+            };
+            at.validate().map_err(|e| {
+                ApiError::invalid_field(format!("terminals[{i}].position.{}", e.path), e.message)
+            })?;
+        }
+    }
+    for (i, a) in r.task_acks.iter().enumerate() {
+        check_identifier(&a.terminal_id)
+            .map_err(|m| ApiError::invalid_field(format!("task_acks[{i}].terminal_id"), m))?;
+        if a.note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_TEXT)
+        {
+            return Err(ApiError::invalid_field(
+                format!("task_acks[{i}].note"),
+                format!("longer than {MAX_TEXT} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<TerminalRow>>, ApiError> {
+    match principal {
+        Principal::User {
+            role: Role::Admin | Role::Operator | Role::Technician,
+            ..
+        } => Ok(Json(app.store.list_terminals().await?)),
+        _ => Err(ApiError::forbidden(
+            "only admins, operators and technicians may list terminals",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    terminal_id: String,
+    kind: TaskKind,
+    title: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+pub async fn create_task(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(case_id): Path<String>,
+    JsonBody(req): JsonBody<TaskRequest>,
+) -> Result<(StatusCode, Json<TaskRow>), ApiError> {
+    match principal {
+        Principal::User {
+            role: Role::Admin | Role::Operator,
+            ..
+        } => {}
+        _ => {
+            return Err(ApiError::forbidden(
+                "only the centre sends tasks to terminals",
+            ));
+        }
+    }
+    check_identifier(&req.terminal_id).map_err(|m| ApiError::invalid_field("terminal_id", m))?;
+    let title = req.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::invalid_field("title", "must be 1–200 characters"));
+    }
+    if req
+        .note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_TEXT)
+    {
+        return Err(ApiError::invalid_field(
+            "note",
+            format!("longer than {MAX_TEXT} characters"),
+        ));
+    }
+    let task = NewTask {
+        case_id: &case_id,
+        terminal_id: &req.terminal_id,
+        kind: req.kind,
+        title,
+        note: req.note.as_deref(),
+        actor: principal.actor(),
+    };
+    match app.store.create_task(&task).await? {
+        Ok(row) => Ok((StatusCode::CREATED, Json(row))),
+        Err(what) => Err(ApiError::not_found(what)),
+    }
+}

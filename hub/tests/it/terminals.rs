@@ -1,0 +1,195 @@
+//! Patrol terminals at the hub: presence from gateway reports, tasks out to terminals and
+//! their answers back onto the case's timeline.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{TestHub, batch, event};
+
+async fn json(resp: reqwest::Response) -> Value {
+    resp.json().await.unwrap()
+}
+
+fn report(terminals: Value, task_acks: Value) -> Value {
+    json!({"v": 1, "gateway_id": "gw-test", "version": "0.1.0", "outbox_pending": 3,
+           "terminals": terminals, "task_acks": task_acks})
+}
+
+async fn send_report(hub: &TestHub, body: &Value) -> reqwest::Response {
+    hub.put("/api/v1/gateway/report", &hub.gateway_token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A case to send terminals to.
+async fn a_case(hub: &TestHub) -> String {
+    let resp = hub
+        .post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![event("component:0114")]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cases = json(
+        hub.get("/api/v1/cases", &hub.operator_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    cases["items"][0]["id"].as_str().unwrap().to_owned()
+}
+
+on_both_backends!(
+    tasks_reach_the_terminals_gateway_and_answers_reach_the_case,
+    |hub: TestHub| async move {
+        let online = json!([
+            {"terminal_id": "t-1", "presence": "online", "since": "2026-11-22T08:00:00Z",
+             "position": {"lat": 30.27, "lon": 120.15, "at": "2026-11-22T08:01:00Z"}},
+            {"terminal_id": "t-2", "presence": "offline", "since": "2026-11-22T07:00:00Z"}
+        ]);
+        let ack = json(send_report(&hub, &report(online.clone(), json!([]))).await).await;
+        assert_eq!(ack["tasks"], json!([]));
+        let terminals = json(
+            hub.get("/api/v1/terminals", &hub.technician_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(terminals[0]["id"], "t-1");
+        assert_eq!(terminals[0]["presence"], "online");
+        assert_eq!(terminals[0]["lat"], 30.27);
+        assert_eq!(terminals[1]["presence"], "offline");
+
+        let case = a_case(&hub).await;
+        let task_body =
+            json!({"terminal_id": "t-1", "kind": "verify", "title": "核实井盖 check the cover"});
+        let path = format!("/api/v1/cases/{case}/tasks");
+        let police = hub
+            .post_json(&path, &hub.police_token, &task_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            police.status(),
+            StatusCode::FORBIDDEN,
+            "departments do not send tasks"
+        );
+        let unknown = hub
+            .post_json(
+                &path,
+                &hub.operator_token,
+                &json!({"terminal_id": "t-9", "kind": "verify", "title": "x"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        let created = hub
+            .post_json(&path, &hub.operator_token, &task_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let task = json(created).await;
+        let task_id = task["id"].as_str().unwrap().to_owned();
+        assert_eq!(task["state"], "pending");
+
+        // The gateway's next report brings the task, again until it is done.
+        for _ in 0..2 {
+            let ack = json(send_report(&hub, &report(online.clone(), json!([]))).await).await;
+            assert_eq!(ack["tasks"][0]["terminal_id"], "t-1");
+            assert_eq!(ack["tasks"][0]["task"]["task_id"], task_id);
+            assert_eq!(ack["tasks"][0]["task"]["case_id"], case);
+            assert_eq!(ack["tasks"][0]["task"]["lat"], 30.27);
+        }
+        // An answer from the wrong terminal changes nothing.
+        let forged = json!([{"terminal_id": "t-2", "task_id": task_id, "state": "done",
+                             "at": "2026-11-22T08:05:00Z"}]);
+        assert_eq!(
+            send_report(&hub, &report(online.clone(), forged))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        let received = json!([{"terminal_id": "t-1", "task_id": task_id, "state": "received",
+                               "at": "2026-11-22T08:05:00Z"}]);
+        let ack = json(send_report(&hub, &report(online.clone(), received)).await).await;
+        assert_eq!(
+            ack["tasks"].as_array().unwrap().len(),
+            1,
+            "received is not done"
+        );
+        let done = json!([{"terminal_id": "t-1", "task_id": task_id, "state": "done",
+                           "at": "2026-11-22T08:20:00Z", "note": "井盖确已破损 the cover is broken"}]);
+        let ack = json(send_report(&hub, &report(online.clone(), done.clone())).await).await;
+        assert_eq!(ack["tasks"], json!([]));
+        // Sent twice (the gateway retries until the hub answers): recorded once.
+        send_report(&hub, &report(online, done)).await;
+
+        let detail = json(
+            hub.get(&format!("/api/v1/cases/{case}"), &hub.operator_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(detail["tasks"][0]["state"], "done");
+        assert_eq!(
+            detail["tasks"][0]["reply"],
+            "井盖确已破损 the cover is broken"
+        );
+        let actions: Vec<&str> = detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["action"].as_str())
+            .filter(|a| a.starts_with("task_"))
+            .collect();
+        assert_eq!(actions, ["task_assigned", "task_received", "task_done"]);
+    }
+);
+
+on_both_backends!(
+    bad_or_foreign_reports_are_refused,
+    |hub: TestHub| async move {
+        let mut spoofed = report(json!([]), json!([]));
+        spoofed["gateway_id"] = "gw-other".into();
+        assert_eq!(
+            send_report(&hub, &spoofed).await.status(),
+            StatusCode::FORBIDDEN
+        );
+        let bad_position = report(
+            json!([{"terminal_id": "t-1", "presence": "online", "since": "2026-11-22T08:00:00Z",
+                "position": {"lat": 95.0, "lon": 120.0, "at": "2026-11-22T08:00:00Z"}}]),
+            json!([]),
+        );
+        let resp = send_report(&hub, &bad_position).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = json(resp).await;
+        assert_eq!(
+            body["error"]["field"], "terminals[0].position.lat",
+            "{body}"
+        );
+        let operator = hub
+            .put("/api/v1/gateway/report", &hub.operator_token)
+            .json(&report(json!([]), json!([])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(operator.status(), StatusCode::FORBIDDEN);
+        let police = hub
+            .get("/api/v1/terminals", &hub.police_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(police.status(), StatusCode::FORBIDDEN);
+    }
+);
