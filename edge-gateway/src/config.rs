@@ -102,10 +102,17 @@ pub struct RawHub {
     pub token: SecretString,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Seconds between reports of the gateway's state (and its terminals') to the hub.
+    #[serde(default = "default_report_interval")]
+    pub report_interval_s: f64,
 }
 
 fn default_batch_size() -> usize {
     100
+}
+
+fn default_report_interval() -> f64 {
+    15.0
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +238,7 @@ pub struct Config {
     pub hub_url: Url,
     pub hub_token: SecretString,
     pub batch_size: usize,
+    pub report_interval: Duration,
     pub api_listen: SocketAddr,
     pub model_manifest: PathBuf,
     /// Folders searched for the model file before fetching it, in order.
@@ -306,6 +314,12 @@ impl Config {
         }
         if !(1..=500).contains(&raw.hub.batch_size) {
             return Err(invalid("hub.batch_size", "must be 1..=500".into()));
+        }
+        if !(0.5..=3600.0).contains(&raw.hub.report_interval_s) {
+            return Err(invalid(
+                "hub.report_interval_s",
+                "must be 0.5..=3600 seconds".into(),
+            ));
         }
         if !(1..=64).contains(&raw.model.intra_threads) {
             return Err(invalid("model.intra_threads", "must be 1..=64".into()));
@@ -410,6 +424,7 @@ impl Config {
             hub_url,
             hub_token: raw.hub.token,
             batch_size: raw.hub.batch_size,
+            report_interval: Duration::from_secs_f64(raw.hub.report_interval_s),
             api_listen: raw.api.listen,
             model_manifest: base.join(raw.model.manifest),
             model_search,

@@ -1,16 +1,19 @@
-//! The township edge gateway: RTSP cameras → decode → detect → rules → events → durable
-//! outbox → uplink to the hub. `run` wires the stages; each module is one stage.
+//! The township edge gateway: RTSP cameras → decode → detect → rules → events, and patrol
+//! terminals over MQTT → events; both into the durable outbox → uplink to the hub.
+//! `run` wires the stages; each module is one stage.
 //!
 //! Threads and tasks: one async task per camera (network), one decode thread per camera,
-//! one detection thread for all cameras, one outbox writer and one uplink task, and the
-//! local API. Frames are perishable between decode and detection; events are never
-//! dropped after that.
+//! one detection thread for all cameras, one outbox writer, the patrol intake (`patrol`),
+//! one uplink task, the periodic report to the hub (`hub_report`) and the local API.
+//! Frames are perishable between decode and detection; events are never dropped after
+//! that.
 
 pub mod api;
 pub mod config;
 pub mod detect;
 pub mod event;
 pub mod health;
+pub mod hub_report;
 pub mod metrics;
 pub mod outbox;
 pub mod patrol;
@@ -32,16 +35,8 @@ use outbox::Outbox;
 use pipeline::analyse::Analysis;
 use pipeline::frames::FrameSlots;
 
-/// Runs the gateway until `shutdown` is cancelled, then stops the stages in flow order so
-/// every event already made reaches the outbox.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    ffmpeg_next::init().context("initialising FFmpeg")?;
-    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
-
-    let outbox = Outbox::open(&config.data_dir.join("outbox.db"))
-        .await
-        .with_context(|| format!("opening the outbox in {}", config.data_dir.display()))?;
+/// Loads the model the manifest names (from a cache folder, or fetched) into ONNX Runtime.
+async fn load_detector(config: &Config) -> anyhow::Result<Detector> {
     let manifest = ModelManifest::load(&config.model_manifest)?;
     let model_path = manifest
         .resolve(&config.model_search, &config.model_cache)
@@ -55,6 +50,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     })
     .await??;
     tracing::info!(model = %model_id, cameras = config.cameras.len(), "model loaded");
+    Ok(detector)
+}
+
+/// Runs the gateway until `shutdown` is cancelled, then stops the stages in flow order so
+/// every event already made reaches the outbox.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    ffmpeg_next::init().context("initialising FFmpeg")?;
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+
+    let outbox = Outbox::open(&config.data_dir.join("outbox.db"))
+        .await
+        .with_context(|| format!("opening the outbox in {}", config.data_dir.display()))?;
+    // A gateway for patrol terminals only needs neither the model nor ONNX Runtime.
+    let detector = if config.cameras.is_empty() {
+        tracing::info!("no cameras configured: the detector is not loaded");
+        None
+    } else {
+        Some(load_detector(&config).await?)
+    };
+    let model_id = detector
+        .as_ref()
+        .map(|d| d.manifest().id())
+        .unwrap_or_default();
 
     let stats = Arc::new(GatewayStats::default());
     let cameras: Vec<_> = config.cameras.into_iter().map(Arc::new).collect();
@@ -93,16 +112,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     cameras_tracker.close();
 
     // Detection and rules.
-    let analysis = Analysis {
-        gateway_id: config.gateway_id.clone(),
-        cameras: cameras.clone(),
-        health: health.clone(),
-        detector,
+    let analysis_thread = match detector {
+        Some(detector) => {
+            let analysis = Analysis {
+                gateway_id: config.gateway_id.clone(),
+                cameras: cameras.clone(),
+                health: health.clone(),
+                detector,
+            };
+            let analysis_slots = slots.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("detect".into())
+                    .spawn(move || analysis.run(&analysis_slots, event_tx))?,
+            )
+        }
+        None => None,
     };
-    let analysis_slots = slots.clone();
-    let analysis_thread = std::thread::Builder::new()
-        .name("detect".into())
-        .spawn(move || analysis.run(&analysis_slots, event_tx))?;
 
     // Outbox writer: events are retried until stored, never dropped.
     let writer = {
@@ -129,8 +155,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => None,
     };
 
-    // Uplink and local API.
+    // Uplink, reports to the hub and local API.
     let uplink_stop = CancellationToken::new();
+    let report = tokio::spawn(
+        hub_report::HubReport {
+            hub_url: config.hub_url.clone(),
+            token: config.hub_token.clone(),
+            gateway_id: config.gateway_id.clone(),
+            outbox: outbox.clone(),
+            patrol: patrol
+                .as_ref()
+                .map(|p| (p.board.clone(), p.downlink.clone())),
+            interval: config.report_interval,
+        }
+        .run(uplink_stop.clone()),
+    );
     let uplink = tokio::spawn(
         uplink::Uplink {
             outbox: outbox.clone(),
@@ -170,7 +209,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             let _ = t.join();
         }
         slots.close();
-        let _ = analysis_thread.join();
+        if let Some(t) = analysis_thread {
+            let _ = t.join();
+        }
     })
     .await?;
     writer.await?;
@@ -179,6 +220,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     uplink_stop.cancel();
     uplink.await?;
+    report.await?;
     api.await??;
     Ok(())
 }

@@ -5,8 +5,8 @@
 //! and leaves only when the hub has committed it (or refused it for good, which moves it to
 //! `dead_letter`). Delivery is at least once; the hub de-duplicates by event id.
 //!
-//! It also remembers which patrol terminals hold a persistent MQTT session, which must
-//! survive restarts for the same reason the events do.
+//! The same database keeps the rest of the gateway's durable state: which patrol terminals
+//! hold a persistent MQTT session, and the patrol tasks (`patrol::downlink`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -58,6 +58,11 @@ impl Outbox {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The database, for the other durable state kept beside the events (patrol tasks).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Stores an event and its blobs; durable when this returns.

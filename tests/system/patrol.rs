@@ -66,21 +66,19 @@ fn add_terminals(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(creds)
 }
 
-/// Every report a terminal saw acknowledged reaches the hub exactly once, although the
-/// gateway is killed three times while the terminals report.
-#[tokio::test]
-async fn acknowledged_reports_survive_killing_the_gateway() {
-    let dir = tempfile::tempdir().unwrap();
+/// A started hub, and a gateway serving `TERMINALS` terminals with the embedded broker
+/// (started), reporting to the hub every half second. Returns the simulator's credentials
+/// file and the MQTT port too.
+async fn start(dir: &Path) -> anyhow::Result<(Hub, Gateway, PathBuf, u16)> {
     let mut hub = Hub::prepare(
-        dir.path(),
-        format!("sqlite:{}", dir.path().join("hub.db").display()),
+        dir,
+        format!("sqlite:{}", dir.join("hub.db").display()),
         None,
-    )
-    .unwrap();
-    hub.start().await.unwrap();
-    let creds = add_terminals(dir.path()).unwrap();
+    )?;
+    hub.start().await?;
+    let creds = add_terminals(dir)?;
     let (mqtt_port, api_port) = (free_port(), free_port());
-    let config = dir.path().join("gateway.toml");
+    let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
         format!(
@@ -92,6 +90,7 @@ data_dir = "gateway-data"
 [hub]
 url = "{hub}"
 token = "set in the environment"
+report_interval_s = 0.5
 
 [api]
 listen = "127.0.0.1:{api_port}"
@@ -106,29 +105,40 @@ terminals_file = "terminals.toml"
             hub = hub.url,
             manifest = repo().join("models/yolox-nano.toml").display(),
         ),
-    )
-    .unwrap();
+    )?;
     let mut gateway = Gateway {
         config,
-        token: hub.add_gateway("gw-patrol").unwrap(),
-        log: dir.path().join("gateway.log"),
+        token: hub.add_gateway("gw-patrol")?,
+        log: dir.join("gateway.log"),
         api: format!("http://127.0.0.1:{api_port}"),
         process: None,
     };
-    gateway.start().unwrap();
+    gateway.start()?;
+    let client = reqwest::Client::new();
+    wait_for("the gateway's API", Duration::from_secs(60), || async {
+        Ok(gateway.status(&client).await.ok().map(|_| ()))
+    })
+    .await?;
+    Ok((hub, gateway, creds, mqtt_port))
+}
+
+fn logs(dir: &Path) -> String {
+    ["hub", "gateway", "sim"]
+        .map(|n| log_tail(n, &dir.join(format!("{n}.log")), 25))
+        .join("\n")
+}
+
+/// Every report a terminal saw acknowledged reaches the hub exactly once, although the
+/// gateway is killed three times while the terminals report.
+#[tokio::test]
+async fn acknowledged_reports_survive_killing_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, mut gateway, creds, mqtt_port) = start(dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
     let client = reqwest::Client::new();
     let acked = dir.path().join("acked.txt");
-    let logs = |dir: &Path| {
-        ["hub", "gateway", "sim"]
-            .map(|n| log_tail(n, &dir.join(format!("{n}.log")), 25))
-            .join("\n")
-    };
-
     let result = async {
-        wait_for("the gateway's API", Duration::from_secs(60), || async {
-            Ok(gateway.status(&client).await.ok().map(|_| ()))
-        })
-        .await?;
         let mut sim = Command::new(binary("patrol-sim"));
         sim.arg("--broker")
             .arg(format!("mqtt://127.0.0.1:{mqtt_port}"))
@@ -217,6 +227,85 @@ terminals_file = "terminals.toml"
             at_hub.len() as u64 == sent,
             "the hub holds {} events for {sent} reports",
             at_hub.len()
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        panic!("{e:#}\n{}", logs(dir.path()));
+    }
+}
+
+/// The centre sends a terminal to a case's place: the task reaches the terminal through its
+/// gateway, and the terminal's answers come back onto the case.
+#[tokio::test]
+async fn a_task_reaches_the_terminal_and_its_answers_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _gateway, creds, mqtt_port) = start(dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
+    let mut sim = Command::new(binary("patrol-sim"));
+    sim.arg("--broker")
+        .arg(format!("mqtt://127.0.0.1:{mqtt_port}"))
+        .arg("--credentials")
+        .arg(&creds)
+        .args([
+            "--report-every",
+            "1",
+            "--location-every",
+            "1",
+            "--photo-kb",
+            "4",
+        ])
+        .args(["--task-done-after", "1", "--duration", "120"]);
+    let _sim = Process::spawn("patrol-sim", &mut sim, &dir.path().join("sim.log")).unwrap();
+    let result = async {
+        wait_for(
+            "terminal t-0001 online at the hub",
+            Duration::from_secs(30),
+            || async {
+                let terminals = hub.get("/api/v1/terminals").await?;
+                let online =
+                    terminals.as_array().into_iter().flatten().any(|t| {
+                        t["id"] == "t-0001" && t["presence"] == "online" && t["lat"].is_f64()
+                    });
+                Ok(online.then_some(()))
+            },
+        )
+        .await?;
+        let case = wait_for("a patrol case", Duration::from_secs(30), || async {
+            let cases = hub.get("/api/v1/cases").await?;
+            Ok(cases["items"][0]["id"].as_str().map(str::to_owned))
+        })
+        .await?;
+        let resp = hub
+            .client
+            .post(format!("{}/api/v1/cases/{case}/tasks", hub.url))
+            .bearer_auth(&hub.operator_token)
+            .json(
+                &serde_json::json!({"terminal_id": "t-0001", "kind": "verify",
+                                      "title": "核实现场 verify on site"}),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status() == 201, "{}", resp.text().await?);
+        let detail = wait_for("the task done", Duration::from_secs(60), || async {
+            let d = hub.get(&format!("/api/v1/cases/{case}")).await?;
+            Ok((d["tasks"][0]["state"] == "done").then_some(d))
+        })
+        .await?;
+        let reply = detail["tasks"][0]["reply"].as_str().unwrap_or_default();
+        anyhow::ensure!(reply.contains("simulated"), "reply {reply:?}");
+        let actions: Vec<&str> = detail["timeline"]
+            .as_array()
+            .context("timeline")?
+            .iter()
+            .filter_map(|t| t["action"].as_str())
+            .filter(|a| a.starts_with("task_"))
+            .collect();
+        anyhow::ensure!(
+            actions == ["task_assigned", "task_received", "task_done"],
+            "{actions:?}"
         );
         Ok::<_, anyhow::Error>(())
     }

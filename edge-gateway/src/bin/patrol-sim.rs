@@ -3,7 +3,8 @@
 //! N terminals connect to a gateway's MQTT broker, each with its own identity, walk random
 //! routes around a centre point, and send reports (optionally with a generated JPEG photo),
 //! SOS calls and their track at the configured rates. Each terminal subscribes to its reply
-//! topic and counts what the gateway accepted or refused. With `--acked FILE` the event id of
+//! topic and counts what the gateway accepted or refused, and answers tasks: `received` at
+//! once, `done` after `--task-done-after` seconds. With `--acked FILE` the event id of
 //! every report the broker acknowledged (PUBACK) is written to FILE, one per line, so a test
 //! can check that each reached the hub exactly once; should the broker lose a terminal's
 //! session, that terminal stops writing there (its PUBACKs can no longer be matched to
@@ -25,7 +26,8 @@ use chrono::Utc;
 use clap::Parser;
 use edge_gateway::patrol::intake::event_id;
 use protocol::patrol::{
-    Channel, LocationUpdate, PatrolReport, Presence, Reply, SosAlert, TerminalStatus, TrackPoint,
+    Channel, LocationUpdate, PatrolReport, Presence, Reply, SosAlert, Task, TaskAck, TaskState,
+    TerminalStatus, TrackPoint,
 };
 use protocol::{PROTOCOL_VERSION, Severity};
 use rand::Rng;
@@ -73,6 +75,9 @@ struct Args {
     /// Stop each terminal after this many reports (0: run until --duration or Ctrl-C).
     #[arg(long, default_value_t = 0)]
     reports: u64,
+    /// Seconds from receiving a task to reporting it done.
+    #[arg(long, default_value_t = 5.0)]
+    task_done_after: f64,
     /// Stop after this many seconds (0: no limit).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
@@ -96,6 +101,8 @@ struct Totals {
     /// Reconnects on which the broker had lost the session (the MQTT client then drops the
     /// messages not yet acknowledged, and PUBACKs can no longer be matched to messages).
     sessions_lost: AtomicU64,
+    tasks_received: AtomicU64,
+    tasks_done: AtomicU64,
 }
 
 /// Categories a grid worker reports most: manhole covers, road damage, litter, street order.
@@ -186,6 +193,8 @@ async fn main() -> anyhow::Result<()> {
             "replies_refused": get(&totals.replies_refused),
             "connection_errors": get(&totals.connection_errors),
             "sessions_lost": get(&totals.sessions_lost),
+            "tasks_received": get(&totals.tasks_received),
+            "tasks_done": get(&totals.tasks_done),
         })
     );
     if let Some(f) = acked {
@@ -280,6 +289,7 @@ impl Terminal {
         // Publishes in the order they were requested, to match PUBACKs to messages. This
         // task is the only one that publishes, so queue order is request order.
         let queue = Arc::new(Queue::default());
+        let (tasks_tx, mut tasks) = tokio::sync::mpsc::unbounded_channel();
         let poller = tokio::spawn(poll(
             eventloop,
             client.clone(),
@@ -287,6 +297,7 @@ impl Terminal {
             queue.clone(),
             self.totals.clone(),
             self.acked.clone(),
+            tasks_tx,
         ));
         let terminal_id = self.id.clone();
         let publish = |sent: Sent, channel: Channel, body: Vec<u8>, retain: bool| {
@@ -321,16 +332,55 @@ impl Terminal {
         let mut next_sos = sos_every.map(|d| start + d);
         let (mut reports, mut seq) = (0u64, 0u64);
         let mut track = Vec::new();
+        let mut to_finish: Vec<(tokio::time::Instant, uuid::Uuid)> = Vec::new();
         loop {
             if a.reports > 0 && reports >= a.reports {
                 break;
             }
-            let next = [next_report, next_location, next_sos]
+            let next_done = to_finish.first().map(|(at, _)| *at);
+            let next = [next_report, next_location, next_sos, next_done]
                 .into_iter()
                 .flatten()
                 .min();
-            let Some(next) = next else { break };
-            tokio::time::sleep_until(next).await;
+            // A task arriving wakes the terminal: it says at once that it has it.
+            let wake = async {
+                match next {
+                    Some(next) => tokio::time::sleep_until(next).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = wake => {}
+                task = tasks.recv() => {
+                    let Some(task) = task else { break };
+                    self.totals.tasks_received.fetch_add(1, Ordering::Relaxed);
+                    let ack = task_ack(task.task_id, TaskState::Received, None);
+                    publish(Sent::Other, Channel::Ack, ack, false).await;
+                    let at = tokio::time::Instant::now() + Duration::from_secs_f64(a.task_done_after);
+                    to_finish.push((at, task.task_id));
+                    to_finish.sort();
+                    continue;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            while to_finish.first().is_some_and(|(at, _)| *at <= now) {
+                let (_, task_id) = to_finish.remove(0);
+                let ack = task_ack(
+                    task_id,
+                    TaskState::Done,
+                    Some("现场已核实 checked on site (simulated)".into()),
+                );
+                if publish(Sent::Other, Channel::Ack, ack, false).await {
+                    self.totals.tasks_done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if [next_report, next_location, next_sos]
+                .into_iter()
+                .flatten()
+                .all(|t| t > now)
+            {
+                continue;
+            }
             position = self.step(position);
             track.push(TrackPoint {
                 lat: position.0,
@@ -466,6 +516,16 @@ fn metres_between(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
     )
 }
 
+fn task_ack(task_id: uuid::Uuid, state: TaskState, note: Option<String>) -> Vec<u8> {
+    to_json(&TaskAck {
+        v: PROTOCOL_VERSION,
+        task_id,
+        state,
+        at: Utc::now(),
+        note,
+    })
+}
+
 fn status(state: Presence) -> Vec<u8> {
     to_json(&TerminalStatus {
         v: PROTOCOL_VERSION,
@@ -486,6 +546,7 @@ async fn poll(
     queue: Arc<Queue>,
     totals: Arc<Totals>,
     acked: Option<Arc<std::sync::Mutex<std::fs::File>>>,
+    tasks: tokio::sync::mpsc::UnboundedSender<Task>,
 ) {
     let mut in_flight: HashMap<u16, Sent> = HashMap::new();
     let mut backoff = Duration::from_millis(200);
@@ -504,8 +565,9 @@ async fn poll(
                 }
                 connected_before = true;
                 let c = client.clone();
-                let topic = Channel::Reply.topic(&id);
-                tokio::spawn(async move { c.subscribe(topic, QoS::AtLeastOnce).await });
+                let topics = [Channel::Reply, Channel::Task]
+                    .map(|ch| rumqttc::SubscribeFilter::new(ch.topic(&id), QoS::AtLeastOnce));
+                tokio::spawn(async move { c.subscribe_many(topics).await });
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
                 // A first send takes the next requested message; a resend keeps its own.
@@ -524,6 +586,15 @@ async fn poll(
                     if let Some(f) = acked.as_ref().filter(|_| exact) {
                         let _ = writeln!(f.lock().expect("acked file"), "{event}");
                     }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == Channel::Task.topic(&id) => {
+                match serde_json::from_slice::<Task>(&p.payload) {
+                    Ok(task) => {
+                        tracing::info!(terminal = %id, task = %task.task_id, title = %task.title, "task received");
+                        let _ = tasks.send(task);
+                    }
+                    Err(e) => tracing::warn!(terminal = %id, error = %e, "an unreadable task"),
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {

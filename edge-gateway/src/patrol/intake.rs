@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use protocol::patrol::{
     Channel, ErrorCode, LocationUpdate, PatrolReport, Presence, Reply, ReplyError, SosAlert,
-    TerminalStatus, TrackPoint, parse_topic,
+    TaskAck, TerminalStatus, TrackPoint, parse_topic,
 };
 use protocol::{
     CategoryCode, EventEnvelope, EventKind, EvidenceKind, Location, PROTOCOL_VERSION, Severity,
@@ -52,6 +52,8 @@ pub enum Intake {
         terminal_id: String,
         points: Vec<TrackPoint>,
     },
+    /// The terminal's answer to a task.
+    TaskAck { terminal_id: String, ack: TaskAck },
 }
 
 #[derive(Debug, Clone)]
@@ -169,9 +171,16 @@ pub fn read(
                 presence: status.state,
             })
         }
-        Channel::Ack => Err(invalid(
-            "ack: this gateway has sent no tasks to acknowledge".into(),
-        )),
+        Channel::Ack => {
+            let ack: TaskAck = parse(value).map_err(invalid)?;
+            if ack.note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+                return Err(invalid("note: is longer than 2000 characters".into()));
+            }
+            Ok(Intake::TaskAck {
+                terminal_id: terminal.to_owned(),
+                ack,
+            })
+        }
         Channel::Task | Channel::Reply => unreachable!("downlink channels are refused above"),
     }
 }

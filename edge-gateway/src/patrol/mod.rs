@@ -9,10 +9,12 @@
 //!   storing);
 //! - `broker`: the embedded `rumqttd`;
 //! - `client`: the gateway's own `rumqttc` client;
+//! - `downlink`: tasks from the hub, published until acknowledged;
 //! - `terminals`: credentials and what each terminal last said.
 
 pub mod broker;
 pub mod client;
+pub mod downlink;
 pub mod front;
 pub mod intake;
 pub mod terminals;
@@ -58,6 +60,8 @@ pub enum BrokerChoice {
 /// The running patrol intake.
 pub struct Patrol {
     pub board: Arc<Board>,
+    /// Tasks for terminals and their answers.
+    pub downlink: downlink::Downlink,
     /// Where terminals connect, with the embedded broker.
     pub listening: Option<SocketAddr>,
     stop: CancellationToken,
@@ -129,10 +133,15 @@ impl Patrol {
                 }
             }
         }));
+        let downlink = downlink::Downlink::new(outbox.clone());
+        tasks.push(tokio::spawn(
+            downlink.clone().run(client.clone(), stop.clone()),
+        ));
         let writer = writer::Writer {
             gateway_id: gateway_id.to_owned(),
             limits: config.limits,
             outbox,
+            downlink: downlink.clone(),
             board: board.clone(),
             client,
             wake,
@@ -140,6 +149,7 @@ impl Patrol {
         tasks.push(tokio::spawn(writer.run(intake_rx)));
         Ok(Self {
             board,
+            downlink,
             listening,
             stop,
             tasks,

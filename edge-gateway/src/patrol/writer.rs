@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use protocol::patrol::{Channel, Reply};
+use protocol::PROTOCOL_VERSION;
+use protocol::patrol::{Channel, ErrorCode, Reply, ReplyError, TaskAck};
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::SOS_RULE;
+use super::downlink::{AckOutcome, Downlink};
 use super::intake::{self, Intake, Limits};
 use super::terminals::Board;
 use crate::event::NewEvent;
@@ -42,6 +44,7 @@ pub struct Writer {
     pub gateway_id: String,
     pub limits: Limits,
     pub outbox: Outbox,
+    pub downlink: Downlink,
     pub board: Arc<Board>,
     /// Acknowledges broker messages and publishes replies.
     pub client: AsyncClient,
@@ -88,6 +91,14 @@ impl Writer {
                     let last = points.pop().expect("a track has at least one point");
                     self.board.track(&terminal_id, last, now);
                 }
+                Ok(Intake::TaskAck { terminal_id, ack }) => {
+                    let reply = self.task_ack(&terminal_id, &ack).await;
+                    if !reply.ok {
+                        self.board
+                            .refused(Some(&terminal_id), ErrorCode::InvalidField, now);
+                    }
+                    replies.push((terminal_id, reply));
+                }
                 Err(refusal) => {
                     tracing::warn!(topic = %m.topic, reason = %refusal.reply.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""), "refused a terminal message");
                     self.board
@@ -133,6 +144,33 @@ impl Writer {
             {
                 tracing::warn!(error = %e, %terminal, "cannot queue a reply");
             }
+        }
+    }
+
+    /// Records a task acknowledgement (retrying until stored) and says how it went.
+    async fn task_ack(&self, terminal: &str, ack: &TaskAck) -> Reply {
+        let mut delay = Duration::from_millis(100);
+        let outcome = loop {
+            match self.downlink.acknowledge(terminal, ack).await {
+                Ok(o) => break o,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot store a task acknowledgement; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        let error = (outcome == AckOutcome::UnknownTask).then(|| ReplyError {
+            code: ErrorCode::InvalidField,
+            message: format!("task_id: {} is not a task of {terminal}", ack.task_id),
+        });
+        Reply {
+            v: PROTOCOL_VERSION,
+            msg_id: None,
+            channel: Channel::Ack.as_str().to_owned(),
+            ok: error.is_none(),
+            event_id: None,
+            error,
         }
     }
 

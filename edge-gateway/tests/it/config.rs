@@ -123,6 +123,36 @@ fn errors_name_the_key() {
             ),
             "camera[1].id",
         ),
+        (
+            VALID.replace(
+                "token = \"gw_secret\"",
+                "token = \"gw_secret\"\nreport_interval_s = 0",
+            ),
+            "hub.report_interval_s",
+        ),
+        (format!("{VALID}\n[patrol]\n"), "patrol.terminals_file"),
+        (
+            format!("{VALID}\n[patrol]\nterminals_file = \"missing.toml\"\n"),
+            "patrol.terminals_file",
+        ),
+        (
+            format!("{VALID}\n[patrol]\nbroker = \"http://broker\"\n"),
+            "patrol.broker",
+        ),
+        (
+            format!(
+                "{VALID}\n[patrol]\nbroker = \"mqtt://broker:1883\"\nterminals_file = \"t.toml\"\n"
+            ),
+            "patrol.terminals_file",
+        ),
+        (
+            format!("{VALID}\n[patrol]\nbroker = \"mqtt://broker\"\nmax_photos = 0\n"),
+            "patrol.max_photos",
+        ),
+        (
+            format!("{VALID}\n[patrol]\nbroker = \"mqtt://broker\"\nsos_category = \"help\"\n"),
+            "patrol.sos_category",
+        ),
     ];
     for (text, key) in cases {
         let err = load(&text).unwrap_err();
@@ -141,4 +171,8 @@ fn the_example_settings_load() {
     let config = Config::from_raw(raw, &file).unwrap();
     assert_eq!(config.cameras.len(), 1);
     assert!(config.cameras[0].crowd.as_ref().unwrap().zone.is_some());
+    assert!(
+        config.patrol.is_some(),
+        "the example serves patrol terminals"
+    );
 }

@@ -525,3 +525,84 @@ async fn downlink_is_subscribed_for_the_terminal_and_sessions_survive_a_restart(
     assert!(a.reply().await.ok);
     patrol.stop().await;
 }
+
+/// A task from the hub is published to its terminal until acknowledged; the terminal's
+/// answers are kept for the hub, and an answer to another terminal's task is refused.
+#[tokio::test]
+async fn tasks_are_published_to_their_terminal_and_answers_kept_for_the_hub() {
+    use protocol::gateway::AssignedTask;
+    use protocol::patrol::{Task, TaskKind, TaskState};
+
+    let (gw, secrets) = embedded(&["t-a", "t-b"]).await;
+    let port = gw.patrol.listening.unwrap().port();
+    let mut a = connect(port, "t-a", Some(&secrets[0]));
+    a.connected().await;
+    let mut b = connect(port, "t-b", Some(&secrets[1]));
+    b.connected().await;
+    let task = Task {
+        v: 1,
+        task_id: uuid::Uuid::now_v7(),
+        case_id: uuid::Uuid::now_v7(),
+        kind: TaskKind::Verify,
+        title: "核实井盖 check the cover".into(),
+        note: None,
+        lat: 30.27,
+        lon: 120.15,
+        issued_at: chrono::Utc::now(),
+    };
+    let assigned = AssignedTask {
+        terminal_id: "t-a".into(),
+        task: task.clone(),
+    };
+    gw.patrol
+        .downlink
+        .add(std::slice::from_ref(&assigned))
+        .await
+        .unwrap();
+    gw.patrol.downlink.add(&[assigned]).await.unwrap(); // handed over twice: kept once
+    let got = a
+        .next(|p| match p {
+            Packet::Publish(p) if p.topic == "patrol/t-a/task" => {
+                Some(serde_json::from_slice::<Task>(&p.payload).unwrap())
+            }
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, task);
+
+    let ack = |state: TaskState| {
+        serde_json::to_vec(&json!({"v": 1, "task_id": task.task_id, "state": state,
+                                   "at": "2026-11-23T08:00:00Z", "note": "已到现场 on site"}))
+        .unwrap()
+    };
+    // B answers A's task: refused.
+    b.publish("patrol/t-b/ack", ack(TaskState::Done)).await;
+    let refused = b.reply().await;
+    assert!(!refused.ok && refused.error.unwrap().message.contains("not a task of t-b"));
+    a.publish("patrol/t-a/ack", ack(TaskState::Received)).await;
+    assert!(a.reply().await.ok);
+    a.publish("patrol/t-a/ack", ack(TaskState::Done)).await;
+    assert!(a.reply().await.ok);
+
+    let (acks, last) = gw.patrol.downlink.unreported_acks().await.unwrap();
+    let states: Vec<_> = acks
+        .iter()
+        .map(|a| (a.terminal_id.as_str(), a.state))
+        .collect();
+    assert_eq!(
+        states,
+        [("t-a", TaskState::Received), ("t-a", TaskState::Done)]
+    );
+    gw.patrol.downlink.reported(last).await.unwrap();
+    assert!(
+        gw.patrol
+            .downlink
+            .unreported_acks()
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    gw.patrol.stop().await;
+}
