@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and running the system need, idempotently:
 #   - Debian packages: FFmpeg libraries and tools, clang (for the FFmpeg bindings), the
-#     GStreamer RTSP server (demo camera and tests);
+#     GStreamer RTSP server (demo camera and tests), Mosquitto (tests with an external
+#     MQTT broker);
 #   - the ONNX Runtime shared library, from the PyPI wheel, into .cache/onnxruntime.
 # Writes .cache/env.sh, which exports ORT_DYLIB_PATH; the other scripts source it.
 set -euo pipefail
@@ -13,6 +14,7 @@ DEBIAN_PACKAGES=(
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev
   python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  mosquitto
 )
 
 say() { printf '[install-deps] %s\n' "$*" >&2; }

@@ -105,6 +105,14 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Asks the process to stop (SIGTERM) and waits until it has.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

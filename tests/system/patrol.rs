@@ -1,5 +1,6 @@
-//! Patrol terminals end to end: `patrol-sim` terminals → the gateway's embedded broker →
-//! outbox → hub, with the gateway killed (SIGKILL) and restarted while they report.
+//! Patrol terminals end to end: `patrol-sim` terminals → the gateway's embedded broker (or
+//! Mosquitto) → outbox → hub, with the gateway killed (SIGKILL) or the broker restarted
+//! while they report; and tasks from the hub to a terminal and back.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -66,18 +67,16 @@ fn add_terminals(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(creds)
 }
 
-/// A started hub, and a gateway serving `TERMINALS` terminals with the embedded broker
-/// (started), reporting to the hub every half second. Returns the simulator's credentials
-/// file and the MQTT port too.
-async fn start(dir: &Path) -> anyhow::Result<(Hub, Gateway, PathBuf, u16)> {
+/// A started hub, and a started gateway reporting to it every half second with `patrol` as
+/// its `[patrol]` section.
+async fn start(dir: &Path, patrol: &str) -> anyhow::Result<(Hub, Gateway)> {
     let mut hub = Hub::prepare(
         dir,
         format!("sqlite:{}", dir.join("hub.db").display()),
         None,
     )?;
     hub.start().await?;
-    let creds = add_terminals(dir)?;
-    let (mqtt_port, api_port) = (free_port(), free_port());
+    let api_port = free_port();
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
@@ -99,8 +98,7 @@ listen = "127.0.0.1:{api_port}"
 manifest = "{manifest}"
 
 [patrol]
-listen = "127.0.0.1:{mqtt_port}"
-terminals_file = "terminals.toml"
+{patrol}
 "#,
             hub = hub.url,
             manifest = repo().join("models/yolox-nano.toml").display(),
@@ -119,7 +117,107 @@ terminals_file = "terminals.toml"
         Ok(gateway.status(&client).await.ok().map(|_| ()))
     })
     .await?;
+    Ok((hub, gateway))
+}
+
+/// [`start`] with the embedded broker serving `TERMINALS` terminals; returns their
+/// credentials for the simulator and the MQTT port too.
+async fn start_embedded(dir: &Path) -> anyhow::Result<(Hub, Gateway, PathBuf, u16)> {
+    let creds = add_terminals(dir)?;
+    let mqtt_port = free_port();
+    let patrol = format!("listen = \"127.0.0.1:{mqtt_port}\"\nterminals_file = \"terminals.toml\"");
+    let (hub, gateway) = start(dir, &patrol).await?;
     Ok((hub, gateway, creds, mqtt_port))
+}
+
+/// `patrol-sim` sending `REPORTS_EACH` reports from each terminal as fast as it can (with
+/// `terminals` = its terminal options), writing acknowledged event ids to `dir/acked.txt`.
+fn run_sim(dir: &Path, mqtt_port: u16, terminals: &[&str]) -> anyhow::Result<Process> {
+    let mut sim = Command::new(binary("patrol-sim"));
+    sim.arg("--broker")
+        .arg(format!("mqtt://127.0.0.1:{mqtt_port}"))
+        .args(terminals)
+        .args(["--report-every", "0.05", "--location-every", "0.5"])
+        .args(["--photo-kb", "8", "--reports", &REPORTS_EACH.to_string()])
+        .arg("--acked")
+        .arg(dir.join("acked.txt"));
+    Process::spawn("patrol-sim", &mut sim, &dir.join("sim.log"))
+}
+
+/// Waits for the simulator to finish and checks that all `sent` reports were acknowledged,
+/// each exactly once at the hub, with no session lost and no report refused.
+async fn check_delivered(
+    dir: &Path,
+    sim: &mut Process,
+    hub: &Hub,
+    gateway: &Gateway,
+    sent: u64,
+) -> anyhow::Result<()> {
+    wait_for("the simulator to finish", Duration::from_secs(120), || {
+        let running = sim.is_running();
+        async move { Ok((!running).then_some(())) }
+    })
+    .await?;
+    let log = std::fs::read_to_string(dir.join("sim.log"))?;
+    let summary: serde_json::Value = log
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .with_context(|| format!("no summary from the simulator:\n{log}"))?;
+    anyhow::ensure!(
+        summary["sessions_lost"] == 0 && summary["replies_refused"] == 0,
+        "{summary}"
+    );
+    let acked: Vec<String> = std::fs::read_to_string(dir.join("acked.txt"))?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let unique: HashSet<&String> = acked.iter().collect();
+    anyhow::ensure!(
+        unique.len() as u64 == sent,
+        "{} of {sent} reports acknowledged ({} acks); simulator said:\n{summary}",
+        unique.len(),
+        acked.len()
+    );
+    let client = reqwest::Client::new();
+    wait_for("the outbox to drain", Duration::from_secs(60), || async {
+        let s = gateway.status(&client).await?;
+        Ok((s["outbox_pending"] == 0).then_some(()))
+    })
+    .await?;
+    let mut at_hub = Vec::new();
+    for offset in (0..).step_by(500) {
+        let page = hub
+            .get(&format!("/api/v1/events?limit=500&offset={offset}"))
+            .await?;
+        let items = page["items"].as_array().context("items")?;
+        at_hub.extend(
+            items
+                .iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_owned)),
+        );
+        if items.len() < 500 {
+            break;
+        }
+    }
+    let hub_ids: HashSet<&String> = at_hub.iter().collect();
+    anyhow::ensure!(
+        hub_ids.len() == at_hub.len(),
+        "the hub lists an event twice"
+    );
+    let missing: Vec<_> = unique.iter().filter(|id| !hub_ids.contains(**id)).collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{} acknowledged reports missing at the hub, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    anyhow::ensure!(
+        at_hub.len() as u64 == sent,
+        "the hub holds {} events for {sent} reports",
+        at_hub.len()
+    );
+    Ok(())
 }
 
 fn logs(dir: &Path) -> String {
@@ -133,106 +231,82 @@ fn logs(dir: &Path) -> String {
 #[tokio::test]
 async fn acknowledged_reports_survive_killing_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let (hub, mut gateway, creds, mqtt_port) = start(dir.path())
+    let (hub, mut gateway, creds, mqtt_port) = start_embedded(dir.path())
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
-    let client = reqwest::Client::new();
-    let acked = dir.path().join("acked.txt");
     let result = async {
-        let mut sim = Command::new(binary("patrol-sim"));
-        sim.arg("--broker")
-            .arg(format!("mqtt://127.0.0.1:{mqtt_port}"))
-            .arg("--credentials")
-            .arg(&creds)
-            .args([
-                "--report-every",
-                "0.05",
-                "--location-every",
-                "0.5",
-                "--photo-kb",
-                "8",
-            ])
-            .args(["--reports", &REPORTS_EACH.to_string()])
-            .arg("--acked")
-            .arg(&acked);
-        let mut sim = Process::spawn("patrol-sim", &mut sim, &dir.path().join("sim.log"))?;
-
+        let creds = creds.display().to_string();
+        let mut sim = run_sim(dir.path(), mqtt_port, &["--credentials", &creds])?;
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(700)).await;
             gateway.process.take(); // SIGKILL
             tokio::time::sleep(Duration::from_millis(500)).await;
             gateway.start()?;
         }
-        wait_for("the simulator to finish", Duration::from_secs(120), || {
-            let running = sim.is_running();
-            async move { Ok((!running).then_some(())) }
-        })
-        .await?;
-        let log = std::fs::read_to_string(dir.path().join("sim.log"))?;
-        let summary: serde_json::Value = log
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
-            .with_context(|| format!("no summary from the simulator:\n{log}"))?;
-        anyhow::ensure!(
-            summary["sessions_lost"] == 0 && summary["replies_refused"] == 0,
-            "{summary}"
-        );
-        let acked: Vec<String> = std::fs::read_to_string(&acked)?
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        let unique: HashSet<&String> = acked.iter().collect();
-        let sent = TERMINALS as u64 * REPORTS_EACH;
-        anyhow::ensure!(
-            unique.len() as u64 == sent,
-            "{} of {sent} reports acknowledged ({} acks); simulator said:\n{summary}",
-            unique.len(),
-            acked.len()
-        );
-
-        wait_for("the outbox to drain", Duration::from_secs(60), || async {
-            let s = gateway.status(&client).await?;
-            Ok((s["outbox_pending"] == 0).then_some(()))
-        })
-        .await?;
-        let mut at_hub = Vec::new();
-        for offset in (0..).step_by(500) {
-            let page = hub
-                .get(&format!("/api/v1/events?limit=500&offset={offset}"))
-                .await?;
-            let items = page["items"].as_array().context("items")?;
-            at_hub.extend(
-                items
-                    .iter()
-                    .filter_map(|e| e["id"].as_str().map(str::to_owned)),
-            );
-            if items.len() < 500 {
-                break;
-            }
-        }
-        let hub_ids: HashSet<&String> = at_hub.iter().collect();
-        anyhow::ensure!(
-            hub_ids.len() == at_hub.len(),
-            "the hub lists an event twice"
-        );
-        let missing: Vec<_> = unique.iter().filter(|id| !hub_ids.contains(**id)).collect();
-        anyhow::ensure!(
-            missing.is_empty(),
-            "{} acknowledged reports missing at the hub, e.g. {:?}",
-            missing.len(),
-            missing.first()
-        );
-        anyhow::ensure!(
-            at_hub.len() as u64 == sent,
-            "the hub holds {} events for {sent} reports",
-            at_hub.len()
-        );
-        Ok::<_, anyhow::Error>(())
+        check_delivered(
+            dir.path(),
+            &mut sim,
+            &hub,
+            &gateway,
+            TERMINALS as u64 * REPORTS_EACH,
+        )
+        .await
     }
     .await;
     if let Err(e) = result {
         panic!("{e:#}\n{}", logs(dir.path()));
+    }
+}
+
+/// The same through an external Mosquitto (persistence on) that is stopped and restarted
+/// while the terminals report. Mosquitto saves its state on a clean stop and periodically;
+/// killed with SIGKILL it would lose what it acknowledged since its last save, which is why
+/// the embedded broker is the default.
+#[tokio::test]
+async fn acknowledged_reports_survive_restarting_mosquitto() {
+    let dir = tempfile::tempdir().unwrap();
+    let mqtt_port = free_port();
+    let store = dir.path().join("mosquitto");
+    std::fs::create_dir(&store).unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            // `user root`: started as root, Mosquitto would otherwise switch to its own user,
+            // which may not write here (no effect when not started as root).
+            "user root\nlistener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nmax_queued_messages 100000\nmax_inflight_messages 100\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let mosquitto = || {
+        let mut cmd = Command::new("mosquitto");
+        cmd.arg("-c").arg(&conf);
+        let log = dir.path().join("mosquitto.log");
+        Process::spawn("mosquitto", &mut cmd, &log)
+    };
+    let mut broker = mosquitto().expect("mosquitto (Debian package mosquitto)");
+    let patrol = format!("broker = \"mqtt://127.0.0.1:{mqtt_port}\"");
+    let (hub, gateway) = start(dir.path(), &patrol)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
+    let result = async {
+        let terminals = ["--terminals", "4", "--prefix", "m-"];
+        let mut sim = run_sim(dir.path(), mqtt_port, &terminals)?;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        broker.terminate();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _broker = mosquitto()?;
+        check_delivered(dir.path(), &mut sim, &hub, &gateway, 4 * REPORTS_EACH).await
+    }
+    .await;
+    if let Err(e) = result {
+        panic!(
+            "{e:#}\n{}\n{}",
+            logs(dir.path()),
+            log_tail("mosquitto", &dir.path().join("mosquitto.log"), 20)
+        );
     }
 }
 
@@ -241,7 +315,7 @@ async fn acknowledged_reports_survive_killing_the_gateway() {
 #[tokio::test]
 async fn a_task_reaches_the_terminal_and_its_answers_the_case() {
     let dir = tempfile::tempdir().unwrap();
-    let (hub, _gateway, creds, mqtt_port) = start(dir.path())
+    let (hub, _gateway, creds, mqtt_port) = start_embedded(dir.path())
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
     let mut sim = Command::new(binary("patrol-sim"));
