@@ -606,3 +606,71 @@ async fn tasks_are_published_to_their_terminal_and_answers_kept_for_the_hub() {
     );
     gw.patrol.stop().await;
 }
+
+/// Hostile connections (garbage, absurd lengths, half packets, a PUBLISH before CONNECT,
+/// random bytes after a valid CONNECT) are dropped one by one; the door stays open and a
+/// well-behaved terminal is served throughout.
+#[tokio::test]
+async fn hostile_connections_never_stop_the_front_door() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (gw, secrets) = embedded(&["t-a", "t-b"]).await;
+    let port = gw.patrol.listening.unwrap().port();
+    let mut good = connect(port, "t-a", Some(&secrets[0]));
+    good.connected().await;
+
+    let mut connect_b = bytes::BytesMut::new();
+    let mut c = rumqttc::Connect::new("t-b");
+    c.set_login("t-b", &secrets[1]);
+    c.write(&mut connect_b).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+    let mut attacks: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        vec![0x10, 0xFF, 0xFF, 0xFF, 0x7F], // CONNECT claiming 256 MiB
+        vec![0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], // malformed remaining length
+        vec![0x30, 0x05, 0x00, 0x01, b'x', b'y'], // PUBLISH before CONNECT
+        connect_b[..connect_b.len() / 2].to_vec(), // half a CONNECT, then close
+        vec![],                             // connect and say nothing
+    ];
+    for n in [1, 7, 64, 700] {
+        attacks.push(random(n));
+    }
+    for _ in 0..8 {
+        let mut a = connect_b.to_vec();
+        a.extend(random(40));
+        attacks.push(a); // a valid CONNECT, then junk
+    }
+    for attack in attacks {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let _ = s.write_all(&attack).await;
+        let _ = s.shutdown().await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut sink)).await;
+    }
+
+    good.publish("patrol/t-a/report", report("after-the-storm"))
+        .await;
+    good.next(|p| matches!(p, Packet::PubAck(_)).then_some(()))
+        .await
+        .unwrap();
+    let mut b = connect(port, "t-b", Some(&secrets[1]));
+    b.connected().await;
+    b.publish("patrol/t-b/report", report("b-1")).await;
+    b.next(|p| matches!(p, Packet::PubAck(_)).then_some(()))
+        .await
+        .unwrap();
+    wait_pending(&gw.outbox, 2).await;
+    gw.patrol.stop().await;
+}
