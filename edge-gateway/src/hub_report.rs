@@ -29,11 +29,7 @@ pub struct HubReport {
 
 impl HubReport {
     pub async fn run(self, shutdown: CancellationToken) {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(format!("edge-gateway/{}", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with default TLS settings builds");
+        let client = crate::uplink::hub_client();
         let url = match self.hub_url.join("api/v1/gateway/report") {
             Ok(u) => u,
             Err(e) => {

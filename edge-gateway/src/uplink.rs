@@ -42,13 +42,18 @@ enum SendError {
     Refused(String),
 }
 
+/// The HTTP client the gateway talks to the hub with.
+pub(crate) fn hub_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .user_agent(format!("edge-gateway/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("an HTTP client with default TLS settings builds")
+}
+
 impl Uplink {
     pub async fn run(self, shutdown: CancellationToken) {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(format!("edge-gateway/{}", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with default TLS settings builds");
+        let client = hub_client();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut batch_size = self.batch_size;
         while !shutdown.is_cancelled() {

@@ -9,24 +9,30 @@
 //!   an acknowledged message survives even a `kill -9` of the gateway;
 //! - lets the terminal subscribe only to its own downlink topics (task, reply), which the
 //!   broker serves; anything else closes the connection;
-//! - publishes the terminal's last will itself when the connection drops without DISCONNECT.
+//! - reports the terminal online when it connects, and when it goes its last will (if it
+//!   vanished without DISCONNECT) or offline, unless a newer connection took over.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use protocol::patrol::{Channel, parse_topic};
+use protocol::PROTOCOL_VERSION;
+use protocol::patrol::{Channel, Presence, TerminalStatus, parse_topic};
 use rumqttc::mqttbytes::{self, FixedHeader, PacketType, QoS};
 use rumqttc::{
-    ConnAck, Connect, ConnectReturnCode, Login, PubAck, Publish, SubAck, Subscribe,
+    ConnAck, Connect, ConnectReturnCode, LastWill, Login, PubAck, Publish, SubAck, Subscribe,
     SubscribeFilter, SubscribeReasonCode,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::broker::Embedded;
 use super::terminals::Credentials;
 use super::writer::{Done, Message};
 use crate::outbox::{Outbox, OutboxError};
@@ -35,14 +41,36 @@ use crate::outbox::{Outbox, OutboxError};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Front {
-    pub credentials: Arc<Credentials>,
+    credentials: Arc<Credentials>,
     /// The embedded broker's internal listener, and the secret it accepts.
-    pub broker: SocketAddr,
-    pub broker_secret: String,
-    pub max_packet: usize,
-    pub intake: mpsc::Sender<Message>,
+    broker: SocketAddr,
+    broker_secret: String,
+    max_packet: usize,
+    intake: mpsc::Sender<Message>,
     /// Where persistent sessions are remembered.
-    pub sessions: Outbox,
+    sessions: Outbox,
+    /// The latest connection of each connected terminal, so a connection taken over by a
+    /// newer one does not report the terminal offline.
+    latest: Mutex<HashMap<String, u64>>,
+    generation: AtomicU64,
+}
+
+/// A terminal past the handshake, connected to the broker.
+struct Admitted {
+    terminal: String,
+    will: Option<LastWill>,
+    broker: TcpStream,
+    /// What was read from the broker past the handshake.
+    broker_buf: BytesMut,
+}
+
+fn status(state: Presence) -> Bytes {
+    serde_json::to_vec(&TerminalStatus {
+        v: PROTOCOL_VERSION,
+        state,
+    })
+    .expect("a status always serialises")
+    .into()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +94,25 @@ impl From<mqttbytes::Error> for FrontError {
 }
 
 impl Front {
+    pub fn new(
+        credentials: Credentials,
+        broker: &Embedded,
+        max_packet: usize,
+        intake: mpsc::Sender<Message>,
+        sessions: Outbox,
+    ) -> Self {
+        Self {
+            credentials: Arc::new(credentials),
+            broker: broker.addr,
+            broker_secret: broker.secret.clone(),
+            max_packet,
+            intake,
+            sessions,
+            latest: Mutex::default(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
         let front = Arc::new(self);
         let connections = tokio_util::task::TaskTracker::new();
@@ -101,26 +148,51 @@ impl Front {
     async fn serve(&self, stream: TcpStream) -> Result<(), FrontError> {
         let (mut rx, mut tx) = stream.into_split();
         let mut buf = BytesMut::with_capacity(4096);
-        let first = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            read_frame(&mut rx, &mut buf, self.max_packet),
-        )
-        .await
-        .map_err(|_| FrontError::Refused("no CONNECT in time".into()))??;
-        let Some((header, frame)) = first else {
+        let Some(admitted) = self.handshake(&mut rx, &mut tx, &mut buf).await? else {
             return Ok(());
+        };
+        let (terminal, will) = (admitted.terminal.clone(), admitted.will.clone());
+        let generation = self.connected(&terminal);
+        self.to_intake(Channel::Status.topic(&terminal), status(Presence::Online))
+            .await;
+        let (clean_exit, result) = self.relay(admitted, rx, tx, buf).await;
+        // Gone, unless a newer connection of the same terminal took over: its will when it
+        // vanished without DISCONNECT, else "offline".
+        if self.disconnected(&terminal, generation) {
+            let (topic, payload) = match will.filter(|_| !clean_exit) {
+                Some(w) => (w.topic, w.message),
+                None => (Channel::Status.topic(&terminal), status(Presence::Offline)),
+            };
+            self.to_intake(topic, payload).await;
+        }
+        result
+    }
+
+    /// Reads and checks the CONNECT, records the session, connects the terminal to the
+    /// broker and answers its CONNACK. `None` when the client left before connecting.
+    async fn handshake(
+        &self,
+        rx: &mut OwnedReadHalf,
+        tx: &mut OwnedWriteHalf,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Admitted>, FrontError> {
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, read_frame(rx, buf, self.max_packet))
+            .await
+            .map_err(|_| FrontError::Refused("no CONNECT in time".into()))??;
+        let Some((header, frame)) = first else {
+            return Ok(None);
         };
         let connect = match parse_connect(header, frame) {
             Ok(c) => c,
             Err(code) => {
-                write_connack(&mut tx, code).await?;
+                write_connack(tx, code).await?;
                 return Err(FrontError::Refused(format!("bad CONNECT: {code:?}")));
             }
         };
         let terminal = match self.admit(&connect) {
             Ok(id) => id,
             Err((code, why)) => {
-                write_connack(&mut tx, code).await?;
+                write_connack(tx, code).await?;
                 return Err(FrontError::Refused(why));
             }
         };
@@ -140,8 +212,6 @@ impl Front {
                 .map_err(store_error)?
         };
         let (upstream, mut connack, early) = self.open_upstream(connect, &terminal).await?;
-        let (mut broker_rx, mut broker_tx) = upstream.0.into_split();
-        let mut broker_buf = upstream.1;
         connack.session_present = session_present && connack.code == ConnectReturnCode::Success;
         let mut out = BytesMut::new();
         connack.write(&mut out)?;
@@ -155,7 +225,30 @@ impl Front {
         for frame in early {
             tx.write_all(&frame).await?;
         }
+        Ok(Some(Admitted {
+            terminal,
+            will,
+            broker: upstream.0,
+            broker_buf: upstream.1,
+        }))
+    }
 
+    /// Carries an admitted terminal's traffic until either side ends; returns whether the
+    /// terminal said DISCONNECT, and how it ended.
+    async fn relay(
+        &self,
+        admitted: Admitted,
+        mut rx: OwnedReadHalf,
+        mut tx: OwnedWriteHalf,
+        mut buf: BytesMut,
+    ) -> (bool, Result<(), FrontError>) {
+        let Admitted {
+            terminal,
+            broker,
+            mut broker_buf,
+            ..
+        } = admitted;
+        let (mut broker_rx, mut broker_tx) = broker.into_split();
         // One writer to the terminal, fed by the broker's frames and by our PUBACKs.
         let (to_terminal, mut outgoing) = mpsc::channel::<Bytes>(256);
         let writer = tokio::spawn(async move {
@@ -230,24 +323,46 @@ impl Front {
             .await;
             (clean_exit, result)
         };
-
-        let (clean_exit, result) = tokio::select! {
+        let ended = tokio::select! {
             r = from_terminal => r,
             r = from_broker => (false, r.and(Err(FrontError::Refused("the broker closed the connection".into())))),
             r = acks => (false, r),
         };
         writer.abort();
-        if !clean_exit && let Some(will) = will {
-            let _ = self
-                .intake
-                .send(Message {
-                    topic: will.topic,
-                    payload: will.message,
-                    done: Done::Nothing,
-                })
-                .await;
+        ended
+    }
+
+    /// Records a new connection of `terminal` and returns its generation.
+    fn connected(&self, terminal: &str) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        self.latest
+            .lock()
+            .expect("front lock")
+            .insert(terminal.to_owned(), generation);
+        generation
+    }
+
+    /// Forgets connection `generation` of `terminal`; whether it was still the latest.
+    fn disconnected(&self, terminal: &str, generation: u64) -> bool {
+        let mut latest = self.latest.lock().expect("front lock");
+        if latest.get(terminal) == Some(&generation) {
+            latest.remove(terminal);
+            true
+        } else {
+            false
         }
-        result
+    }
+
+    /// A message the front itself hands to the intake (presence, a will).
+    async fn to_intake(&self, topic: String, payload: Bytes) {
+        let _ = self
+            .intake
+            .send(Message {
+                topic,
+                payload,
+                done: Done::Nothing,
+            })
+            .await;
     }
 
     /// Connects terminal `terminal` to the broker: its CONNECT with the broker's secret and
@@ -415,10 +530,7 @@ fn parse_connect(header: FixedHeader, frame: Bytes) -> Result<Connect, ConnectRe
     })
 }
 
-async fn write_connack(
-    tx: &mut tokio::net::tcp::OwnedWriteHalf,
-    code: ConnectReturnCode,
-) -> Result<(), FrontError> {
+async fn write_connack(tx: &mut OwnedWriteHalf, code: ConnectReturnCode) -> Result<(), FrontError> {
     let mut out = BytesMut::new();
     ConnAck::new(code, false).write(&mut out)?;
     tx.write_all(&out).await?;

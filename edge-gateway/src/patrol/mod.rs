@@ -94,14 +94,13 @@ impl Patrol {
                     .with_context(|| format!("patrol: listening for terminals on {listen}"))?;
                 let listening = listener.local_addr()?;
                 tracing::info!(addr = %listening, terminals = credentials.len(), "patrol: embedded MQTT broker ready");
-                let front = front::Front {
-                    credentials: Arc::new(credentials),
-                    broker: embedded.addr,
-                    broker_secret: embedded.secret.clone(),
+                let front = front::Front::new(
+                    credentials,
+                    &embedded,
                     max_packet,
-                    intake: intake_tx.clone(),
-                    sessions: outbox.clone(),
-                };
+                    intake_tx.clone(),
+                    outbox.clone(),
+                );
                 tasks.push(tokio::spawn(front.run(listener, stop.clone())));
                 let login = client::Login {
                     host: embedded.addr.ip().to_string(),

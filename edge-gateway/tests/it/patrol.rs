@@ -178,17 +178,11 @@ async fn wait_pending(outbox: &Outbox, n: i64) {
 
 #[tokio::test]
 async fn a_report_is_stored_before_its_puback_and_confirmed_by_a_reply() {
+    // No SUBSCRIBE of its own: the front door subscribes a terminal to its downlink.
     let (gw, secrets) = embedded(&["t-a"]).await;
     let port = gw.patrol.listening.unwrap().port();
     let mut a = connect(port, "t-a", Some(&secrets[0]));
     a.connected().await;
-    a.client
-        .subscribe(Channel::Reply.topic("t-a"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    a.next(|p| matches!(p, Packet::SubAck(_)).then_some(()))
-        .await
-        .unwrap();
     a.publish("patrol/t-a/report", report("m-1")).await;
     a.next(|p| matches!(p, Packet::PubAck(_)).then_some(()))
         .await
@@ -312,13 +306,6 @@ async fn bad_messages_get_error_replies_and_the_good_ones_around_them_are_stored
     let port = gw.patrol.listening.unwrap().port();
     let mut a = connect(port, "t-a", Some(&secrets[0]));
     a.connected().await;
-    a.client
-        .subscribe(Channel::Reply.topic("t-a"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    a.next(|p| matches!(p, Packet::SubAck(_)).then_some(()))
-        .await
-        .unwrap();
     let sos = serde_json::to_vec(&json!({"v": 1, "msg_id": "s-1", "lat": 30.0, "lon": 120.0,
         "occurred_at": "2026-11-20T08:31:00Z"}))
     .unwrap();
@@ -672,5 +659,45 @@ async fn hostile_connections_never_stop_the_front_door() {
         .await
         .unwrap();
     wait_pending(&gw.outbox, 2).await;
+    gw.patrol.stop().await;
+}
+
+/// The front door reports presence itself: online on connect (no status message needed),
+/// offline on a clean DISCONNECT, and not offline when a newer connection of the same
+/// terminal takes over the old one.
+#[tokio::test]
+async fn presence_comes_from_the_connection_itself() {
+    use protocol::patrol::Presence;
+
+    let (gw, secrets) = embedded(&["t-a"]).await;
+    let port = gw.patrol.listening.unwrap().port();
+    let presence = || gw.patrol.board.terminals().first().and_then(|t| t.presence);
+    let becomes = |want: Presence| async move {
+        for _ in 0..100 {
+            if presence() == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("presence {:?}, expected {want:?}", presence());
+    };
+
+    let mut first = connect(port, "t-a", Some(&secrets[0]));
+    first.connected().await;
+    becomes(Presence::Online).await;
+
+    // The same terminal again (a phone that reconnected before the old link timed out).
+    let mut second = connect(port, "t-a", Some(&secrets[0]));
+    second.connected().await;
+    assert!(
+        first.next(|_| None::<()>).await.is_err(),
+        "the broker ends the older connection"
+    );
+    // Give a wrong "offline" from the old connection time to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(presence(), Some(Presence::Online), "taken over, not gone");
+
+    second.client.disconnect().await.unwrap();
+    becomes(Presence::Offline).await;
     gw.patrol.stop().await;
 }
