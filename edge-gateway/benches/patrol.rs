@@ -119,7 +119,14 @@ async fn throughput(args: &Args, n: usize, photo_kb: usize) -> anyhow::Result<(f
             sos_category: "event:0499".parse()?,
         },
     };
-    let patrol = Patrol::start(config, "gw-bench", outbox.clone(), Arc::default()).await?;
+    let patrol = Patrol::start(
+        config,
+        "gw-bench",
+        outbox.clone(),
+        Arc::default(),
+        Arc::default(),
+    )
+    .await?;
     let port = patrol.listening.expect("embedded").port();
     let photos = if photo_kb > 0 {
         vec![photo(photo_kb)]

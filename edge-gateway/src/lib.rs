@@ -149,9 +149,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     // Patrol terminals.
     let patrol = match config.patrol {
-        Some(p) => {
-            Some(patrol::Patrol::start(p, &config.gateway_id, outbox.clone(), wake.clone()).await?)
-        }
+        Some(p) => Some(
+            patrol::Patrol::start(
+                p,
+                &config.gateway_id,
+                outbox.clone(),
+                stats.clone(),
+                wake.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
 

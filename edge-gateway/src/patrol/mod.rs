@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::GatewayStats;
 use crate::outbox::Outbox;
 pub use intake::Limits;
 pub use terminals::{Board, Credentials};
@@ -73,6 +74,7 @@ impl Patrol {
         config: PatrolConfig,
         gateway_id: &str,
         outbox: Outbox,
+        stats: Arc<GatewayStats>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         let stop = CancellationToken::new();
@@ -143,6 +145,7 @@ impl Patrol {
             downlink: downlink.clone(),
             board: board.clone(),
             client,
+            stats,
             wake,
         };
         tasks.push(tokio::spawn(writer.run(intake_rx)));

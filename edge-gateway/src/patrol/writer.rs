@@ -16,6 +16,7 @@ use super::downlink::{AckOutcome, Downlink};
 use super::intake::{self, Intake, Limits};
 use super::terminals::Board;
 use crate::event::NewEvent;
+use crate::health::GatewayStats;
 use crate::outbox::Outbox;
 
 /// Largest number of messages stored in one transaction.
@@ -48,6 +49,8 @@ pub struct Writer {
     pub board: Arc<Board>,
     /// Acknowledges broker messages and publishes replies.
     pub client: AsyncClient,
+    /// Counts the events stored.
+    pub stats: Arc<GatewayStats>,
     /// Wakes the uplink after a batch is stored.
     pub wake: Arc<Notify>,
 }
@@ -111,6 +114,7 @@ impl Writer {
         }
         if !events.is_empty() {
             self.store(&events).await;
+            GatewayStats::add(&self.stats.events_created, events.len() as u64);
             if sos {
                 tracing::warn!("SOS received; sending it to the hub first");
             }

@@ -37,9 +37,15 @@ async fn start(broker: BrokerChoice, gateway_id: &str) -> Gateway {
         broker,
         limits: limits(),
     };
-    let patrol = Patrol::start(config, gateway_id, outbox.clone(), Arc::default())
-        .await
-        .unwrap();
+    let patrol = Patrol::start(
+        config,
+        gateway_id,
+        outbox.clone(),
+        Arc::default(),
+        Arc::default(),
+    )
+    .await
+    .unwrap();
     Gateway {
         _dir: dir,
         outbox,
@@ -485,7 +491,7 @@ async fn downlink_is_subscribed_for_the_terminal_and_sessions_survive_a_restart(
                 broker,
                 limits: limits(),
             };
-            Patrol::start(config, "gw-test", outbox, Arc::default())
+            Patrol::start(config, "gw-test", outbox, Arc::default(), Arc::default())
                 .await
                 .unwrap()
         }
