@@ -147,3 +147,51 @@ async fn sos_calls_go_first_and_a_batch_is_stored_whole() {
         photo.data
     );
 }
+
+/// A write torn at the end of the outbox's log (the file cut mid-frame, as a power cut can
+/// leave it) is found and reported on the next start; every event before it is there.
+#[tokio::test]
+async fn a_torn_write_at_the_end_of_the_log_is_reported_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let outbox = Outbox::open(&live.join("outbox.db")).await.unwrap();
+    let events: Vec<NewEvent> = (0..20).map(|_| event(Severity::Medium, None)).collect();
+    for e in &events {
+        outbox.push(e).await.unwrap();
+    }
+    // The files as a crash would leave them (the live outbox is still open, unchanged).
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir(&crashed).unwrap();
+    for name in ["outbox.db", "outbox.db-wal"] {
+        std::fs::copy(live.join(name), crashed.join(name)).unwrap();
+    }
+    let wal = crashed.join("outbox.db-wal");
+    let intact = Outbox::examine_log(&wal);
+    assert!(
+        intact.commits >= 20,
+        "SQLite's own log reads as intact: {intact:?}"
+    );
+    assert_eq!(intact.ignored_bytes, 0, "{intact:?}");
+
+    // Tear the last frame.
+    let len = std::fs::metadata(&wal).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let reopened = Outbox::open(&crashed.join("outbox.db")).await.unwrap();
+    let tail = reopened.recovery().clone();
+    assert!(tail.ignored_bytes > 0, "{tail:?}");
+    assert_eq!(tail.reason, Some("a frame cut short"));
+    let kept = reopened.peek(100).await.unwrap();
+    assert_eq!(
+        kept.len(),
+        19,
+        "only the event whose commit was torn is gone"
+    );
+    let want: Vec<_> = events[..19].iter().map(|e| e.envelope.id).collect();
+    let have: Vec<_> = kept.iter().map(|e| e.id).collect();
+    assert_eq!(have, want, "everything before the torn write, in order");
+}

@@ -28,9 +28,15 @@ pub enum OutboxError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+mod wal;
+
+pub use wal::WalTail;
+
 #[derive(Debug, Clone)]
 pub struct Outbox {
     pool: SqlitePool,
+    /// What a crash left at the end of the write-ahead log when the outbox was opened.
+    recovery: WalTail,
 }
 
 /// A blob an event needs at the hub before the event itself.
@@ -46,6 +52,7 @@ impl Outbox {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
         }
+        let recovery = check_wal(path);
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -57,7 +64,20 @@ impl Outbox {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, recovery })
+    }
+
+    /// Examines a write-ahead log file without opening the database (for tests and tools).
+    pub fn examine_log(wal: &Path) -> WalTail {
+        std::fs::read(wal)
+            .map(|b| wal::examine(&b))
+            .unwrap_or_default()
+    }
+
+    /// What the last crash left at the end of the log: the commits replayed and the bytes
+    /// of an interrupted write that were skipped.
+    pub fn recovery(&self) -> &WalTail {
+        &self.recovery
     }
 
     /// The database, for the other durable state kept beside the events (patrol tasks).
@@ -233,6 +253,30 @@ impl Outbox {
             .await?
             .try_get("n")?)
     }
+}
+
+/// Reads the write-ahead log left by the last run, if any, and logs a write the crash cut
+/// off. (SQLite skips such a write by itself; this makes it visible.)
+fn check_wal(db: &Path) -> WalTail {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    let tail = match std::fs::read(Path::new(&name)) {
+        Ok(bytes) => wal::examine(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => WalTail::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox's write-ahead log to check it");
+            WalTail::default()
+        }
+    };
+    if tail.ignored_bytes > 0 {
+        tracing::warn!(
+            bytes = tail.ignored_bytes,
+            reason = tail.reason.unwrap_or_default(),
+            commits_kept = tail.commits,
+            "the outbox's log ends in a write a crash interrupted: it is skipped, everything before it is intact"
+        );
+    }
+    tail
 }
 
 /// The uplink lane of an event: calls for help first, then by risk.
