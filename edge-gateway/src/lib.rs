@@ -130,19 +130,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => None,
     };
 
-    // Outbox writer: events are retried until stored, never dropped.
+    // Outbox writer: events are stored in batches, retried until stored, never dropped.
     let writer = {
         let (outbox, stats, wake) = (outbox.clone(), stats.clone(), wake.clone());
         tokio::spawn(async move {
-            while let Some(event) = event_rx.recv().await {
-                let mut delay = std::time::Duration::from_millis(100);
-                while let Err(e) = outbox.push(&event).await {
-                    tracing::error!(error = %e, event = %event.envelope.id, "cannot store an event; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
-                }
-                GatewayStats::add(&stats.events_created, 1);
+            let mut batch = Vec::new();
+            while event_rx.recv_many(&mut batch, 256).await > 0 {
+                outbox.push_all_retrying(&batch).await;
+                GatewayStats::add(&stats.events_created, batch.len() as u64);
                 wake.notify_one();
+                batch.clear();
             }
         })
     };

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use chrono::Utc;
 use protocol::{EventEnvelope, Severity};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::event::NewEvent;
@@ -29,6 +29,9 @@ pub enum OutboxError {
 }
 
 mod wal;
+
+/// Events per INSERT statement (4 parameters each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 200;
 
 pub use wal::WalTail;
 
@@ -95,15 +98,21 @@ impl Outbox {
     pub async fn push_all(&self, events: &[NewEvent]) -> Result<(), OutboxError> {
         let now = Utc::now().timestamp_millis();
         let mut tx = self.pool.begin().await?;
+        // Many rows per statement: the statement, not the row, is what costs.
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO outbox (id, priority, body, created_at) ");
+            insert.push_values(chunk, |mut row, event| {
+                let e = &event.envelope;
+                row.push_bind(e.id.to_string())
+                    .push_bind(priority(e))
+                    .push_bind(serde_json::to_string(e).expect("an event always serialises"))
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
         for event in events {
-            let e = &event.envelope;
-            sqlx::query("INSERT INTO outbox (id, priority, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
-                .bind(e.id.to_string())
-                .bind(priority(e))
-                .bind(serde_json::to_string(e).expect("an event always serialises"))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
             for blob in &event.blobs {
                 sqlx::query("INSERT INTO blobs (sha256, content_type, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
                     .bind(&blob.sha256)
@@ -112,7 +121,7 @@ impl Outbox {
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("INSERT INTO outbox_blobs (event_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(e.id.to_string())
+                    .bind(event.envelope.id.to_string())
                     .bind(&blob.sha256)
                     .execute(&mut *tx)
                     .await?;
@@ -120,6 +129,17 @@ impl Outbox {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores `events` like [`Outbox::push_all`], retrying (with backoff, logging each
+    /// failure) until the outbox takes them: events are never dropped.
+    pub async fn push_all_retrying(&self, events: &[NewEvent]) {
+        let mut delay = std::time::Duration::from_millis(100);
+        while let Err(e) = self.push_all(events).await {
+            tracing::error!(error = %e, events = events.len(), "cannot store events; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(10));
+        }
     }
 
     /// The next events to send, highest priority first, then oldest. A row that no longer

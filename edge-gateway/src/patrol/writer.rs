@@ -113,7 +113,7 @@ impl Writer {
             }
         }
         if !events.is_empty() {
-            self.store(&events).await;
+            self.outbox.push_all_retrying(&events).await;
             GatewayStats::add(&self.stats.events_created, events.len() as u64);
             if sos {
                 tracing::warn!("SOS received; sending it to the hub first");
@@ -175,16 +175,6 @@ impl Writer {
             ok: error.is_none(),
             event_id: None,
             error,
-        }
-    }
-
-    /// Stores `events`, retrying until the outbox takes them: they are never dropped.
-    async fn store(&self, events: &[NewEvent]) {
-        let mut delay = Duration::from_millis(100);
-        while let Err(e) = self.outbox.push_all(events).await {
-            tracing::error!(error = %e, events = events.len(), "cannot store terminal events; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
 }
