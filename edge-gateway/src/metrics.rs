@@ -206,6 +206,7 @@ mod tests {
                     events: 10,
                     refused: [("not_json", 2)].into(),
                     stray: 0,
+                    replies_dropped: 0,
                 },
                 3,
             )),

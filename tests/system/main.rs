@@ -5,6 +5,7 @@
 //! patrol terminal → MQTT → outbox → hub (`patrol`).
 
 mod patrol;
+mod store_forward;
 
 use std::path::PathBuf;
 use std::time::Duration;

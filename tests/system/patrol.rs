@@ -13,16 +13,16 @@ use system_tests::{Hub, Process, binary, free_port, log_tail, repo, wait_for};
 const TERMINALS: usize = 4;
 const REPORTS_EACH: u64 = 60;
 
-struct Gateway {
+pub(crate) struct Gateway {
     config: PathBuf,
     token: String,
     log: PathBuf,
     api: String,
-    process: Option<Process>,
+    pub(crate) process: Option<Process>,
 }
 
 impl Gateway {
-    fn start(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn start(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -50,8 +50,8 @@ impl Gateway {
 
 /// Terminal credentials made with the gateway's own command: the terminals file for the
 /// gateway and the `id,secret` lines for the simulator.
-fn add_terminals(dir: &Path) -> anyhow::Result<PathBuf> {
-    let ids: Vec<String> = (1..=TERMINALS).map(|i| format!("t-{i:04}")).collect();
+fn add_terminals(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
+    let ids: Vec<String> = (1..=n).map(|i| format!("t-{i:04}")).collect();
     let out = Command::new(binary("edge-gateway"))
         .args(["terminal", "add", "--file"])
         .arg(dir.join("terminals.toml"))
@@ -67,14 +67,24 @@ fn add_terminals(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(creds)
 }
 
-/// A started hub, and a started gateway reporting to it every half second with `patrol` as
-/// its `[patrol]` section.
+/// A started hub on SQLite, and a started gateway reporting to it every half second with
+/// `patrol` as its `[patrol]` section.
 async fn start(dir: &Path, patrol: &str) -> anyhow::Result<(Hub, Gateway)> {
-    let mut hub = Hub::prepare(
+    start_on(
         dir,
         format!("sqlite:{}", dir.join("hub.db").display()),
-        None,
-    )?;
+        patrol,
+    )
+    .await
+}
+
+/// [`start`] with the hub on `database_url`.
+async fn start_on(
+    dir: &Path,
+    database_url: String,
+    patrol: &str,
+) -> anyhow::Result<(Hub, Gateway)> {
+    let mut hub = Hub::prepare(dir, database_url, None)?;
     hub.start().await?;
     let api_port = free_port();
     let config = dir.join("gateway.toml");
@@ -123,22 +133,52 @@ manifest = "{manifest}"
 /// [`start`] with the embedded broker serving `TERMINALS` terminals; returns their
 /// credentials for the simulator and the MQTT port too.
 async fn start_embedded(dir: &Path) -> anyhow::Result<(Hub, Gateway, PathBuf, u16)> {
-    let creds = add_terminals(dir)?;
+    let (hub, gateway, creds, mqtt_port) = start_embedded_on(
+        dir,
+        format!("sqlite:{}", dir.join("hub.db").display()),
+        TERMINALS,
+    )
+    .await?;
+    Ok((hub, gateway, creds, mqtt_port))
+}
+
+/// [`start_embedded`] with `terminals` terminals and the hub on `database_url`.
+pub(crate) async fn start_embedded_on(
+    dir: &Path,
+    database_url: String,
+    terminals: usize,
+) -> anyhow::Result<(Hub, Gateway, PathBuf, u16)> {
+    let creds = add_terminals(dir, terminals)?;
     let mqtt_port = free_port();
     let patrol = format!("listen = \"127.0.0.1:{mqtt_port}\"\nterminals_file = \"terminals.toml\"");
-    let (hub, gateway) = start(dir, &patrol).await?;
+    let (hub, gateway) = start_on(dir, database_url, &patrol).await?;
     Ok((hub, gateway, creds, mqtt_port))
 }
 
 /// `patrol-sim` sending `REPORTS_EACH` reports from each terminal as fast as it can (with
 /// `terminals` = its terminal options), writing acknowledged event ids to `dir/acked.txt`.
 fn run_sim(dir: &Path, mqtt_port: u16, terminals: &[&str]) -> anyhow::Result<Process> {
+    let reports = REPORTS_EACH.to_string();
+    let mut args = terminals.to_vec();
+    args.extend([
+        "--report-every",
+        "0.05",
+        "--photo-kb",
+        "8",
+        "--reports",
+        &reports,
+    ]);
+    run_sim_with(dir, mqtt_port, &args)
+}
+
+/// `patrol-sim` with `args`, tracks every half second, acknowledged event ids written to
+/// `dir/acked.txt`, its log in `dir/sim.log`.
+pub(crate) fn run_sim_with(dir: &Path, mqtt_port: u16, args: &[&str]) -> anyhow::Result<Process> {
     let mut sim = Command::new(binary("patrol-sim"));
     sim.arg("--broker")
         .arg(format!("mqtt://127.0.0.1:{mqtt_port}"))
-        .args(terminals)
-        .args(["--report-every", "0.05", "--location-every", "0.5"])
-        .args(["--photo-kb", "8", "--reports", &REPORTS_EACH.to_string()])
+        .args(["--location-every", "0.5"])
+        .args(args)
         .arg("--acked")
         .arg(dir.join("acked.txt"));
     Process::spawn("patrol-sim", &mut sim, &dir.join("sim.log"))
@@ -146,14 +186,14 @@ fn run_sim(dir: &Path, mqtt_port: u16, terminals: &[&str]) -> anyhow::Result<Pro
 
 /// Waits for the simulator to finish and checks that all `sent` reports were acknowledged,
 /// each exactly once at the hub, with no session lost and no report refused.
-async fn check_delivered(
+pub(crate) async fn check_delivered(
     dir: &Path,
     sim: &mut Process,
     hub: &Hub,
     gateway: &Gateway,
     sent: u64,
 ) -> anyhow::Result<()> {
-    wait_for("the simulator to finish", Duration::from_secs(120), || {
+    wait_for("the simulator to finish", Duration::from_secs(600), || {
         let running = sim.is_running();
         async move { Ok((!running).then_some(())) }
     })
@@ -180,7 +220,7 @@ async fn check_delivered(
         acked.len()
     );
     let client = reqwest::Client::new();
-    wait_for("the outbox to drain", Duration::from_secs(60), || async {
+    wait_for("the outbox to drain", Duration::from_secs(600), || async {
         let s = gateway.status(&client).await?;
         Ok((s["outbox_pending"] == 0).then_some(()))
     })
@@ -220,7 +260,7 @@ async fn check_delivered(
     Ok(())
 }
 
-fn logs(dir: &Path) -> String {
+pub(crate) fn logs(dir: &Path) -> String {
     ["hub", "gateway", "sim"]
         .map(|n| log_tail(n, &dir.join(format!("{n}.log")), 25))
         .join("\n")

@@ -78,6 +78,9 @@ struct Args {
     /// Seconds from receiving a task to reporting it done.
     #[arg(long, default_value_t = 5.0)]
     task_done_after: f64,
+    /// Seconds to wait at the end for the broker to acknowledge what was sent.
+    #[arg(long, default_value_t = 60)]
+    ack_wait: u64,
     /// Stop after this many seconds (0: no limit).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
@@ -256,10 +259,27 @@ struct Terminal {
 }
 
 /// One terminal's QoS 1 publishes not yet on the wire, and those not yet acknowledged.
-#[derive(Default)]
 struct Queue {
     requested: Mutex<VecDeque<Sent>>,
     unacked: AtomicUsize,
+    /// Room for messages in flight. Kept to half the client's in-flight limit: rumqttc
+    /// reuses packet ids within that limit, and a publish that lands on an id still in
+    /// flight waits in a side slot that a reconnect can strand (rumqtt issue 1056).
+    window: tokio::sync::Semaphore,
+}
+
+/// QoS 1 messages the MQTT client may have in flight, and the share the simulator uses.
+const CLIENT_INFLIGHT: u16 = 20;
+const WINDOW: usize = CLIENT_INFLIGHT as usize / 2;
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self {
+            requested: Mutex::default(),
+            unacked: AtomicUsize::new(0),
+            window: tokio::sync::Semaphore::new(WINDOW),
+        }
+    }
 }
 
 /// What a QoS 1 publish was, so its PUBACK can be credited.
@@ -275,7 +295,7 @@ impl Terminal {
             .set_clean_session(false)
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024)
-            .set_inflight(20)
+            .set_inflight(CLIENT_INFLIGHT)
             .set_last_will(LastWill::new(
                 Channel::Status.topic(&self.id),
                 status(Presence::Offline),
@@ -304,6 +324,9 @@ impl Terminal {
             let (client, queue, topic) =
                 (client.clone(), queue.clone(), channel.topic(&terminal_id));
             async move {
+                if let Ok(permit) = queue.window.acquire().await {
+                    permit.forget(); // given back when the PUBACK comes
+                }
                 queue.requested.lock().expect("queue lock").push_back(sent);
                 queue.unacked.fetch_add(1, Ordering::Relaxed);
                 client
@@ -425,8 +448,14 @@ impl Terminal {
             }
         }
         // Wait until every message is acknowledged, then leave cleanly.
-        for _ in 0..600 {
-            if queue.unacked.load(Ordering::Relaxed) == 0 {
+        let waiting_since = tokio::time::Instant::now();
+        while queue.unacked.load(Ordering::Relaxed) > 0 {
+            if waiting_since.elapsed() > Duration::from_secs(a.ack_wait) {
+                tracing::warn!(
+                    terminal = %self.id,
+                    unacknowledged = queue.unacked.load(Ordering::Relaxed),
+                    "giving up waiting for acknowledgements"
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -560,7 +589,8 @@ async fn poll(
                     tracing::warn!(terminal = %id, "the broker lost the session: unacknowledged messages are gone");
                     in_flight.clear();
                     queue.requested.lock().expect("queue lock").clear();
-                    queue.unacked.store(0, Ordering::Relaxed);
+                    let lost = queue.unacked.swap(0, Ordering::Relaxed);
+                    queue.window.add_permits(lost);
                     exact = false;
                 }
                 connected_before = true;
@@ -578,9 +608,13 @@ async fn poll(
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                let _ = queue
+                if queue
                     .unacked
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    queue.window.add_permits(1);
+                }
                 if let Some(Sent::Report(event)) = in_flight.remove(&ack.pkid) {
                     totals.reports_acked.fetch_add(1, Ordering::Relaxed);
                     if let Some(f) = acked.as_ref().filter(|_| exact) {

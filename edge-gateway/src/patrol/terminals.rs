@@ -125,6 +125,8 @@ pub struct Counters {
     pub refused: BTreeMap<&'static str, u64>,
     /// Messages on topics that name no terminal (only possible with an external broker).
     pub stray: u64,
+    /// Replies not sent because the downlink was full.
+    pub replies_dropped: u64,
 }
 
 impl Board {
@@ -178,6 +180,10 @@ impl Board {
             .refused
             .entry(code.as_str())
             .or_default() += 1;
+    }
+
+    pub fn replies_dropped(&self, n: u64) {
+        self.counters.lock().expect("board lock").replies_dropped += n;
     }
 
     pub fn terminals(&self) -> Vec<TerminalState> {

@@ -134,20 +134,23 @@ impl Writer {
                 }
             }
         }
+        // Replies are a courtesy (the PUBACK is the guarantee): never wait for room to send
+        // one, so a slow downlink can never hold up the intake.
+        let mut dropped = 0u64;
         for (terminal, reply) in replies {
             let body = serde_json::to_vec(&reply).expect("a reply always serialises");
-            if let Err(e) = self
+            let topic = Channel::Reply.topic(&terminal);
+            if self
                 .client
-                .publish(
-                    Channel::Reply.topic(&terminal),
-                    QoS::AtLeastOnce,
-                    false,
-                    body,
-                )
-                .await
+                .try_publish(topic, QoS::AtLeastOnce, false, body)
+                .is_err()
             {
-                tracing::warn!(error = %e, %terminal, "cannot queue a reply");
+                dropped += 1;
             }
+        }
+        if dropped > 0 {
+            self.board.replies_dropped(dropped);
+            tracing::warn!(dropped, "the downlink is full: replies dropped");
         }
     }
 
