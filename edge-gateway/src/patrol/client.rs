@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use protocol::patrol::Channel;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, Request};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +73,16 @@ pub async fn poll(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
+                // rumqttc keeps a publish whose packet id was still in flight in a side slot
+                // that a reconnect neither resends nor clears, and while it is full the client
+                // takes no requests, acks included (rumqtt issue 1056). Put it back in line.
+                if let Some(stranded) = eventloop.state.collision.take() {
+                    tracing::info!(
+                        pkid = stranded.pkid,
+                        "patrol: resending a publish held across the reconnect"
+                    );
+                    eventloop.pending.push_back(Request::Publish(stranded));
+                }
                 tracing::info!(
                     session_present = ack.session_present,
                     "patrol: connected to the MQTT broker"
