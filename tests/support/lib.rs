@@ -328,3 +328,66 @@ pub fn log_tail(name: &str, path: &Path, n: usize) -> String {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     )
 }
+
+/// A TCP proxy to `target` on a free loopback port that cuts connections: in each
+/// connection, every chunk the server sends back is dropped, with the connection, with
+/// probability `cut` (a link that dies mid-request, after the server has done the work).
+/// Runs until the returned handle is dropped.
+pub struct CuttingProxy {
+    pub url: String,
+    pub cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttingProxy {
+    pub async fn start(target: std::net::SocketAddr, cut: f64) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = cuts.clone();
+        let task = tokio::spawn(async move {
+            let mut seed = 0x2545_F491_4F6C_DD1Du64;
+            while let Ok((client, _)) = listener.accept().await {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let (mut rng, counter) = (seed, counter.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        if (rng % 10_000) as f64 / 10_000.0 < cut {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            break; // the answer is lost with the connection
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Ok(Self { url, cuts, task })
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

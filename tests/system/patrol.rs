@@ -22,6 +22,17 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
+    /// Restarts the gateway (SIGKILL) talking to the hub at `url` instead of `was`.
+    pub(crate) fn use_hub_url(&mut self, was: &str, url: &str) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(&self.config)?;
+        std::fs::write(
+            &self.config,
+            text.replace(&format!("url = \"{was}\""), &format!("url = \"{url}\"")),
+        )?;
+        self.process.take();
+        self.start()
+    }
+
     pub(crate) fn start(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)

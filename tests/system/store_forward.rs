@@ -1,11 +1,11 @@
 //! Store and forward under fire: 50,000 events made at the edge (reports from simulated
 //! patrol terminals) while the gateway is killed (SIGKILL) ten times, the hub five times and
 //! the hub is down for a while; afterwards the hub holds every one of them exactly once.
-//! On SQLite and on PostgreSQL.
+//! On SQLite and on PostgreSQL. And a link to the hub that dies mid-request.
 
 use std::time::Duration;
 
-use system_tests::fresh_postgres;
+use system_tests::{CuttingProxy, fresh_postgres};
 
 use crate::patrol::{check_delivered, logs, run_sim_with, start_embedded_on};
 
@@ -80,5 +80,50 @@ async fn fifty_thousand_events_arrive_once_through_kills_on_sqlite() {
 async fn fifty_thousand_events_arrive_once_through_kills_on_postgres() {
     if let Some(url) = fresh_postgres("store_forward").await {
         fifty_thousand_events_through_kills(url).await;
+    }
+}
+
+/// The link to the hub dies in the middle of a third of the hub's answers (after the hub
+/// has stored the batch): the gateway sends those batches again, and the hub ends with
+/// every event once.
+#[tokio::test]
+async fn a_link_that_dies_mid_request_loses_and_duplicates_nothing() {
+    const EACH: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, mut gateway, creds, mqtt_port) = start_embedded_on(
+        dir.path(),
+        format!("sqlite:{}", dir.path().join("hub.db").display()),
+        4,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
+    let result = async {
+        let target = hub.url.trim_start_matches("http://").parse()?;
+        let proxy = CuttingProxy::start(target, 0.3).await?;
+        gateway.use_hub_url(&hub.url, &proxy.url)?;
+        let creds = creds.display().to_string();
+        let each = EACH.to_string();
+        let mut sim = run_sim_with(
+            dir.path(),
+            mqtt_port,
+            &[
+                "--credentials",
+                &creds,
+                "--report-every",
+                "0.01",
+                "--photo-kb",
+                "2",
+                "--reports",
+                &each,
+            ],
+        )?;
+        check_delivered(dir.path(), &mut sim, &hub, &gateway, 4 * EACH).await?;
+        let cuts = proxy.cuts.load(std::sync::atomic::Ordering::Relaxed);
+        anyhow::ensure!(cuts > 0, "the proxy never cut a connection");
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        panic!("{e:#}\n{}", logs(dir.path()));
     }
 }
