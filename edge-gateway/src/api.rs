@@ -36,6 +36,8 @@ struct Status {
     events_created: u64,
     events_delivered: u64,
     events_rejected: u64,
+    evicted_blobs: u64,
+    evicted_events: u64,
     uplink: UplinkStatus,
 }
 
@@ -70,6 +72,8 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, 
         events_created: GatewayStats::get(&stats.events_created),
         events_delivered: GatewayStats::get(&stats.events_delivered),
         events_rejected: GatewayStats::get(&stats.events_rejected),
+        evicted_blobs: GatewayStats::get(&stats.evicted_blobs),
+        evicted_events: GatewayStats::get(&stats.evicted_events),
         uplink: stats
             .uplink
             .lock()
@@ -115,6 +119,8 @@ async fn metrics(
         events_created: status.events_created,
         events_delivered: status.events_delivered,
         events_rejected: status.events_rejected,
+        evicted_blobs: status.evicted_blobs,
+        evicted_events: status.evicted_events,
         uplink_consecutive_failures: status.uplink.consecutive_failures,
         patrol: patrol.as_ref().map(|(c, n)| (c, *n)),
     });

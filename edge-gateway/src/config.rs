@@ -92,6 +92,25 @@ pub struct RawGateway {
     pub id: String,
     /// Where the outbox lives; relative paths are relative to the config file.
     pub data_dir: PathBuf,
+    /// The outbox's size budget in MiB: past it, evidence and then low-risk events are
+    /// evicted and a `storage_pressure` event is raised.
+    #[serde(default = "default_outbox_max_mib")]
+    pub outbox_max_mib: u64,
+    /// Category of the gateway's own fault events (storage pressure).
+    #[serde(default = "default_fault_category")]
+    pub fault_category: String,
+    /// Where the gateway stands, for its own fault events; the first camera's place when
+    /// absent.
+    #[serde(default)]
+    pub location: Option<RawLocation>,
+}
+
+fn default_outbox_max_mib() -> u64 {
+    2048
+}
+
+fn default_fault_category() -> String {
+    "event:9901".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +254,10 @@ fn default_crowd_category() -> String {
 pub struct Config {
     pub gateway_id: String,
     pub data_dir: PathBuf,
+    pub outbox_max_bytes: u64,
+    pub fault_category: CategoryCode,
+    /// Where the gateway stands, when known (its own or its first camera's).
+    pub location: Option<protocol::Location>,
     pub hub_url: Url,
     pub hub_token: SecretString,
     pub batch_size: usize,
@@ -418,9 +441,37 @@ impl Config {
                     .map_err(|(k, m)| invalid(&format!("patrol.{k}"), m))
             })
             .transpose()?;
+        if !(1..=1_048_576).contains(&raw.gateway.outbox_max_mib) {
+            return Err(invalid(
+                "gateway.outbox_max_mib",
+                "must be 1..=1048576".into(),
+            ));
+        }
+        let fault_category = raw
+            .gateway
+            .fault_category
+            .parse()
+            .map_err(|e| invalid("gateway.fault_category", format!("{e}")))?;
+        let location = match raw.gateway.location {
+            Some(l) => {
+                let l = protocol::Location {
+                    lat: l.lat,
+                    lon: l.lon,
+                    area_code: l.area_code,
+                    grid: l.grid,
+                };
+                l.validate()
+                    .map_err(|e| invalid(&format!("gateway.location.{}", e.path), e.message))?;
+                Some(l)
+            }
+            None => cameras.first().map(|c| c.location.clone()),
+        };
         Ok(Config {
             gateway_id: raw.gateway.id,
             data_dir,
+            outbox_max_bytes: raw.gateway.outbox_max_mib * 1024 * 1024,
+            fault_category,
+            location,
             hub_url,
             hub_token: raw.hub.token,
             batch_size: raw.hub.batch_size,

@@ -58,6 +58,9 @@ pub struct GatewayStats {
     pub events_created: AtomicU64,
     pub events_delivered: AtomicU64,
     pub events_rejected: AtomicU64,
+    /// Evidence files and events the full outbox let go.
+    pub evicted_blobs: AtomicU64,
+    pub evicted_events: AtomicU64,
     pub uplink: Mutex<UplinkStatus>,
 }
 

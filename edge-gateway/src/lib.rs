@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod patrol;
 pub mod pipeline;
+pub mod storage;
 pub mod uplink;
 
 use std::sync::Arc;
@@ -159,8 +160,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => None,
     };
 
-    // Uplink, reports to the hub and local API.
+    // Uplink, reports to the hub, the outbox's size budget and the local API.
     let uplink_stop = CancellationToken::new();
+    let guard = tokio::spawn(
+        storage::StorageGuard {
+            outbox: outbox.clone(),
+            max_bytes: config.outbox_max_bytes,
+            gateway_id: config.gateway_id.clone(),
+            location: config.location.clone(),
+            category: config.fault_category.clone(),
+            stats: stats.clone(),
+            wake: wake.clone(),
+        }
+        .run(uplink_stop.clone()),
+    );
     let report = tokio::spawn(
         hub_report::HubReport {
             hub_url: config.hub_url.clone(),
@@ -225,6 +238,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     uplink_stop.cancel();
     uplink.await?;
     report.await?;
+    guard.await?;
     api.await??;
     Ok(())
 }

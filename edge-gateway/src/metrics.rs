@@ -15,6 +15,8 @@ pub struct Snapshot<'a> {
     pub events_created: u64,
     pub events_delivered: u64,
     pub events_rejected: u64,
+    pub evicted_blobs: u64,
+    pub evicted_events: u64,
     pub uplink_consecutive_failures: u64,
     /// Patrol intake counters and terminals online, when patrol terminals are served.
     pub patrol: Option<(&'a Counters, usize)>,
@@ -114,6 +116,18 @@ pub fn render(s: &Snapshot<'_>) -> String {
             s.events_rejected as f64,
         ),
         (
+            "edge_outbox_evicted_blobs_total",
+            "counter",
+            "Evidence files the full outbox let go.",
+            s.evicted_blobs as f64,
+        ),
+        (
+            "edge_outbox_evicted_events_total",
+            "counter",
+            "Events the full outbox let go.",
+            s.evicted_events as f64,
+        ),
+        (
             "edge_uplink_consecutive_failures",
             "gauge",
             "Failed deliveries since the last success.",
@@ -199,6 +213,8 @@ mod tests {
             events_created: 9,
             events_delivered: 4,
             events_rejected: 0,
+            evicted_blobs: 0,
+            evicted_events: 0,
             uplink_consecutive_failures: 2,
             patrol: Some((
                 &Counters {

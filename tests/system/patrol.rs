@@ -22,13 +22,13 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// Restarts the gateway (SIGKILL) talking to the hub at `url` instead of `was`.
-    pub(crate) fn use_hub_url(&mut self, was: &str, url: &str) -> anyhow::Result<()> {
+    /// Restarts the gateway (SIGKILL) with its settings file changed by `edit`.
+    pub(crate) fn reconfigure(
+        &mut self,
+        edit: impl FnOnce(String) -> String,
+    ) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(&self.config)?;
-        std::fs::write(
-            &self.config,
-            text.replace(&format!("url = \"{was}\""), &format!("url = \"{url}\"")),
-        )?;
+        std::fs::write(&self.config, edit(text))?;
         self.process.take();
         self.start()
     }
@@ -48,7 +48,10 @@ impl Gateway {
         Ok(())
     }
 
-    async fn status(&self, client: &reqwest::Client) -> anyhow::Result<serde_json::Value> {
+    pub(crate) async fn status(
+        &self,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<serde_json::Value> {
         Ok(client
             .get(format!("{}/api/v1/status", self.api))
             .send()

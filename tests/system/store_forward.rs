@@ -1,11 +1,11 @@
 //! Store and forward under fire: 50,000 events made at the edge (reports from simulated
 //! patrol terminals) while the gateway is killed (SIGKILL) ten times, the hub five times and
 //! the hub is down for a while; afterwards the hub holds every one of them exactly once.
-//! On SQLite and on PostgreSQL. And a link to the hub that dies mid-request.
+//! On SQLite and on PostgreSQL. And an outbox over its size budget.
 
 use std::time::Duration;
 
-use system_tests::{CuttingProxy, fresh_postgres};
+use system_tests::{fresh_postgres, wait_for};
 
 use crate::patrol::{check_delivered, logs, run_sim_with, start_embedded_on};
 
@@ -83,43 +83,78 @@ async fn fifty_thousand_events_arrive_once_through_kills_on_postgres() {
     }
 }
 
-/// The link to the hub dies in the middle of a third of the hub's answers (after the hub
-/// has stored the batch): the gateway sends those batches again, and the hub ends with
-/// every event once.
+/// A small outbox budget while the hub is down: evidence is evicted first, the gateway keeps
+/// running, and once the hub is back it receives the gateway's `storage_pressure` event.
 #[tokio::test]
-async fn a_link_that_dies_mid_request_loses_and_duplicates_nothing() {
-    const EACH: u64 = 200;
+async fn a_full_outbox_evicts_by_policy_and_says_so() {
+    const REPORTS: u64 = 100;
     let dir = tempfile::tempdir().unwrap();
-    let (hub, mut gateway, creds, mqtt_port) = start_embedded_on(
+    let (mut hub, mut gateway, creds, mqtt_port) = start_embedded_on(
         dir.path(),
         format!("sqlite:{}", dir.path().join("hub.db").display()),
-        4,
+        1,
     )
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
+    let client = reqwest::Client::new();
     let result = async {
-        let target = hub.url.trim_start_matches("http://").parse()?;
-        let proxy = CuttingProxy::start(target, 0.3).await?;
-        gateway.use_hub_url(&hub.url, &proxy.url)?;
+        hub.kill();
+        gateway.reconfigure(|text| {
+            text.replace(
+                "data_dir = \"gateway-data\"",
+                "data_dir = \"gateway-data\"\noutbox_max_mib = 1\n[gateway.location]\nlat = 30.27\nlon = 120.15",
+            )
+        })?;
         let creds = creds.display().to_string();
-        let each = EACH.to_string();
+        let reports = REPORTS.to_string();
         let mut sim = run_sim_with(
             dir.path(),
             mqtt_port,
-            &[
-                "--credentials",
-                &creds,
-                "--report-every",
-                "0.01",
-                "--photo-kb",
-                "2",
-                "--reports",
-                &each,
-            ],
+            &["--credentials", &creds, "--report-every", "0.02", "--photo-kb", "40", "--reports", &reports],
         )?;
-        check_delivered(dir.path(), &mut sim, &hub, &gateway, 4 * EACH).await?;
-        let cuts = proxy.cuts.load(std::sync::atomic::Ordering::Relaxed);
-        anyhow::ensure!(cuts > 0, "the proxy never cut a connection");
+        wait_for("the simulator to finish", Duration::from_secs(120), || {
+            let running = sim.is_running();
+            async move { Ok((!running).then_some(())) }
+        })
+        .await?;
+        // Two or three MiB of photos against a 1 MiB budget; the guard looks every 10 s.
+        let evicted = wait_for("evidence evicted", Duration::from_secs(30), || async {
+            let s = gateway.status(&client).await?;
+            Ok((s["evicted_blobs"].as_u64() > Some(0)).then_some(s))
+        })
+        .await?;
+        anyhow::ensure!(evicted["evicted_events"] == 0, "evidence goes before events: {evicted}");
+        hub.start().await?;
+        let events = wait_for("the storage_pressure event at the hub", Duration::from_secs(60), || async {
+            let page = hub.get("/api/v1/events?limit=500").await?;
+            let found = page["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|e| e["rule"] == "storage_pressure"));
+            Ok(found.then_some(page))
+        })
+        .await?;
+        anyhow::ensure!(
+            gateway.process.as_mut().is_some_and(|p| p.is_running()),
+            "the gateway must keep running"
+        );
+        let status = gateway.status(&client).await?;
+        let reports_at_hub = events["items"]
+            .as_array()
+            .map_or(0, |items| items.iter().filter(|e| e["rule"] == "patrol_report").count());
+        // Evidence went first: the budget holds every report's text.
+        wait_for("the outbox to drain", Duration::from_secs(60), || async {
+            let s = gateway.status(&client).await?;
+            Ok((s["outbox_pending"] == 0).then_some(()))
+        })
+        .await?;
+        let page = hub.get("/api/v1/events?limit=500").await?;
+        let reports = page["items"]
+            .as_array()
+            .map_or(0, |items| items.iter().filter(|e| e["rule"] == "patrol_report").count());
+        anyhow::ensure!(
+            reports as u64 == REPORTS,
+            "{reports} of {REPORTS} reports at the hub (first look {reports_at_hub}); {status}"
+        );
         Ok::<_, anyhow::Error>(())
     }
     .await;

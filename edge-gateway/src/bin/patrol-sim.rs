@@ -212,7 +212,7 @@ fn parse_center(s: &str) -> anyhow::Result<(f64, f64)> {
 }
 
 /// A few photos of a road with a dark round cover, as base64 JPEG, about `kb` KiB each.
-fn make_photos(kb: usize, seed: u64) -> Vec<String> {
+fn make_photos(kb: usize, seed: u64) -> Vec<Vec<u8>> {
     if kb == 0 {
         return Vec::new();
     }
@@ -240,7 +240,7 @@ fn make_photos(kb: usize, seed: u64) -> Vec<String> {
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
                 .encode_image(&img)
                 .expect("encoding to memory");
-            BASE64.encode(jpeg)
+            jpeg
         })
         .collect()
 }
@@ -252,7 +252,7 @@ struct Terminal {
     port: u16,
     args: Args,
     center: (f64, f64),
-    photos: Arc<Vec<String>>,
+    photos: Arc<Vec<Vec<u8>>>,
     totals: Arc<Totals>,
     acked: Option<Arc<std::sync::Mutex<std::fs::File>>>,
     rng: StdRng,
@@ -474,12 +474,16 @@ impl Terminal {
 
     fn report(&mut self, seq: u64, (lat, lon): (f64, f64)) -> (Vec<u8>, uuid::Uuid) {
         let (category, text) = CATEGORIES[self.rng.random_range(0..CATEGORIES.len())];
+        let msg_id = format!("r-{seq}");
+        // Each report's photo is its own file, as a camera's would be: one of the made
+        // images with the terminal and message ids after its end (JPEG readers stop there).
         let photos = if self.photos.is_empty() {
             Vec::new()
         } else {
-            vec![self.photos[self.rng.random_range(0..self.photos.len())].clone()]
+            let mut jpeg = self.photos[self.rng.random_range(0..self.photos.len())].clone();
+            jpeg.extend(format!("{}/{msg_id}", self.id).bytes());
+            vec![BASE64.encode(jpeg)]
         };
-        let msg_id = format!("r-{seq}");
         let occurred_at = Utc::now();
         let report = PatrolReport {
             v: PROTOCOL_VERSION,

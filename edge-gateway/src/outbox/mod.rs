@@ -28,8 +28,10 @@ pub enum OutboxError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+mod budget;
 mod wal;
 
+pub use budget::Eviction;
 /// Events per INSERT statement (4 parameters each, well under SQLite's limit).
 const ROWS_PER_INSERT: usize = 200;
 
@@ -312,7 +314,7 @@ fn priority(e: &EventEnvelope) -> i64 {
 }
 
 /// Deletes events `ids`, their blob links, and blobs no event needs any more.
-async fn remove(
+pub(super) async fn remove(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     ids: &[String],
 ) -> Result<(), OutboxError> {

@@ -195,3 +195,73 @@ async fn a_torn_write_at_the_end_of_the_log_is_reported_and_the_rest_kept() {
     let have: Vec<_> = kept.iter().map(|e| e.id).collect();
     assert_eq!(have, want, "everything before the torn write, in order");
 }
+
+/// Over its size budget, the outbox lets evidence go before events and low risk before
+/// high: first the photos of low-risk events, then those of high-risk ones, then low-risk
+/// events; what an event no longer carries, its evidence list no longer names.
+#[tokio::test]
+async fn over_budget_evidence_goes_first_then_low_risk_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
+    let photo = |i: u32| {
+        let data: Vec<u8> = (0..20_000u32)
+            .map(|b| (b.wrapping_mul(2_654_435_761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        Blob::jpeg(data)
+    };
+    let mut low = Vec::new();
+    let mut high = Vec::new();
+    for i in 0..10 {
+        low.push(event(Severity::Low, Some(&photo(i))));
+        high.push(event(Severity::High, Some(&photo(100 + i))));
+    }
+    outbox.push_all(&low).await.unwrap();
+    outbox.push_all(&high).await.unwrap();
+    let full = outbox.used_bytes().await.unwrap();
+    assert!(full > 400_000, "{full}");
+    assert_eq!(
+        outbox.enforce_budget(full * 2).await.unwrap(),
+        None,
+        "within budget"
+    );
+
+    // A budget the low events' photos make up for.
+    let ev = outbox
+        .enforce_budget(full - 150_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ev.blobs >= 1 && ev.events == 0, "{ev:?}");
+    assert!(ev.used_after < full - 150_000, "{ev:?}");
+    let ids_low: Vec<_> = low.iter().map(|e| e.envelope.id).collect();
+    let ids_high: Vec<_> = high.iter().map(|e| e.envelope.id).collect();
+    let blobs_of = |ids: Vec<uuid::Uuid>| {
+        let outbox = outbox.clone();
+        async move { outbox.blobs_for(&ids).await.unwrap().len() }
+    };
+    assert!(blobs_of(ids_low.clone()).await < 10, "low-risk photos went");
+    assert_eq!(
+        blobs_of(ids_high.clone()).await,
+        10,
+        "high-risk photos stayed"
+    );
+    assert_eq!(outbox.pending().await.unwrap(), 20, "every event stayed");
+    let bodies = outbox.peek(100).await.unwrap();
+    let without_photo = bodies.iter().filter(|e| e.evidence.is_empty()).count();
+    assert_eq!(
+        without_photo as u64, ev.blobs,
+        "evicted photos are no longer referenced"
+    );
+
+    // A budget nothing but events can meet: all photos, then low-risk events first.
+    let ev = outbox.enforce_budget(40_000).await.unwrap().unwrap();
+    assert!(ev.events > 0, "{ev:?}");
+    let left = outbox.peek(100).await.unwrap();
+    assert!(left.iter().all(|e| e.evidence.is_empty()));
+    let high_left = left.iter().filter(|e| e.severity == Severity::High).count();
+    let low_left = left.iter().filter(|e| e.severity == Severity::Low).count();
+    assert!(
+        low_left == 0 || high_left == 10,
+        "a high-risk event went while low-risk ones stayed: {low_left} low, {high_left} high left"
+    );
+}
