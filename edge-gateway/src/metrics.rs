@@ -134,12 +134,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
             s.uplink_consecutive_failures as f64,
         ),
     ];
-    for (name, kind, help, value) in gateway {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
+    write_samples(&mut out, &gateway);
     if let Some((c, online)) = s.patrol {
         let patrol = [
             (
@@ -161,12 +156,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
                 online as f64,
             ),
         ];
-        for (name, kind, help, value) in patrol {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
+        write_samples(&mut out, &patrol);
         let name = "edge_patrol_refused_total";
         let _ = writeln!(
             out,
@@ -177,6 +167,16 @@ pub fn render(s: &Snapshot<'_>) -> String {
         }
     }
     out
+}
+
+/// Unlabelled samples: (name, type, help, value) each.
+fn write_samples(out: &mut String, samples: &[(&str, &str, &str, f64)]) {
+    for (name, kind, help, value) in samples {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
 }
 
 /// Label values escape backslash, double quote and newline.
