@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -261,7 +261,6 @@ struct Terminal {
 /// One terminal's QoS 1 publishes not yet on the wire, and those not yet acknowledged.
 struct Queue {
     requested: Mutex<VecDeque<Sent>>,
-    unacked: AtomicUsize,
     /// Room for messages in flight. Kept to half the client's in-flight limit: rumqttc
     /// reuses packet ids within that limit, and a publish that lands on an id still in
     /// flight waits in a side slot that a reconnect can strand (rumqtt issue 1056).
@@ -272,11 +271,22 @@ struct Queue {
 const CLIENT_INFLIGHT: u16 = 20;
 const WINDOW: usize = CLIENT_INFLIGHT as usize / 2;
 
+impl Queue {
+    /// Messages sent (or on their way) and not yet acknowledged: the window's used room.
+    fn unacked(&self) -> usize {
+        WINDOW - self.window.available_permits()
+    }
+
+    /// Gives back the room of `n` acknowledged (or lost) messages.
+    fn release(&self, n: usize) {
+        self.window.add_permits(n.min(self.unacked()));
+    }
+}
+
 impl Default for Queue {
     fn default() -> Self {
         Self {
             requested: Mutex::default(),
-            unacked: AtomicUsize::new(0),
             window: tokio::sync::Semaphore::new(WINDOW),
         }
     }
@@ -328,7 +338,6 @@ impl Terminal {
                     permit.forget(); // given back when the PUBACK comes
                 }
                 queue.requested.lock().expect("queue lock").push_back(sent);
-                queue.unacked.fetch_add(1, Ordering::Relaxed);
                 client
                     .publish(topic, QoS::AtLeastOnce, retain, body)
                     .await
@@ -449,11 +458,11 @@ impl Terminal {
         }
         // Wait until every message is acknowledged, then leave cleanly.
         let waiting_since = tokio::time::Instant::now();
-        while queue.unacked.load(Ordering::Relaxed) > 0 {
+        while queue.unacked() > 0 {
             if waiting_since.elapsed() > Duration::from_secs(a.ack_wait) {
                 tracing::warn!(
                     terminal = %self.id,
-                    unacknowledged = queue.unacked.load(Ordering::Relaxed),
+                    unacknowledged = queue.unacked(),
                     "giving up waiting for acknowledgements"
                 );
                 break;
@@ -593,8 +602,7 @@ async fn poll(
                     tracing::warn!(terminal = %id, "the broker lost the session: unacknowledged messages are gone");
                     in_flight.clear();
                     queue.requested.lock().expect("queue lock").clear();
-                    let lost = queue.unacked.swap(0, Ordering::Relaxed);
-                    queue.window.add_permits(lost);
+                    queue.release(WINDOW);
                     exact = false;
                 }
                 connected_before = true;
@@ -612,13 +620,7 @@ async fn poll(
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if queue
-                    .unacked
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    queue.window.add_permits(1);
-                }
+                queue.release(1);
                 if let Some(Sent::Report(event)) = in_flight.remove(&ack.pkid) {
                     totals.reports_acked.fetch_add(1, Ordering::Relaxed);
                     if let Some(f) = acked.as_ref().filter(|_| exact) {
