@@ -10,6 +10,8 @@ say() { printf '[demo] %s\n' "$*" >&2; }
 scripts/install-deps.sh
 # shellcheck disable=SC1091
 source .cache/env.sh
+say "building the dashboard (hub/web/dist)"
+(cd hub/web && npm run build --silent)
 say "building (release)"
 cargo build --release --bins --locked
 bin=target/release
@@ -47,13 +49,29 @@ export MODEL_CACHE=${MODEL_CACHE:-$PWD/.cache/models}
 export HUB_DATABASE_URL="sqlite:$PWD/$demo/hub.db"
 export HUB_LISTEN="127.0.0.1:$HUB_PORT"
 export HUB_OWNERSHIP_LIST="$PWD/deploy/ownership.example.toml"
-# Tokens belong to the database they were issued by.
-[ -f "$demo/hub.db" ] || rm -f "$demo/gateway.token" "$demo/operator.token"
+export HUB_WEB_ROOT="$PWD/hub/web/dist"
+# Tokens and users belong to the database they were made in.
+[ -f "$demo/hub.db" ] || rm -f "$demo"/*.token "$demo/password"
 if [ ! -s "$demo/gateway.token" ]; then
   "$bin/hub" gateway add gw-demo --name "demo township" --rotate > "$demo/gateway.token"
 fi
-if [ ! -s "$demo/operator.token" ]; then
-  "$bin/hub" user add demo-operator --role operator > "$demo/operator.token"
+# Dashboard users: an operator and two departments of the example ownership list, sharing
+# one password made for this demo database.
+demo_user() {  # NAME ROLE-ARGS…: creates the user, or resets the password of an existing one
+  local name=$1 token
+  shift
+  if token=$("$bin/hub" user add "$name" "$@" --password-stdin < "$demo/password" 2>/dev/null); then
+    printf '%s\n' "$token" > "$demo/$name.token"
+  else
+    "$bin/hub" user password "$name" < "$demo/password"
+  fi
+}
+if [ ! -s "$demo/password" ]; then
+  head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$demo/password"
+  demo_user demo-operator --role operator
+  for dept in housing-bureau county-police; do
+    demo_user "demo-$dept" --role department --department "$dept"
+  done
 fi
 
 # Patrol terminals: their secrets go to the simulator, only hashes to the gateway.
@@ -120,8 +138,11 @@ cat <<INFO
 
   The system is running (logs in $demo/*.log). Ctrl-C stops it.
 
-  Hub API (dashboard page not built yet):  http://127.0.0.1:$HUB_PORT/api/v1/cases
-    curl -H "Authorization: Bearer \$(cat $demo/operator.token)" http://127.0.0.1:$HUB_PORT/api/v1/cases
+  Dashboard 仪表盘:                        http://127.0.0.1:$HUB_PORT/
+    sign in as demo-operator, demo-housing-bureau or demo-county-police
+    password: $(cat "$demo/password")
+  Hub API:                                 http://127.0.0.1:$HUB_PORT/api/v1/cases
+    curl -H "Authorization: Bearer \$(cat $demo/demo-operator.token)" http://127.0.0.1:$HUB_PORT/api/v1/cases
   Gateway status:                          http://127.0.0.1:$API_PORT/api/v1/status
   Patrol terminals at the gateway:         http://127.0.0.1:$API_PORT/api/v1/terminals
   Demo camera:                             rtsp://127.0.0.1:$RTSP_PORT/cam

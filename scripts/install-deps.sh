@@ -2,8 +2,10 @@
 # Installs what building, testing and running the system need, idempotently:
 #   - Debian packages: FFmpeg libraries and tools, clang (for the FFmpeg bindings), the
 #     GStreamer RTSP server (demo camera and tests), Mosquitto (tests with an external
-#     MQTT broker);
-#   - the ONNX Runtime shared library, from the PyPI wheel, into .cache/onnxruntime.
+#     MQTT broker), Chromium and a CJK font (browser tests and screenshots of the dashboard),
+#     Node.js and npm when missing;
+#   - the ONNX Runtime shared library, from the PyPI wheel, into .cache/onnxruntime;
+#   - the dashboard's npm packages (hub/web/node_modules), exactly as the lockfile says.
 # Writes .cache/env.sh, which exports ORT_DYLIB_PATH; the other scripts source it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +16,12 @@ DEBIAN_PACKAGES=(
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev
   python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  mosquitto
+  mosquitto chromium fonts-wqy-zenhei
 )
+# Node.js may come from Debian or elsewhere (NodeSource bundles npm); add Debian's only if
+# there is none.
+command -v node >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(npm)
 
 say() { printf '[install-deps] %s\n' "$*" >&2; }
 
@@ -47,3 +53,11 @@ fi
 mkdir -p .cache
 printf 'export ORT_DYLIB_PATH=%q\n' "$(realpath "$lib")" > .cache/env.sh
 say "ONNX Runtime library: $lib (exported as ORT_DYLIB_PATH by .cache/env.sh)"
+
+web=hub/web
+if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  say "installing the dashboard's npm packages (npm ci in $web)"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  say "dashboard npm packages: present"
+fi

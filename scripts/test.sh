@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the full test suite: formatting, lints, unit and integration tests of every crate,
-# and the whole-system tests (real RTSP server, hub and gateway processes, SQLite and
-# PostgreSQL). Tests that need PostgreSQL skip with a notice when it is unreachable, except
+# the whole-system tests (real RTSP server, hub and gateway processes, SQLite and
+# PostgreSQL) and the dashboard's browser test (Chromium through Playwright). Tests that need PostgreSQL skip with a notice when it is unreachable, except
 # under CI=true, where they fail instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ say "cargo fmt --check"
 cargo fmt --all --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+say "building the dashboard (hub/web/dist)"
+(cd hub/web && npm run build --silent)
 say "building the binaries the system tests start"
 cargo build --workspace --bins --locked
 say "cargo test"

@@ -25,6 +25,36 @@ pub struct RawConfig {
     pub calendar: RawCalendar,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
+    pub session: SessionSettings,
+    /// The built dashboard (`hub/web/dist`, made by `npm run build`); without it the hub
+    /// serves only the API. A relative path is relative to the settings file that names it.
+    pub web_root: Option<RelativePathBuf>,
+}
+
+/// Dashboard sign-in.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// How long a sign-in lasts.
+    pub ttl_hours: u32,
+    /// Mark the session cookie `Secure`: set it when the hub is served over HTTPS (by a
+    /// reverse proxy), so the cookie never travels in clear text.
+    pub secure_cookie: bool,
+    /// Failed sign-ins allowed per user name and per client address in one window, and
+    /// the window's length.
+    pub max_failures: u32,
+    pub failure_window_s: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            ttl_hours: 12,
+            secure_cookie: false,
+            max_failures: 5,
+            failure_window_s: 900,
+        }
+    }
 }
 
 /// Calendar settings; a separate type so the defaults serialise for figment.
@@ -63,6 +93,8 @@ impl Default for RawConfig {
                 max_batch_events: 500,
                 max_blob_bytes: 8 << 20,
             },
+            session: SessionSettings::default(),
+            web_root: None,
         }
     }
 }
@@ -76,6 +108,8 @@ pub struct Config {
     pub calendar: WorkingCalendar,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
+    pub session: SessionSettings,
+    pub web_root: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +188,24 @@ impl TryFrom<RawConfig> for Config {
                 "limits: max_batch_bytes and max_blob_bytes must be at least 1024, max_batch_events at least 1".into(),
             ));
         }
+        let s = &raw.session;
+        if !(1..=24 * 30).contains(&s.ttl_hours)
+            || s.max_failures == 0
+            || !(1..=86_400).contains(&s.failure_window_s)
+        {
+            return Err(ConfigError::Invalid(
+                "session: ttl_hours must be 1..=720, max_failures at least 1, failure_window_s 1..=86400".into(),
+            ));
+        }
+        let web_root = raw.web_root.as_ref().map(RelativePathBuf::relative);
+        if let Some(root) = &web_root
+            && !root.join("index.html").is_file()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "web_root: {} holds no index.html; build the dashboard with `npm run build` in hub/web",
+                root.display()
+            )));
+        }
         Ok(Config {
             listen: raw.listen,
             database_url: raw.database_url,
@@ -161,6 +213,8 @@ impl TryFrom<RawConfig> for Config {
             calendar,
             correlation: raw.correlation,
             limits: raw.limits,
+            session: raw.session,
+            web_root,
         })
     }
 }

@@ -8,9 +8,13 @@
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod live;
+pub mod password;
 pub mod store;
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +35,12 @@ pub async fn run(
         calendar: Arc::new(config.calendar),
         correlation: config.correlation,
         limits: config.limits,
+        throttle: Arc::new(Mutex::new(http::Throttle::new(
+            config.session.max_failures,
+            Duration::from_secs(config.session.failure_window_s),
+        ))),
+        session: config.session,
+        live: live::LiveFeed::new(shutdown.clone()),
     };
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -43,9 +53,17 @@ pub async fn run(
             "no ownership list is loaded: every case goes to the joint review queue (set ownership_list)"
         );
     }
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    match &config.web_root {
+        Some(root) => tracing::info!(root = %root.display(), "serving the dashboard"),
+        None => tracing::warn!("no web_root is set: the dashboard is not served"),
+    }
+    let app = http::router(state, config.web_root.as_deref());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     store.close().await;
     Ok(())
 }

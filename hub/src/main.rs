@@ -56,7 +56,13 @@ enum UserCommand {
         /// The department a `department` user works for.
         #[arg(long)]
         department: Option<String>,
+        /// Also set a dashboard password, read from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
+    /// Set a user's dashboard password, read from the first line of standard input; the
+    /// user's open dashboard sessions end.
+    Password { name: String },
 }
 
 #[tokio::main]
@@ -103,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             name,
             role,
             department,
+            password_stdin,
         }) => {
             let role = Role::parse(&role).with_context(|| {
                 format!("--role {role:?} must be admin, operator, department or technician")
@@ -110,15 +117,37 @@ async fn main() -> anyhow::Result<()> {
             if (role == Role::Department) != department.is_some() {
                 anyhow::bail!("--department is required for, and only for, --role department");
             }
+            // Read and checked first, so a bad password creates no half-made user.
+            let hash = password_stdin.then(password_from_stdin).transpose()?;
             let issued = store.add_user(&name, role, department.as_deref()).await?;
+            if let Some(hash) = hash {
+                store.set_password_hash(&name, &hash).await?;
+            }
             eprintln!(
-                "User {name} ({}) created. Its token is printed below, once.",
+                "User {name} ({}) created. Its API token is printed below, once.",
                 role.as_str()
             );
             println!("{}", issued.token);
         }
+        Command::User(UserCommand::Password { name }) => {
+            let hash = password_from_stdin()?;
+            if !store.set_password_hash(&name, &hash).await? {
+                anyhow::bail!("there is no user {name:?}");
+            }
+            eprintln!("Password of {name} set; the user's open sessions have ended.");
+        }
     }
     Ok(())
+}
+
+/// Reads a password from the first line of standard input and hashes it.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    hub::password::hash(password).map_err(|e| anyhow::anyhow!("password: {e}"))
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM; a second signal exits at once.

@@ -150,10 +150,29 @@ pub fn rtsp_server(clip: &Path) -> anyhow::Result<(Process, String)> {
 
 /// Runs a `hub` subcommand to completion and returns its stdout.
 pub fn hub_command(env: &[(&str, String)], args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(binary("hub"))
+    hub_command_with_input(env, args, "")
+}
+
+/// Runs a `hub` subcommand with `input` on its standard input; returns its stdout.
+pub fn hub_command_with_input(
+    env: &[(&str, String)],
+    args: &[&str],
+    input: &str,
+) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut child = Command::new(binary("hub"))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
-        .output()?;
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
             "hub {args:?} failed: {}",

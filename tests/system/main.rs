@@ -4,6 +4,7 @@
 //! camera → decode → detect → crowd rule → outbox → uplink → hub → routed case, and
 //! patrol terminal → MQTT → outbox → hub (`patrol`).
 
+mod dashboard;
 mod patrol;
 mod store_forward;
 

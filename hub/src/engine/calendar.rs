@@ -110,6 +110,11 @@ impl Default for WorkingCalendar {
 const MAX_DAYS_SEARCHED: usize = 3700;
 
 impl WorkingCalendar {
+    /// The county's local time zone.
+    pub fn offset(&self) -> FixedOffset {
+        self.offset
+    }
+
     pub fn is_working_day(&self, day: NaiveDate) -> bool {
         if self.working_weekends.contains(&day) {
             return true;

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod case;
 pub mod correlate;
 pub mod routing;
+pub mod summary;
 pub mod workflow;
 
 pub use calendar::{CalendarConfig, WorkingCalendar};

@@ -11,6 +11,7 @@ use super::extract::{JsonBody, QueryParams};
 use super::{AppState, error::ApiError, paging};
 use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
+use crate::live::LiveItem;
 use crate::store::{
     Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, TaskRow, Transition,
 };
@@ -22,6 +23,9 @@ pub struct ListQuery {
     queue: Option<String>,
     department: Option<String>,
     category: Option<String>,
+    severity: Option<String>,
+    /// `true`: only open cases past their deadline.
+    overdue: Option<bool>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -51,12 +55,22 @@ pub async fn list(
             "must be department or joint_review",
         ));
     }
+    if let Some(severity) = &q.severity
+        && !matches!(severity.as_str(), "high" | "medium" | "low")
+    {
+        return Err(ApiError::invalid_field(
+            "severity",
+            "must be high, medium or low",
+        ));
+    }
     let (limit, offset) = paging(q.limit, q.offset)?;
     let filter = CaseFilter {
         state: q.state,
         queue: q.queue,
         department: q.department,
         category: q.category,
+        severity: q.severity,
+        overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
         limit,
         offset,
     };
@@ -181,6 +195,11 @@ pub async fn act(
         Action::Refuse => Some(None),
         _ => None,
     };
+    // Where the case belongs once moved: who may see the move on the live feed.
+    let department = match &assignment {
+        Some(assigned) => assigned.as_ref().map(|a| a.department.clone()),
+        None => case.department.clone(),
+    };
     let applied = app
         .store
         .transition(&Transition {
@@ -202,6 +221,18 @@ pub async fn act(
         ));
     }
     tracing::info!(case = %id, %action, %from, %to, actor = %principal.actor(), "case moved");
+    app.live.publish(LiveItem::new(
+        "case",
+        department.clone(),
+        &serde_json::json!({
+            "id": id,
+            "action": action,
+            "from": from,
+            "to": to,
+            "actor": principal.actor(),
+            "department": department,
+        }),
+    ));
     Ok(Json(ActionOutcome {
         id,
         action,

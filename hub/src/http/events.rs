@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{JsonBody, QueryParams};
 use super::{AppState, error::ApiError, paging};
 use crate::engine::open_case;
+use crate::live::LiveItem;
 use crate::store::{EventRow, Principal, Role};
 
 pub async fn post(
@@ -78,6 +79,18 @@ pub async fn post(
             open_case(event, route, &app.calendar, now)
         })
         .await?;
+    for fresh in &outcome.fresh {
+        app.live.publish(LiveItem::new(
+            "event",
+            fresh.department.clone(),
+            &LiveEvent {
+                event: &valid[fresh.index],
+                case_id: &fresh.case_id,
+                case_opened: fresh.opened,
+                department: fresh.department.as_deref(),
+            },
+        ));
+    }
     tracing::info!(
         gateway = gateway_id,
         accepted = outcome.accepted.len(),
@@ -91,6 +104,15 @@ pub async fn post(
         accepted: outcome.accepted,
         rejected,
     }))
+}
+
+/// An event on the live feed: the event as the gateway sent it, and its case.
+#[derive(Serialize)]
+struct LiveEvent<'a> {
+    event: &'a EventEnvelope,
+    case_id: &'a str,
+    case_opened: bool,
+    department: Option<&'a str>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,35 +1,67 @@
-//! Request extractors: the caller's identity from its bearer token, and JSON bodies whose
-//! errors name the field that was wrong.
+//! Request extractors: the caller's identity from its bearer token or session cookie, and
+//! JSON bodies whose errors name the field that was wrong.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
+use super::session::COOKIE;
 use super::{AppState, error::ApiError};
 use crate::store::{CaseVisibility, Principal, Role};
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
+    /// A bearer token (API clients, gateways), else the dashboard's session cookie.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
+            .filter(|t| !t.is_empty());
+        if let Some(token) = bearer {
+            return state
+                .store
+                .authenticate(token)
+                .await?
+                .ok_or_else(ApiError::unauthorized);
+        }
+        let token = session_cookie(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        // A browser sends the cookie with any request to the hub, even one a hostile page
+        // started; such pages cannot add headers without CORS, which the hub never allows.
+        if !parts.method.is_safe() && !parts.headers.contains_key(CSRF_HEADER) {
+            return Err(ApiError::forbidden(format!(
+                "a signed-in browser must send the {CSRF_HEADER} header with writes"
+            )));
+        }
         state
             .store
-            .authenticate(token)
+            .authenticate_session(token)
             .await?
             .ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// The header the dashboard sends with every write made on its session cookie.
+pub const CSRF_HEADER: &str = "x-requested-with";
+
+/// The session token from the `Cookie` header, if there is one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
 }
 
 impl Principal {

@@ -7,19 +7,27 @@ pub mod error;
 mod events;
 mod extract;
 mod gateways;
+mod session;
+mod stats;
+mod stream;
 mod terminals;
+mod throttle;
+mod web;
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Limits;
+use crate::config::{Limits, SessionSettings};
 use crate::engine::{CorrelationConfig, OwnershipList, WorkingCalendar};
+use crate::live::LiveFeed;
 use crate::store::Store;
 use error::ApiError;
+pub use throttle::Throttle;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -29,9 +37,15 @@ pub struct AppState {
     pub calendar: Arc<WorkingCalendar>,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
+    pub session: SessionSettings,
+    /// Failed sign-ins per user name and client address.
+    pub throttle: Arc<Mutex<Throttle>>,
+    /// What just happened, for open dashboards.
+    pub live: LiveFeed,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API under `/api/v1`, the liveness probe, and the dashboard's files from `web_root`.
+pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
     let limits = state.limits.clone();
     Router::new()
         .route(
@@ -53,8 +67,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/gateways", get(gateways::list))
         .route("/api/v1/gateway/report", put(terminals::report))
         .route("/api/v1/terminals", get(terminals::list))
+        .route(
+            "/api/v1/session",
+            post(session::login)
+                .get(session::current)
+                .delete(session::logout),
+        )
+        .route("/api/v1/stream", get(stream::stream))
+        .route("/api/v1/stats", get(stats::get))
         .route("/healthz", get(health))
-        .fallback(|| async { ApiError::not_found("endpoint") })
+        .route(
+            "/api/{*rest}",
+            any(|| async { ApiError::not_found("endpoint") }),
+        )
+        .fallback_service(web::service(web_root))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

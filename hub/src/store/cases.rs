@@ -24,6 +24,9 @@ pub struct CaseFilter {
     pub queue: Option<String>,
     pub department: Option<String>,
     pub category: Option<String>,
+    pub severity: Option<String>,
+    /// Only cases still open past their deadline at this time.
+    pub overdue_at: Option<DateTime<Utc>>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -86,11 +89,14 @@ macro_rules! case_columns {
     };
 }
 
-/// The case-queue filter; `$1`…`$4` are state, queue, department and category.
+/// The case-queue filter; `$1`…`$6` are state, queue, department, category, severity and
+/// the time past which open cases are overdue.
 macro_rules! case_filter {
     () => {
         "($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
-         AND ($3 IS NULL OR department = $3) AND ($4 IS NULL OR category = $4)"
+         AND ($3 IS NULL OR department = $3) AND ($4 IS NULL OR category = $4) \
+         AND ($5 IS NULL OR severity = $5) \
+         AND ($6 IS NULL OR (due_at < $6 AND state NOT IN ('closed', 'force_closed', 'void')))"
     };
 }
 
@@ -135,6 +141,8 @@ impl Store {
                 .bind(filter.queue.clone())
                 .bind(department.clone())
                 .bind(filter.category.clone())
+                .bind(filter.severity.clone())
+                .bind(filter.overdue_at.map(to_ms))
         };
         let count_sql = concat!("SELECT COUNT(*) AS n FROM cases WHERE ", case_filter!());
         let total: i64 = bind(sqlx::query(count_sql))
@@ -146,7 +154,7 @@ impl Store {
             case_columns!(),
             " FROM cases WHERE ",
             case_filter!(),
-            " ORDER BY opened_at DESC, id DESC LIMIT $5 OFFSET $6"
+            " ORDER BY opened_at DESC, id DESC LIMIT $7 OFFSET $8"
         );
         let rows = bind(sqlx::query(list_sql))
             .bind(filter.limit)

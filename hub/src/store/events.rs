@@ -18,6 +18,20 @@ pub struct IngestOutcome {
     pub opened: Vec<Uuid>,
     /// New events that joined a case already open.
     pub attached: usize,
+    /// Each event that was new, in batch order, with the case it is now part of.
+    pub fresh: Vec<FreshEvent>,
+}
+
+/// A newly stored event and its case, for the live feed.
+#[derive(Debug)]
+pub struct FreshEvent {
+    /// Its position in the batch given to [`Store::ingest`].
+    pub index: usize,
+    pub case_id: String,
+    /// Whether the event opened the case (or joined one already open).
+    pub opened: bool,
+    /// The case's department, if it has one.
+    pub department: Option<String>,
 }
 
 /// An event as listed by the API.
@@ -33,6 +47,11 @@ pub struct EventRow {
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub case_id: String,
+    /// Where it happened, as the gateway reported it.
+    pub location: serde_json::Value,
+    /// Its snapshots and photos (`sha256`, `kind`, …), served by `/api/v1/blobs/{sha256}`.
+    pub evidence: serde_json::Value,
+    pub description: Option<String>,
 }
 
 impl Store {
@@ -55,7 +74,7 @@ impl Store {
             lock_correlation_scopes(&mut tx, events, correlation).await?;
         }
         let received_at = to_ms(Utc::now());
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
             let id = event.id.to_string();
             let known = sqlx::query("SELECT 1 AS one FROM events WHERE id = $1")
                 .bind(&id)
@@ -66,11 +85,17 @@ impl Store {
             if known {
                 continue;
             }
-            if let Some(case_id) =
+            if let Some((case_id, department)) =
                 attach(&mut tx, gateway_id, event, correlation, received_at).await?
             {
                 insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
                 outcome.attached += 1;
+                outcome.fresh.push(FreshEvent {
+                    index,
+                    case_id,
+                    opened: false,
+                    department,
+                });
                 continue;
             }
             let case = open_case(event);
@@ -122,6 +147,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             outcome.opened.push(case.id);
+            outcome.fresh.push(FreshEvent {
+                index,
+                case_id: case.id.to_string(),
+                opened: true,
+                department: case.route.as_ref().map(|r| r.department.clone()),
+            });
         }
         tx.commit().await?;
         Ok(outcome)
@@ -138,7 +169,7 @@ impl Store {
             .await?
             .try_get("n")?;
         let rows = sqlx::query(
-            "SELECT id, gateway_id, source_kind, source_id, rule, category, severity, occurred_at, received_at, case_id \
+            "SELECT id, gateway_id, source_kind, source_id, rule, category, severity, occurred_at, received_at, case_id, body \
              FROM events ORDER BY received_at DESC, id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
@@ -148,7 +179,13 @@ impl Store {
         let items = rows
             .iter()
             .map(|r| {
+                let body: String = r.try_get("body")?;
+                let mut body: serde_json::Value =
+                    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
                 Ok(EventRow {
+                    location: body["location"].take(),
+                    evidence: body["evidence"].take(),
+                    description: body["description"].as_str().map(str::to_owned),
                     id: r.try_get("id")?,
                     gateway_id: r.try_get("gateway_id")?,
                     source_kind: r.try_get("source_kind")?,
@@ -207,19 +244,20 @@ async fn insert_event(
 }
 
 /// Finds the open case `event` belongs to and updates it (latest event time, severity if
-/// higher, a timeline entry). `None` when the event should open a case of its own.
+/// higher, a timeline entry) and returns its id and department. `None` when the event
+/// should open a case of its own.
 async fn attach(
     tx: &mut Tx,
     gateway_id: &str,
     event: &EventEnvelope,
     correlation: &CorrelationConfig,
     now: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(String, Option<String>)>, StoreError> {
     let loc = &event.location;
     let (min_lat, max_lat, min_lon, max_lon) = correlation.bounding_box(loc.lat, loc.lon);
     let since = to_ms(event.occurred_at - correlation.window());
     let rows = sqlx::query(
-        "SELECT id, lat, lon, last_event_at, severity, state FROM cases WHERE category = $1 \
+        "SELECT id, lat, lon, last_event_at, severity, state, department FROM cases WHERE category = $1 \
          AND state NOT IN ('void', 'closed', 'force_closed') AND last_event_at >= $2 \
          AND lat BETWEEN $3 AND $4 AND lon BETWEEN $5 AND $6",
     )
@@ -282,7 +320,7 @@ async fn attach(
     ))
     .execute(&mut **tx)
     .await?;
-    Ok(Some(chosen.id.clone()))
+    Ok(Some((chosen.id.clone(), row.try_get("department")?)))
 }
 
 /// Concurrent batches must not both miss each other's new case and open two for one place:

@@ -8,6 +8,8 @@ mod blobs;
 mod cases;
 mod events;
 mod principals;
+mod sessions;
+mod stats;
 mod terminals;
 
 use std::time::Duration;
@@ -21,8 +23,9 @@ pub use cases::{
     Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseVisibility, TimelineRow,
     Transition,
 };
-pub use events::{EventRow, IngestOutcome};
+pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
+pub use sessions::{LoginRecord, SessionIssued};
 pub use terminals::{NewTask, TaskRow, TerminalRow};
 
 #[derive(Debug, thiserror::Error)]

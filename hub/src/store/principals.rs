@@ -77,13 +77,13 @@ pub struct TokenIssued {
 /// How fresh a gateway's `last_seen_at` is kept.
 const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
 
-fn new_token(prefix: &str) -> String {
+pub(super) fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}_{}", hex::encode(bytes))
 }
 
-fn hash_token(token: &str) -> String {
+pub(super) fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -185,18 +185,26 @@ impl Store {
         else {
             return Ok(None);
         };
-        let role: String = row.try_get("role")?;
-        let Some(role) = Role::parse(&role) else {
-            tracing::warn!(role, "user has an unknown role; refusing the token");
-            return Ok(None);
-        };
-        Ok(Some(Principal::User {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            role,
-            department: row.try_get("department")?,
-        }))
+        principal_from_user_row(&row)
     }
+}
+
+/// A user row (`id, name, role, department`) as a principal; `None` for a role this hub
+/// does not know, so a bad row locks its user out instead of granting anything.
+pub(super) fn principal_from_user_row(
+    row: &sqlx::any::AnyRow,
+) -> Result<Option<Principal>, StoreError> {
+    let role: String = row.try_get("role")?;
+    let Some(role) = Role::parse(&role) else {
+        tracing::warn!(role, "user has an unknown role; refusing the credential");
+        return Ok(None);
+    };
+    Ok(Some(Principal::User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role,
+        department: row.try_get("department")?,
+    }))
 }
 
 /// A registered gateway, as technicians and operators see it (never its token).
@@ -206,13 +214,18 @@ pub struct GatewayRow {
     pub name: String,
     pub created_at: chrono::DateTime<Utc>,
     pub last_seen_at: Option<chrono::DateTime<Utc>>,
+    /// From the gateway's last status report: its software version, the events waiting in
+    /// its outbox, and when it reported.
+    pub version: Option<String>,
+    pub outbox_pending: Option<i64>,
+    pub reported_at: Option<chrono::DateTime<Utc>>,
 }
 
 impl Store {
     /// Every registered gateway, by id.
     pub async fn list_gateways(&self) -> Result<Vec<GatewayRow>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, created_at, last_seen_at FROM gateways ORDER BY id")
+            sqlx::query("SELECT id, name, created_at, last_seen_at, version, outbox_pending, reported_at FROM gateways ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
@@ -223,6 +236,11 @@ impl Store {
                     created_at: super::from_ms(r.try_get("created_at")?),
                     last_seen_at: r
                         .try_get::<Option<i64>, _>("last_seen_at")?
+                        .map(super::from_ms),
+                    version: r.try_get("version")?,
+                    outbox_pending: r.try_get("outbox_pending")?,
+                    reported_at: r
+                        .try_get::<Option<i64>, _>("reported_at")?
                         .map(super::from_ms),
                 })
             })

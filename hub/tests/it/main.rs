@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh database per test). The same tests run on both backends.
 
 mod api;
+mod dashboard;
 mod support;
 mod terminals;
 mod workflow;

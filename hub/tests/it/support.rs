@@ -12,6 +12,9 @@ time_limit = "2 urgent_hours"
 closing = "crowd dispersed"
 "#;
 
+/// The dashboard password of users `op` and `police-1`.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
     Sqlite,
@@ -67,6 +70,10 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
     let police_token = user("police-1", Role::Department, Some("police")).await;
     let fire_token = user("fire-1", Role::Department, Some("fire")).await;
     let technician_token = user("tech-1", Role::Technician, None).await;
+    let hash = hub::password::hash(PASSWORD).unwrap();
+    for name in ["op", "police-1"] {
+        assert!(store.set_password_hash(name, &hash).await.unwrap());
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

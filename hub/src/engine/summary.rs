@@ -1,0 +1,240 @@
+//! The statistics page's numbers: totals, groupings by department, category and grid
+//! (hotspots), and a daily trend, from grouped case counts. Pure.
+//!
+//! These are plain counts over the cases opened in a period. The GB/T 30428-style indicator
+//! set (closure rate against cases due, on-time rates, satisfaction) needs deadline and
+//! callback records per stage and is computed elsewhere once those exist.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, FixedOffset, NaiveDate};
+use serde::Serialize;
+
+/// Cases opened in the period with one department, category, grid and state.
+#[derive(Debug, Clone)]
+pub struct CaseGroup {
+    pub department: Option<String>,
+    pub category: String,
+    pub grid: Option<String>,
+    pub state: String,
+    pub cases: i64,
+    /// Of those, still open past their deadline.
+    pub overdue: i64,
+    /// Rework rounds over those cases.
+    pub reworks: i64,
+}
+
+/// Cases opened on one local day, counted in days since 1970-01-01 (local).
+#[derive(Debug, Clone)]
+pub struct DayCount {
+    pub day_number: i64,
+    pub cases: i64,
+}
+
+/// Counts for one group (or for everything).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub cases: i64,
+    pub open: i64,
+    pub closed: i64,
+    pub void: i64,
+    pub overdue: i64,
+    pub reworks: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Keyed {
+    /// The department, category or grid; `null` for cases that have none (not routed,
+    /// no grid).
+    pub key: Option<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Day {
+    pub day: NaiveDate,
+    pub cases: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub totals: Counts,
+    pub by_state: BTreeMap<String, i64>,
+    /// Most cases first.
+    pub by_department: Vec<Keyed>,
+    pub by_category: Vec<Keyed>,
+    /// The grids with the most cases: the hotspots.
+    pub top_grids: Vec<Keyed>,
+    /// Every day from the first to the last of the period, zeros included.
+    pub daily: Vec<Day>,
+}
+
+/// Grids listed as hotspots.
+const TOP_GRIDS: usize = 10;
+
+impl Counts {
+    fn add(&mut self, g: &CaseGroup) {
+        self.cases += g.cases;
+        match g.state.as_str() {
+            "closed" | "force_closed" => self.closed += g.cases,
+            "void" => self.void += g.cases,
+            _ => self.open += g.cases,
+        }
+        self.overdue += g.overdue;
+        self.reworks += g.reworks;
+    }
+}
+
+/// Adds up `groups` and fills the days `first..=last` of `days`.
+pub fn summarise(
+    groups: &[CaseGroup],
+    days: &[DayCount],
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Summary {
+    let mut totals = Counts::default();
+    let mut by_state = BTreeMap::new();
+    let mut departments: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    let mut categories: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    let mut grids: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    for g in groups {
+        totals.add(g);
+        *by_state.entry(g.state.clone()).or_insert(0) += g.cases;
+        departments.entry(g.department.clone()).or_default().add(g);
+        categories
+            .entry(Some(g.category.clone()))
+            .or_default()
+            .add(g);
+        if g.grid.is_some() {
+            grids.entry(g.grid.clone()).or_default().add(g);
+        }
+    }
+    let mut top_grids = ranked(grids);
+    top_grids.truncate(TOP_GRIDS);
+    let counted: BTreeMap<i64, i64> = days.iter().map(|d| (d.day_number, d.cases)).collect();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+    let daily = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|day| Day {
+            day,
+            cases: counted.get(&(day - epoch).num_days()).copied().unwrap_or(0),
+        })
+        .collect();
+    Summary {
+        totals,
+        by_state,
+        by_department: ranked(departments),
+        by_category: ranked(categories),
+        top_grids,
+        daily,
+    }
+}
+
+fn ranked(groups: BTreeMap<Option<String>, Counts>) -> Vec<Keyed> {
+    let mut v: Vec<Keyed> = groups
+        .into_iter()
+        .map(|(key, counts)| Keyed { key, counts })
+        .collect();
+    // Stable: equal counts stay in key order.
+    v.sort_by_key(|k| std::cmp::Reverse(k.counts.cases));
+    v
+}
+
+/// The local day of an instant, for a period's first and last day.
+pub fn local_day(t: chrono::DateTime<chrono::Utc>, offset: FixedOffset) -> NaiveDate {
+    (t + Duration::seconds(i64::from(offset.local_minus_utc()))).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(dept: Option<&str>, cat: &str, grid: Option<&str>, state: &str, n: i64) -> CaseGroup {
+        CaseGroup {
+            department: dept.map(Into::into),
+            category: cat.into(),
+            grid: grid.map(Into::into),
+            state: state.into(),
+            cases: n,
+            overdue: if state == "handling" { 1 } else { 0 },
+            reworks: 0,
+        }
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn adds_up_by_state_department_category_and_grid() {
+        let groups = [
+            group(Some("police"), "event:0407", Some("g1"), "closed", 3),
+            group(Some("police"), "event:0407", Some("g1"), "handling", 2),
+            group(
+                Some("water"),
+                "component:0101",
+                Some("g2"),
+                "force_closed",
+                1,
+            ),
+            group(None, "event:0499", None, "reported", 3),
+            group(None, "event:0499", None, "void", 1),
+        ];
+        let s = summarise(&groups, &[], day(2026, 11, 1), day(2026, 11, 1));
+        assert_eq!(
+            s.totals,
+            Counts {
+                cases: 10,
+                open: 5,
+                closed: 4,
+                void: 1,
+                overdue: 1,
+                reworks: 0
+            }
+        );
+        assert_eq!(s.by_state["reported"], 3);
+        assert_eq!(s.by_state["closed"], 3);
+        let keys: Vec<_> = s.by_department.iter().map(|k| k.key.clone()).collect();
+        assert_eq!(keys, [Some("police".into()), None, Some("water".into())]);
+        assert_eq!(s.by_department[0].counts.closed, 3);
+        assert_eq!(s.by_department[0].counts.open, 2);
+        assert_eq!(s.by_category[0].key.as_deref(), Some("event:0407"));
+        assert_eq!(s.top_grids.len(), 2, "cases without a grid are no hotspot");
+        assert_eq!(s.top_grids[0].key.as_deref(), Some("g1"));
+    }
+
+    #[test]
+    fn every_day_of_the_period_is_listed() {
+        let epoch = day(1970, 1, 1);
+        let n = |d: NaiveDate| (d - epoch).num_days();
+        let days = [
+            DayCount {
+                day_number: n(day(2026, 11, 2)),
+                cases: 5,
+            },
+            DayCount {
+                day_number: n(day(2026, 11, 4)),
+                cases: 1,
+            },
+        ];
+        let s = summarise(&[], &days, day(2026, 11, 1), day(2026, 11, 4));
+        let counts: Vec<_> = s.daily.iter().map(|d| d.cases).collect();
+        assert_eq!(counts, [0, 5, 0, 1]);
+        assert_eq!(s.daily[0].day, day(2026, 11, 1));
+    }
+
+    #[test]
+    fn local_days_follow_the_offset() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T17:00:00Z")
+            .unwrap()
+            .to_utc();
+        let east8 = FixedOffset::east_opt(8 * 3600).unwrap();
+        assert_eq!(local_day(t, east8), day(2026, 11, 23));
+        assert_eq!(
+            local_day(t, FixedOffset::east_opt(0).unwrap()),
+            day(2026, 11, 22)
+        );
+    }
+}

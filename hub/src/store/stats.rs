@@ -1,0 +1,79 @@
+//! Counting cases for the statistics page (sums are cast to BIGINT: PostgreSQL widens a
+//! BIGINT sum to NUMERIC): grouped counts straight from SQL, which
+//! [`crate::engine::summary`] turns into totals, groupings and a daily trend.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{CaseVisibility, Store, StoreError, to_ms};
+use crate::engine::summary::{CaseGroup, DayCount};
+
+impl Store {
+    /// Cases opened in `[from, to)` that the caller may see, counted by department,
+    /// category, grid and state; `overdue` counts those still open past their deadline at
+    /// `now`. Days for the trend start at midnight `utc_offset_s` east of UTC.
+    pub async fn count_cases(
+        &self,
+        visibility: &CaseVisibility,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+        utc_offset_s: i32,
+    ) -> Result<(Vec<CaseGroup>, Vec<DayCount>), StoreError> {
+        let department = match visibility {
+            CaseVisibility::All => None,
+            CaseVisibility::Department(d) => Some(d.clone()),
+        };
+        let groups = sqlx::query(
+            "SELECT department, category, grid, state, COUNT(*) AS n, \
+             CAST(SUM(CASE WHEN due_at IS NOT NULL AND due_at < $3 \
+                 AND state NOT IN ('closed', 'force_closed', 'void') THEN 1 ELSE 0 END) AS BIGINT) AS overdue, \
+             CAST(SUM(rework_count) AS BIGINT) AS reworks \
+             FROM cases WHERE opened_at >= $1 AND opened_at < $2 \
+             AND ($4 IS NULL OR department = $4) \
+             GROUP BY department, category, grid, state",
+        )
+        .bind(to_ms(from))
+        .bind(to_ms(to))
+        .bind(to_ms(now))
+        .bind(department.clone())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CaseGroup {
+                department: r.try_get("department")?,
+                category: r.try_get("category")?,
+                grid: r.try_get("grid")?,
+                state: r.try_get("state")?,
+                cases: r.try_get("n")?,
+                overdue: r.try_get("overdue")?,
+                reworks: r.try_get("reworks")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let day_ms = 86_400_000_i64;
+        let offset_ms = i64::from(utc_offset_s) * 1000;
+        let days = sqlx::query(
+            "SELECT (opened_at + $3) / $4 AS day, COUNT(*) AS n FROM cases \
+             WHERE opened_at >= $1 AND opened_at < $2 AND ($5 IS NULL OR department = $5) \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(to_ms(from))
+        .bind(to_ms(to))
+        .bind(offset_ms)
+        .bind(day_ms)
+        .bind(department)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DayCount {
+                day_number: r.try_get("day")?,
+                cases: r.try_get("n")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok((groups, days))
+    }
+}

@@ -1,0 +1,378 @@
+//! What the dashboard stands on: sign-in with a session cookie (and its guards), the live
+//! feed of server-sent events filtered by role, and the statistics.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{PASSWORD, TestHub, batch, event};
+
+/// Signs in as `name`; returns the `Cookie` header value to send from then on.
+async fn sign_in(hub: &TestHub, name: &str) -> String {
+    let resp = hub
+        .client
+        .post(format!("{}/api/v1/session", hub.url))
+        .json(&json!({"name": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let me: Value = resp.json().await.unwrap();
+    assert_eq!(me["name"], name);
+    assert!(me["expires_at"].is_string());
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn whoami(hub: &TestHub, cookie: Option<&str>) -> Value {
+    let mut req = hub.client.get(format!("{}/api/v1/session", hub.url));
+    if let Some(c) = cookie {
+        req = req.header(COOKIE, c);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
+on_both_backends!(
+    a_session_cookie_signs_a_person_in_and_out,
+    |hub: TestHub| async move {
+        assert_eq!(whoami(&hub, None).await, json!({"user": null}));
+        let wrong = hub
+            .client
+            .post(format!("{}/api/v1/session", hub.url))
+            .json(&json!({"name": "op", "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert!(wrong.headers().get(SET_COOKIE).is_none());
+        // A user without a password (API token only) cannot sign in.
+        let tokenless = hub
+            .client
+            .post(format!("{}/api/v1/session", hub.url))
+            .json(&json!({"name": "fire-1", "password": ""}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tokenless.status(), StatusCode::UNAUTHORIZED);
+
+        let cookie = sign_in(&hub, "police-1").await;
+        let me = whoami(&hub, Some(&cookie)).await;
+        assert_eq!(me["user"]["role"], "department");
+        assert_eq!(me["user"]["department"], "police");
+
+        // Reads work on the cookie; the cookie's visibility is the user's.
+        hub.post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![event("event:0407")]),
+        )
+        .send()
+        .await
+        .unwrap();
+        let cases: Value = hub
+            .client
+            .get(format!("{}/api/v1/cases", hub.url))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(cases["total"], 1);
+        let id = cases["items"][0]["id"].as_str().unwrap().to_owned();
+
+        // A write on the cookie alone could come from a hostile page: refused.
+        let action = |csrf: bool| {
+            let mut req = hub
+                .client
+                .post(format!("{}/api/v1/cases/{id}/actions", hub.url))
+                .header(COOKIE, &cookie)
+                .json(&json!({"action": "accept"}));
+            if csrf {
+                req = req.header("X-Requested-With", "hub-dashboard");
+            }
+            req.send()
+        };
+        assert_eq!(action(false).await.unwrap().status(), StatusCode::FORBIDDEN);
+        assert_eq!(action(true).await.unwrap().status(), StatusCode::OK);
+
+        let out = hub
+            .client
+            .delete(format!("{}/api/v1/session", hub.url))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), StatusCode::NO_CONTENT);
+        assert!(
+            out.headers()[SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        assert_eq!(whoami(&hub, Some(&cookie)).await, json!({"user": null}));
+        let after = hub
+            .client
+            .get(format!("{}/api/v1/cases", hub.url))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    }
+);
+
+on_both_backends!(
+    repeated_failed_sign_ins_are_throttled,
+    |hub: TestHub| async move {
+        let attempt = |password: &'static str| {
+            hub.client
+                .post(format!("{}/api/v1/session", hub.url))
+                .json(&json!({"name": "op", "password": password}))
+                .send()
+        };
+        for _ in 0..5 {
+            assert_eq!(
+                attempt("guess").await.unwrap().status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        // Even the right password waits now.
+        let throttled = attempt(PASSWORD).await.unwrap();
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = throttled.headers()[RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&wait), "{wait}");
+    }
+);
+
+/// Reads server-sent events from `resp` until `n` of kind `kind` arrived; returns their
+/// data. Fails the test after 10 s.
+async fn read_events(resp: &mut reqwest::Response, kind: &str, n: usize) -> Vec<Value> {
+    let mut buffer = String::new();
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while found.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("only {found:?} of {n} {kind} events arrived"))
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut name = "message";
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = if v.trim() == kind { kind } else { "other" };
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if name == kind {
+                found.push(serde_json::from_str(&data).unwrap());
+            }
+        }
+    }
+    found
+}
+
+async fn subscribe(hub: &TestHub, token: &str) -> reqwest::Response {
+    let mut resp = hub.get("/api/v1/stream", token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    read_events(&mut resp, "ready", 1).await;
+    resp
+}
+
+on_both_backends!(
+    the_live_feed_shows_each_role_its_own,
+    |hub: TestHub| async move {
+        let mut operator = subscribe(&hub, &hub.operator_token).await;
+        let mut police = subscribe(&hub, &hub.police_token).await;
+        let denied = hub
+            .get("/api/v1/stream", &hub.technician_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+        let unowned = event("event:0501");
+        let crowd = event("event:0407");
+        hub.post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![unowned.clone(), crowd.clone()]),
+        )
+        .send()
+        .await
+        .unwrap();
+        let seen = read_events(&mut operator, "event", 2).await;
+        assert_eq!(seen[0]["event"]["id"], unowned["id"]);
+        assert_eq!(seen[0]["case_opened"], true);
+        assert_eq!(seen[0]["department"], Value::Null);
+        assert_eq!(seen[1]["event"]["id"], crowd["id"]);
+        assert_eq!(seen[1]["department"], "police");
+        // The police see only the crowd: the first event they get is it.
+        let theirs = read_events(&mut police, "event", 1).await;
+        assert_eq!(theirs[0]["event"]["id"], crowd["id"]);
+
+        // A case moving is on the feed too, for those who may see the case.
+        let case_id = theirs[0]["case_id"].as_str().unwrap();
+        hub.post_json(
+            &format!("/api/v1/cases/{case_id}/actions"),
+            &hub.police_token,
+            &json!({"action": "accept"}),
+        )
+        .send()
+        .await
+        .unwrap();
+        let moved = read_events(&mut police, "case", 1).await;
+        assert_eq!(moved[0]["id"], case_id);
+        assert_eq!(moved[0]["to"], "handling");
+        assert_eq!(moved[0]["actor"], "user:police-1");
+    }
+);
+
+on_both_backends!(
+    statistics_count_the_period_by_role,
+    |hub: TestHub| async move {
+        let events: Vec<Value> = (0..3)
+            .map(|i| {
+                let mut e = event(if i == 0 { "event:0501" } else { "event:0407" });
+                // Far enough apart not to join one case.
+                e["location"]["lat"] = json!(30.0 + f64::from(i));
+                e["location"]["grid"] = json!("grid-7");
+                e
+            })
+            .collect();
+        hub.post_json("/api/v1/events", &hub.gateway_token, &batch(events))
+            .send()
+            .await
+            .unwrap();
+        let stats = |token: &str| {
+            let req = hub.get("/api/v1/stats", token);
+            async move {
+                let resp = req.send().await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                resp.json::<Value>().await.unwrap()
+            }
+        };
+        let all = stats(&hub.operator_token).await;
+        assert_eq!(all["totals"]["cases"], 3);
+        assert_eq!(all["totals"]["open"], 3);
+        assert_eq!(all["by_state"]["dispatched"], 2);
+        assert_eq!(all["by_state"]["reported"], 1);
+        assert_eq!(all["by_department"][0]["key"], "police");
+        assert_eq!(all["by_department"][0]["cases"], 2);
+        assert_eq!(all["top_grids"][0]["key"], "grid-7");
+        assert_eq!(all["daily"].as_array().unwrap().len(), 30);
+        let today_total: i64 = all["daily"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["cases"].as_i64().unwrap())
+            .sum();
+        assert_eq!(today_total, 3);
+        let police = stats(&hub.police_token).await;
+        assert_eq!(police["totals"]["cases"], 2, "only the police's own");
+
+        let bad = hub
+            .get(
+                "/api/v1/stats?from=2026-02-01&to=2026-01-01",
+                &hub.operator_token,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let past: Value = hub
+            .get(
+                "/api/v1/stats?from=2020-01-01&to=2020-01-31",
+                &hub.operator_token,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(past["totals"]["cases"], 0);
+    }
+);
+
+on_both_backends!(
+    the_case_queue_filters_by_risk_and_deadline,
+    |hub: TestHub| async move {
+        let mut high = event("event:0407");
+        high["severity"] = json!("high");
+        let mut low = event("event:0501");
+        low["severity"] = json!("low");
+        low["location"]["lat"] = json!(31.0);
+        hub.post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![high, low]),
+        )
+        .send()
+        .await
+        .unwrap();
+        let total = |query: &'static str| {
+            let req = hub.get(&format!("/api/v1/cases?{query}"), &hub.operator_token);
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status();
+                (status, resp.json::<Value>().await.unwrap())
+            }
+        };
+        assert_eq!(total("severity=high").await.1["total"], 1);
+        assert_eq!(total("severity=low").await.1["total"], 1);
+        // Just dispatched with hours to go: nothing is overdue yet.
+        assert_eq!(total("overdue=true").await.1["total"], 0);
+        let (status, body) = total("severity=urgent").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"]["field"], "severity");
+    }
+);
+
+on_both_backends!(
+    paths_outside_the_api_serve_the_page,
+    |hub: TestHub| async move {
+        let missing = hub
+            .get("/api/v1/nothing-here", &hub.operator_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let body: Value = missing.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+        // This hub has no built dashboard: the page says how to build one.
+        let page = hub
+            .client
+            .get(format!("{}/", hub.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        assert!(
+            page.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        assert!(page.text().await.unwrap().contains("npm run build"));
+    }
+);

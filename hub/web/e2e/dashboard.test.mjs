@@ -1,0 +1,207 @@
+// The dashboard in Debian's Chromium, against a real hub with seeded users (started by
+// tests/system/dashboard.rs, which passes the hub's address and credentials in the
+// environment). One story, in order: sign in; an event posted to the ingest API appears on
+// the live page without a reload; the operator dispatches its case; the department
+// handles it; the operator verifies and closes it; the statistics count the closure;
+// another department never sees the case. Screenshots of each page go to ARTIFACTS; any
+// console error or uncaught page error fails the test.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+
+const env = (name) => {
+  const v = process.env[name]
+  if (!v) throw new Error(`${name} is not set; run this through tests/system/dashboard.rs`)
+  return v
+}
+const HUB = env('HUB_URL')
+const GATEWAY_ID = env('GATEWAY_ID')
+const GATEWAY_TOKEN = env('GATEWAY_TOKEN')
+const PASSWORD = env('USER_PASSWORD')
+const IMAGE = env('TEST_IMAGE')
+const ARTIFACTS = env('ARTIFACTS')
+mkdirSync(ARTIFACTS, { recursive: true })
+
+let browser
+const problems = []
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync',
+    ],
+    // launch() gives every run a fresh, temporary profile of its own.
+  })
+})
+
+after(async () => {
+  await browser?.close()
+})
+
+/** A page in a fresh browser context (its own cookies), watched for console errors. */
+async function newPage(who, viewport = { width: 1920, height: 1080 }) {
+  const context = await browser.newContext({ viewport, locale: 'zh-CN' })
+  const page = await context.newPage()
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`${who}: console error: ${msg.text()}`)
+  })
+  page.on('pageerror', (err) => problems.push(`${who}: page error: ${err.message}`))
+  return page
+}
+
+async function signIn(page, name) {
+  await page.goto(HUB)
+  await page.getByLabel('用户名').fill(name)
+  await page.getByLabel('密码').fill(PASSWORD)
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.getByTestId('who').waitFor()
+}
+
+const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
+
+/** A UUIDv7, as gateways mint event ids. */
+function uuidv7() {
+  const b = randomBytes(16)
+  const ms = BigInt(Date.now())
+  for (let i = 0; i < 6; i++) b[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn)
+  b[6] = (b[6] & 0x0f) | 0x70
+  b[8] = (b[8] & 0x3f) | 0x80
+  const h = b.toString('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+async function gatewayCall(method, path, body, contentType) {
+  const res = await fetch(`${HUB}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${GATEWAY_TOKEN}`, 'Content-Type': contentType },
+    body,
+  })
+  if (!res.ok) assert.fail(`${method} ${path}: ${res.status} ${await res.text()}`)
+  return (res.headers.get('content-type') ?? '').startsWith('application/json') ? res.json() : null
+}
+
+/** Uploads the test photo and posts one event citing it, as a gateway does. */
+async function postEvent(category) {
+  const jpeg = readFileSync(IMAGE)
+  const sha256 = createHash('sha256').update(jpeg).digest('hex')
+  await gatewayCall('PUT', `/api/v1/blobs/${sha256}`, jpeg, 'image/jpeg')
+  const event = {
+    v: 1,
+    id: uuidv7(),
+    gateway_id: GATEWAY_ID,
+    source: { type: 'patrol_terminal', terminal_id: 't-web-1' },
+    rule: 'patrol_report',
+    category,
+    occurred_at: new Date().toISOString(),
+    location: { lat: 30.2741, lon: 120.1551, area_code: '330106001001', grid: 'grid-web-7' },
+    severity: 'high',
+    description: '井盖破损 broken manhole cover',
+    evidence: [{ kind: 'photo', sha256, content_type: 'image/jpeg', bytes: jpeg.length }],
+  }
+  const ack = await gatewayCall('POST', '/api/v1/events', JSON.stringify({ v: 1, gateway_id: GATEWAY_ID, events: [event] }), 'application/json')
+  assert.deepEqual(ack.accepted, [event.id], 'the hub acknowledged the event')
+  return event.id
+}
+
+async function closedCount(page) {
+  await page.goto(`${HUB}/#/stats`)
+  const tile = page.locator('[data-stat="closed"] .value')
+  await tile.waitFor()
+  return Number(await tile.textContent())
+}
+
+test('operators and departments run a case through the dashboard', async () => {
+  const op = await newPage('operator')
+  await signIn(op, 'op-web')
+  await op.waitForURL(/#\/live/)
+  await shot(op, '01-live-empty')
+  const closedBefore = await closedCount(op)
+
+  // Live: an event pushed by a gateway shows up on the open page, no reload.
+  await op.goto(`${HUB}/#/live`)
+  await op.getByTestId('feed-status').filter({ hasText: '已连接' }).waitFor()
+  const posted = Date.now()
+  const eventId = await postEvent('component:0114')
+  const row = op.locator(`[data-event-id="${eventId}"]`)
+  await row.waitFor({ timeout: 10_000 })
+  const latency = Date.now() - posted
+  console.log(`live feed: the event appeared ${latency} ms after it was posted`)
+  assert.ok(await row.locator('img.thumb').isVisible(), 'the photo thumbnail is shown')
+  assert.match(await row.getAttribute('class'), /sev-high/, 'high risk is highlighted')
+  await op.locator('img.thumb').first().evaluate((img) => img.decode())
+  await shot(op, '02-live-event')
+
+  // Case: open it from the event and dispatch it to the police.
+  await row.getByRole('link').click()
+  await op.getByTestId('case-state').filter({ hasText: '上报' }).waitFor()
+  const caseId = op.url().split('/cases/')[1]
+  await op.getByLabel('派遣部门').fill('police')
+  await op.getByLabel('时限').fill('4 working_hours')
+  await op.locator('[data-action="dispatch"]').click()
+  await op.getByTestId('case-state').filter({ hasText: '已派遣' }).waitFor()
+  await shot(op, '03-case-dispatched')
+
+  // The police handler finds it in the queue, accepts and handles it.
+  const police = await newPage('police', { width: 1366, height: 768 })
+  await signIn(police, 'police-web')
+  await police.waitForURL(/#\/cases/)
+  await police.locator(`[data-case-id="${caseId}"] a`).click()
+  await police.locator('[data-action="accept"]').click()
+  await police.getByTestId('case-state').filter({ hasText: '处置中' }).waitFor()
+  await police.getByLabel('意见').fill('已更换井盖 cover replaced')
+  await police.locator('[data-action="handle"]').click()
+  await police.getByTestId('case-state').filter({ hasText: '已处置' }).waitFor()
+  await shot(police, '04-case-handled-by-department')
+
+  // Another department sees neither the case in its queue nor the case itself.
+  const fire = await newPage('fire')
+  await signIn(fire, 'fire-web')
+  await fire.waitForURL(/#\/cases/)
+  await fire.getByText('共').waitFor()
+  assert.equal(await fire.locator(`[data-case-id="${caseId}"]`).count(), 0)
+  const peek = await fire.context().request.get(`${HUB}/api/v1/cases/${caseId}`)
+  assert.equal(peek.status(), 404, "another department's case is not found")
+  await shot(fire, '05-other-department-queue')
+
+  // The operator's open case page follows along live, then verifies and closes.
+  await op.getByTestId('case-state').filter({ hasText: '已处置' }).waitFor()
+  await op.locator('[data-action="verify"]').click()
+  await op.getByTestId('case-state').filter({ hasText: '核查中' }).waitFor()
+  await op.locator('[data-action="close"]').click()
+  await op.getByTestId('case-state').filter({ hasText: '结案' }).waitFor()
+  const timeline = await op.getByTestId('timeline').textContent()
+  for (const step of ['dispatch', 'accept', 'handle', 'verify', 'close']) {
+    assert.ok(timeline.includes(step), `the timeline records ${step}`)
+  }
+  await shot(op, '06-case-closed')
+
+  assert.equal(await closedCount(op), closedBefore + 1, 'the statistics count the closure')
+  await shot(op, '07-stats')
+
+  await op.goto(`${HUB}/#/devices`)
+  await op.getByTestId('gateways').getByRole('cell', { name: GATEWAY_ID }).first().waitFor()
+  await shot(op, '08-devices')
+
+  // English on request, remembered across pages.
+  await op.getByRole('button', { name: 'English' }).click()
+  await op.getByRole('link', { name: 'Cases' }).click()
+  await op.getByRole('heading', { name: 'Case queue' }).waitFor()
+  await shot(op, '09-cases-english')
+
+  assert.deepEqual(problems, [], 'no console errors')
+})
+
+test('signing out ends the session', async () => {
+  const page = await newPage('signout')
+  await signIn(page, 'op-web')
+  await page.getByRole('button', { name: '退出' }).click()
+  await page.getByRole('button', { name: '登录' }).waitFor()
+  const after = await page.context().request.get(`${HUB}/api/v1/cases`)
+  assert.equal(after.status(), 401)
+  assert.deepEqual(problems, [], 'no console errors')
+})

@@ -1,0 +1,55 @@
+// Calls to the hub's API on the session cookie. Writes carry X-Requested-With, which the
+// hub demands of cookie-authenticated writes (a page on another site cannot add it).
+// Failures become ApiError with the hub's code, message and offending field.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const err = body?.error ?? {}
+    super(err.message ?? `HTTP ${status}`)
+    this.status = status
+    this.code = err.code
+    this.field = err.field
+    this.allowed = err.allowed
+  }
+}
+
+async function call(method, path, body) {
+  const headers = { Accept: 'application/json' }
+  if (method !== 'GET') headers['X-Requested-With'] = 'hub-dashboard'
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const res = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  if (res.status === 204) return null
+  const text = await res.text()
+  let parsed = null
+  try {
+    parsed = text ? JSON.parse(text) : null
+  } catch {
+    parsed = null
+  }
+  if (!res.ok) throw new ApiError(res.status, parsed)
+  return parsed
+}
+
+export const api = {
+  get: (path) => call('GET', path),
+  post: (path, body) => call('POST', path, body),
+  del: (path) => call('DELETE', path),
+}
+
+/** A query string from the defined, non-empty values of `params`. */
+export function query(params) {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v))
+  }
+  const s = q.toString()
+  return s ? `?${s}` : ''
+}
+
+/** Where an evidence blob can be fetched (the browser sends the session cookie). */
+export const blobUrl = (sha256) => `/api/v1/blobs/${encodeURIComponent(sha256)}`

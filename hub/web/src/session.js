@@ -1,0 +1,21 @@
+// Who is signed in. The session itself is an HttpOnly cookie the page never sees; this
+// only remembers what the hub said about it.
+import { reactive } from 'vue'
+import { api } from './api.js'
+
+export const session = reactive({ checked: false, user: null })
+
+export async function loadSession() {
+  session.user = (await api.get('/api/v1/session')).user
+  session.checked = true
+}
+
+export async function signIn(name, password) {
+  session.user = await api.post('/api/v1/session', { name, password })
+  session.checked = true
+}
+
+export async function signOut() {
+  await api.del('/api/v1/session')
+  session.user = null
+}

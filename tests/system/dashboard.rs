@@ -1,0 +1,70 @@
+//! The operator dashboard in a real browser: the real hub process serving the built page,
+//! users with passwords, and `hub/web/e2e/dashboard.test.mjs` driving Debian's Chromium
+//! through Playwright. Screenshots land in `tests/artifacts/dashboard/`.
+
+use std::process::Command;
+
+use system_tests::{Hub, hub_command_with_input, log_tail, repo, shared};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test]
+async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
+    let web = repo().join("hub/web");
+    let dist = web.join("dist");
+    anyhow::ensure!(
+        dist.join("index.html").is_file() && web.join("node_modules/playwright-core").is_dir(),
+        "the dashboard is not built: run `npm ci && npm run build` in hub/web (scripts/test.sh does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    anyhow::ensure!(
+        std::path::Path::new(&chromium).is_file(),
+        "{chromium} is missing: install Debian's chromium (scripts/install-deps.sh does)"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let database = format!("sqlite:{}", dir.path().join("hub.db").display());
+    let mut hub = Hub::prepare(dir.path(), database, None)?;
+    hub.env.push(("HUB_WEB_ROOT", dist.display().to_string()));
+    let gateway_token = hub.add_gateway("gw-web")?;
+    for (name, role, department) in [
+        ("op-web", "operator", None),
+        ("police-web", "department", Some("police")),
+        ("fire-web", "department", Some("fire")),
+    ] {
+        let mut args = vec!["user", "add", name, "--role", role, "--password-stdin"];
+        if let Some(d) = department {
+            args.extend(["--department", d]);
+        }
+        hub_command_with_input(&hub.env, &args, &format!("{PASSWORD}\n"))?;
+    }
+    hub.start().await?;
+
+    let artifacts = repo().join("tests/artifacts/dashboard");
+    let out = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "e2e/"])
+        .current_dir(&web)
+        .env("HUB_URL", &hub.url)
+        .env("GATEWAY_ID", "gw-web")
+        .env("GATEWAY_TOKEN", &gateway_token)
+        .env("USER_PASSWORD", PASSWORD)
+        .env(
+            "TEST_IMAGE",
+            shared().join("testdata/crowd_seminar_ibm_stc-brownbag.jpg"),
+        )
+        .env("ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .output()?;
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    anyhow::ensure!(
+        out.status.success(),
+        "the browser test failed (its report is above)\n{}",
+        log_tail("hub", &hub.log, 40)
+    );
+    Ok(())
+}
