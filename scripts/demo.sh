@@ -50,6 +50,7 @@ export HUB_DATABASE_URL="sqlite:$PWD/$demo/hub.db"
 export HUB_LISTEN="127.0.0.1:$HUB_PORT"
 export HUB_OWNERSHIP_LIST="$PWD/deploy/ownership.example.toml"
 export HUB_WEB_ROOT="$PWD/hub/web/dist"
+export HUB_AREAS="$PWD/deploy/areas.example.geojson"
 # Tokens and users belong to the database they were made in.
 [ -f "$demo/hub.db" ] || rm -f "$demo"/*.token "$demo/password"
 if [ ! -s "$demo/gateway.token" ]; then

@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::magic::RelativePathBuf;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CalendarConfig, CorrelationConfig, OwnershipList, WorkingCalendar};
+use crate::engine::{AreaMap, CalendarConfig, CorrelationConfig, OwnershipList, WorkingCalendar};
 
 /// The settings as written, before checking.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -22,6 +22,11 @@ pub struct RawConfig {
     /// The ownership list (TOML); without it every case goes to joint review. A relative
     /// path is relative to the settings file that names it.
     pub ownership_list: Option<RelativePathBuf>,
+    /// The area map (GeoJSON FeatureCollection of county, townships, villages and grids):
+    /// events without a division code or grid get them from it, and the dashboard's map
+    /// draws it. Relative to the settings file that names it.
+    pub areas: Option<RelativePathBuf>,
+    pub map: MapSettings,
     pub calendar: RawCalendar,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
@@ -29,6 +34,64 @@ pub struct RawConfig {
     /// The built dashboard (`hub/web/dist`, made by `npm run build`); without it the hub
     /// serves only the API. A relative path is relative to the settings file that names it.
     pub web_root: Option<RelativePathBuf>,
+}
+
+/// The dashboard's map.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSettings {
+    /// Tile server URL with `{z}`, `{x}`, `{y}` (and optionally `{s}`), e.g. a county GIS
+    /// service. Without it the map shows the area outlines on a plain background, which
+    /// works offline.
+    pub tile_url: Option<String>,
+    /// Credit shown on the map for the tiles (their licence usually requires it).
+    pub attribution: String,
+    pub max_zoom: u8,
+}
+
+impl Default for MapSettings {
+    fn default() -> Self {
+        Self {
+            tile_url: None,
+            attribution: String::new(),
+            max_zoom: 18,
+        }
+    }
+}
+
+impl MapSettings {
+    /// The tile server's origin (`https://tiles.example.org`), which the page's security
+    /// policy must allow images from; `{s}` subdomains become a wildcard.
+    pub fn tile_origin(&self) -> Option<String> {
+        let url = url::Url::parse(&self.tile_url.as_ref()?.replace("{s}", "s")).ok()?;
+        let host = url.host_str()?;
+        let host = if self.tile_url.as_ref()?.contains("{s}.") {
+            format!("*.{}", host.split_once('.').map_or(host, |(_, rest)| rest))
+        } else {
+            host.to_owned()
+        };
+        Some(match url.port() {
+            Some(port) => format!("{}://{host}:{port}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.tile_url {
+            let parsed = url::Url::parse(&t.replace("{s}", "s"));
+            if !(["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p))
+                && parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "map.tile_url {t:?} must be an http(s) URL with {{z}}, {{x}} and {{y}}"
+                )));
+            }
+        }
+        if !(1..=22).contains(&self.max_zoom) {
+            return Err(ConfigError::Invalid("map.max_zoom must be 1..=22".into()));
+        }
+        Ok(())
+    }
 }
 
 /// Dashboard sign-in.
@@ -86,6 +149,8 @@ impl Default for RawConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite:hub.db".into(),
             ownership_list: None,
+            areas: None,
+            map: MapSettings::default(),
             calendar: RawCalendar::default(),
             correlation: CorrelationConfig::default(),
             limits: Limits {
@@ -105,6 +170,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub ownership: OwnershipList,
+    pub areas: AreaMap,
+    pub map: MapSettings,
     pub calendar: WorkingCalendar,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
@@ -118,6 +185,8 @@ pub enum ConfigError {
     Figment(#[from] Box<figment::Error>),
     #[error("ownership list {path}: {message}")]
     Ownership { path: PathBuf, message: String },
+    #[error("area map {path}: {message}")]
+    Areas { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -160,6 +229,17 @@ impl TryFrom<RawConfig> for Config {
                 })?
             }
         };
+        let areas = match raw.areas.as_ref().map(RelativePathBuf::relative) {
+            None => AreaMap::default(),
+            Some(path) => std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| AreaMap::parse(&text))
+                .map_err(|message| ConfigError::Areas {
+                    path: path.clone(),
+                    message,
+                })?,
+        };
+        raw.map.check()?;
         let defaults = CalendarConfig::default();
         let calendar = CalendarConfig {
             utc_offset: raw.calendar.utc_offset.unwrap_or(defaults.utc_offset),
@@ -210,6 +290,8 @@ impl TryFrom<RawConfig> for Config {
             listen: raw.listen,
             database_url: raw.database_url,
             ownership,
+            areas,
+            map: raw.map,
             calendar,
             correlation: raw.correlation,
             limits: raw.limits,
@@ -233,6 +315,7 @@ mod tests {
             "the example list, found next to the file"
         );
         assert_eq!(config.correlation.radius_m, 50.0);
+        assert_eq!(config.areas.len(), 8, "the example area map");
     }
 
     #[test]
@@ -247,6 +330,16 @@ mod tests {
             ),
             ("[calendar]\nutc_offset = \"CST\"", "utc_offset"),
             ("ownership_list = \"missing.toml\"", "missing.toml"),
+            ("areas = \"missing.geojson\"", "missing.geojson"),
+            (
+                "[map]\ntile_url = \"https://tiles.example.org/{z}/{x}.png\"",
+                "map.tile_url",
+            ),
+            (
+                "[map]\ntile_url = \"ftp://t.example.org/{z}/{x}/{y}\"",
+                "map.tile_url",
+            ),
+            ("[session]\nttl_hours = 0", "session"),
         ] {
             let file = dir.path().join("hub.toml");
             std::fs::write(&file, text).unwrap();
@@ -256,5 +349,22 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{err:?} should name {key:?}");
         }
+    }
+
+    #[test]
+    fn the_tile_server_is_allowed_by_origin() {
+        let map = |url: &str| MapSettings {
+            tile_url: Some(url.into()),
+            ..MapSettings::default()
+        };
+        assert_eq!(
+            map("https://{s}.tile.example.org/{z}/{x}/{y}.png").tile_origin(),
+            Some("https://*.tile.example.org".into())
+        );
+        assert_eq!(
+            map("http://gis.county.local:8081/tiles/{z}/{x}/{y}").tile_origin(),
+            Some("http://gis.county.local:8081".into())
+        );
+        assert_eq!(MapSettings::default().tile_origin(), None);
     }
 }

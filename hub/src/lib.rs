@@ -32,6 +32,8 @@ pub async fn run(
     let state = http::AppState {
         store: store.clone(),
         ownership: Arc::new(config.ownership),
+        areas: Arc::new(config.areas),
+        map: config.map,
         calendar: Arc::new(config.calendar),
         correlation: config.correlation,
         limits: config.limits,
@@ -46,6 +48,7 @@ pub async fn run(
         addr = %listener.local_addr()?,
         backend = ?store.backend(),
         ownership_items = state.ownership.items.len(),
+        areas = state.areas.len(),
         "hub listening"
     );
     if state.ownership.items.is_empty() {

@@ -26,6 +26,13 @@ async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
     let database = format!("sqlite:{}", dir.path().join("hub.db").display());
     let mut hub = Hub::prepare(dir.path(), database, None)?;
     hub.env.push(("HUB_WEB_ROOT", dist.display().to_string()));
+    hub.env.push((
+        "HUB_AREAS",
+        repo()
+            .join("deploy/areas.example.geojson")
+            .display()
+            .to_string(),
+    ));
     let gateway_token = hub.add_gateway("gw-web")?;
     for (name, role, department) in [
         ("op-web", "operator", None),

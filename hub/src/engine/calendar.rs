@@ -140,6 +140,27 @@ impl WorkingCalendar {
         }
     }
 
+    /// When `fraction` (0..=1) of `limit` has run from `start`, on the limit's own clock:
+    /// the moment to warn that a deadline approaches. Working days count as their working
+    /// minutes, so three quarters of a working day ends mid-afternoon.
+    pub fn fraction_of(
+        &self,
+        start: DateTime<Utc>,
+        limit: TimeLimit,
+        fraction: f64,
+    ) -> DateTime<Utc> {
+        let n = f64::from(limit.amount) * fraction.clamp(0.0, 1.0);
+        let minutes = |per_unit: i64| (n * per_unit as f64).round() as i64;
+        match limit.unit {
+            TimeUnit::UrgentHours => start + Duration::minutes(minutes(60)),
+            TimeUnit::CalendarDays => start + Duration::minutes(minutes(24 * 60)),
+            TimeUnit::WorkingHours => self.add_working_minutes(start, minutes(60)),
+            TimeUnit::WorkingDays => {
+                self.add_working_minutes(start, minutes(self.minutes_per_day()))
+            }
+        }
+    }
+
     /// Advances `start` by `minutes` of working time. Time outside working periods does not
     /// count, so a case dispatched at night starts its clock at the next working period.
     pub fn add_working_minutes(&self, start: DateTime<Utc>, minutes: i64) -> DateTime<Utc> {
@@ -185,6 +206,35 @@ mod tests {
 
     fn limit(s: &str) -> TimeLimit {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_fraction_of_a_limit_runs_on_the_limit_s_clock() {
+        let cal = WorkingCalendar::default();
+        let monday = local("2026-11-23 08:00");
+        assert_eq!(
+            cal.fraction_of(monday, limit("4 urgent_hours"), 0.75),
+            local("2026-11-23 11:00")
+        );
+        // 3 of 4 working hours: 08:00–11:00.
+        assert_eq!(
+            cal.fraction_of(monday, limit("4 working_hours"), 0.75),
+            local("2026-11-23 11:00")
+        );
+        // 2 working days = 960 working minutes; 75% = 720: Monday's 480, then Tuesday's
+        // morning.
+        assert_eq!(
+            cal.fraction_of(monday, limit("2 working_days"), 0.75),
+            local("2026-11-24 12:00")
+        );
+        assert_eq!(
+            cal.fraction_of(monday, limit("2 calendar_days"), 0.5),
+            local("2026-11-24 08:00")
+        );
+        assert_eq!(
+            cal.fraction_of(monday, limit("2 working_days"), 1.0),
+            cal.due(monday, limit("2 working_days"))
+        );
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! calendar, the case a new event opens, and the workflow of the closed loop. No I/O; the
 //! ingest path and the case actions drive it.
 
+pub mod areas;
 pub mod calendar;
 pub mod case;
 pub mod correlate;
+pub mod deadline;
 pub mod routing;
 pub mod summary;
 pub mod workflow;
 
+pub use areas::{AreaMap, Located};
 pub use calendar::{CalendarConfig, WorkingCalendar};
 pub use case::{CaseState, NewCase, Queue, open_case};
 pub use correlate::{Candidate, CorrelationConfig};
+pub use deadline::{Alarm, Clock, DeadlineConfig};
 pub use routing::{OwnershipItem, OwnershipList, TimeLimit, TimeUnit};

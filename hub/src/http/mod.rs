@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 mod extract;
 mod gateways;
+mod map;
 mod session;
 mod stats;
 mod stream;
@@ -22,8 +23,8 @@ use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
-use crate::config::{Limits, SessionSettings};
-use crate::engine::{CorrelationConfig, OwnershipList, WorkingCalendar};
+use crate::config::{Limits, MapSettings, SessionSettings};
+use crate::engine::{AreaMap, CorrelationConfig, OwnershipList, WorkingCalendar};
 use crate::live::LiveFeed;
 use crate::store::Store;
 use error::ApiError;
@@ -34,6 +35,8 @@ pub use throttle::Throttle;
 pub struct AppState {
     pub store: Store,
     pub ownership: Arc<OwnershipList>,
+    pub areas: Arc<AreaMap>,
+    pub map: MapSettings,
     pub calendar: Arc<WorkingCalendar>,
     pub correlation: CorrelationConfig,
     pub limits: Limits,
@@ -47,6 +50,7 @@ pub struct AppState {
 /// The API under `/api/v1`, the liveness probe, and the dashboard's files from `web_root`.
 pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
     let limits = state.limits.clone();
+    let tile_origin = state.map.tile_origin();
     Router::new()
         .route(
             "/api/v1/events",
@@ -75,12 +79,13 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         )
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stats", get(stats::get))
+        .route("/api/v1/map", get(map::get))
         .route("/healthz", get(health))
         .route(
             "/api/{*rest}",
             any(|| async { ApiError::not_found("endpoint") }),
         )
-        .fallback_service(web::service(web_root))
+        .fallback_service(web::service(web_root, tile_origin.as_deref()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -12,17 +12,24 @@ use tower::ServiceBuilder;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Scripts, styles, connections and images only from the hub itself (evidence photos are
-/// served by the API); no framing, no plugins.
-const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; \
-                   script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-                   form-action 'self'; frame-ancestors 'none'";
+/// Scripts, styles and connections only from the hub itself; images from the hub
+/// (evidence photos are served by the API) and the map's tile server; no framing, no
+/// plugins.
+fn content_security_policy(tile_origin: Option<&str>) -> HeaderValue {
+    let tiles = tile_origin.map(|o| format!(" {o}")).unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self'; \
+         script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    ))
+    .expect("a checked tile URL makes a valid header")
+}
 
-pub fn service(web_root: Option<&Path>) -> MethodRouter<(), Infallible> {
+pub fn service(web_root: Option<&Path>, tile_origin: Option<&str>) -> MethodRouter<(), Infallible> {
     let headers = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
+            content_security_policy(tile_origin),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

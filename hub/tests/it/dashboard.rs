@@ -376,3 +376,64 @@ on_both_backends!(
         assert!(page.text().await.unwrap().contains("npm run build"));
     }
 );
+
+on_both_backends!(
+    the_area_map_fills_in_places_and_feeds_the_map,
+    |hub: TestHub| async move {
+        let mut bare = event("event:0501");
+        bare["location"] = json!({"lat": 30.2741, "lon": 120.1551});
+        let mut elsewhere = event("event:0501");
+        elsewhere["location"] = json!({"lat": 31.5, "lon": 121.5});
+        // What a gateway says stands, even where the map would say otherwise.
+        let mut named = event("event:0501");
+        named["location"] =
+            json!({"lat": 30.2741, "lon": 120.1551, "area_code": "330106002", "grid": "own-grid"});
+        hub.post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![bare.clone(), elsewhere.clone(), named.clone()]),
+        )
+        .send()
+        .await
+        .unwrap();
+        let place = |id: Value| {
+            let req = hub.get("/api/v1/events?limit=10", &hub.operator_token);
+            async move {
+                let list: Value = req.send().await.unwrap().json().await.unwrap();
+                list["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["id"] == id)
+                    .unwrap()["location"]
+                    .clone()
+            }
+        };
+        let filled = place(bare["id"].clone()).await;
+        assert_eq!(filled["area_code"], "330106001001");
+        assert_eq!(filled["grid"], "G-001-02");
+        let outside = place(elsewhere["id"].clone()).await;
+        assert_eq!(outside["area_code"], Value::Null);
+        assert_eq!(outside["grid"], Value::Null);
+        let kept = place(named["id"].clone()).await;
+        assert_eq!(kept["area_code"], "330106002");
+        assert_eq!(kept["grid"], "own-grid");
+
+        let map: Value = hub
+            .get("/api/v1/map", &hub.police_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(map["tile_url"], Value::Null);
+        assert_eq!(map["areas"]["features"].as_array().unwrap().len(), 8);
+        let gateway = hub
+            .get("/api/v1/map", &hub.gateway_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gateway.status(), StatusCode::FORBIDDEN);
+    }
+);

@@ -51,6 +51,11 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
     let raw = RawConfig {
         database_url: database_url.clone(),
         ownership_list: Some(ownership.into()),
+        areas: Some(
+            system_tests::repo()
+                .join("deploy/areas.example.geojson")
+                .into(),
+        ),
         ..RawConfig::default()
     };
     let mut config = Config::try_from(raw).unwrap();

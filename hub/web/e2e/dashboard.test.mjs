@@ -43,15 +43,19 @@ after(async () => {
   await browser?.close()
 })
 
-/** A page in a fresh browser context (its own cookies), watched for console errors. */
-async function newPage(who, viewport = { width: 1920, height: 1080 }) {
-  const context = await browser.newContext({ viewport, locale: 'zh-CN' })
-  const page = await context.newPage()
+/** Collects `page`'s console errors and uncaught errors into `problems`. */
+function watch(page, who) {
   page.on('console', (msg) => {
     if (msg.type() === 'error') problems.push(`${who}: console error: ${msg.text()}`)
   })
   page.on('pageerror', (err) => problems.push(`${who}: page error: ${err.message}`))
   return page
+}
+
+/** A page in a fresh browser context (its own cookies), watched for console errors. */
+async function newPage(who, viewport = { width: 1920, height: 1080 }) {
+  const context = await browser.newContext({ viewport, locale: 'zh-CN' })
+  return watch(await context.newPage(), who)
 }
 
 async function signIn(page, name) {
@@ -145,6 +149,18 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.locator('[data-action="dispatch"]').click()
   await op.getByTestId('case-state').filter({ hasText: '已派遣' }).waitFor()
   await shot(op, '03-case-dispatched')
+
+  // Map: the open case among the area and grid outlines (no tile server: offline).
+  const map = watch(await op.context().newPage(), 'operator map')
+  await map.setViewportSize({ width: 1920, height: 1080 })
+  await map.goto(`${HUB}/#/map`)
+  await map.getByTestId('map-counts').filter({ hasText: '1 件案件 · 8 个区域' }).waitFor()
+  assert.equal(await map.locator('path.case-marker').count(), 1, 'one open case on the map')
+  assert.equal(await map.locator('path.heat-cell').count(), 1, 'one heat cell')
+  await map.locator('path.case-marker').click()
+  await map.locator('.leaflet-popup').getByRole('link').waitFor()
+  await shot(map, '03b-map')
+  await map.close()
 
   // The police handler finds it in the queue, accepts and handles it.
   const police = await newPage('police', { width: 1366, height: 768 })

@@ -6,6 +6,7 @@ import LoginView from './views/LoginView.vue'
 import LiveView from './views/LiveView.vue'
 import CasesView from './views/CasesView.vue'
 import CaseView from './views/CaseView.vue'
+import MapView from './views/MapView.vue'
 import StatsView from './views/StatsView.vue'
 import DevicesView from './views/DevicesView.vue'
 
@@ -14,6 +15,7 @@ export const routes = [
   { path: '/live', component: LiveView, meta: { roles: ['admin', 'operator'] } },
   { path: '/cases', component: CasesView, meta: { roles: ['admin', 'operator', 'department'] } },
   { path: '/cases/:id', component: CaseView, props: true, meta: { roles: ['admin', 'operator', 'department'] } },
+  { path: '/map', component: MapView, meta: { roles: ['admin', 'operator', 'department'] } },
   { path: '/stats', component: StatsView, meta: { roles: ['admin', 'operator', 'department'] } },
   { path: '/devices', component: DevicesView, meta: { roles: ['admin', 'operator', 'technician'] } },
   { path: '/:rest(.*)*', redirect: () => homeFor(session.user) },
