@@ -9,7 +9,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::magic::RelativePathBuf;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{AreaMap, CalendarConfig, CorrelationConfig, OwnershipList, WorkingCalendar};
+use crate::engine::{
+    AreaMap, CalendarConfig, CorrelationConfig, DeadlineConfig, OwnershipList, WorkingCalendar,
+};
 
 /// The settings as written, before checking.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -29,6 +31,7 @@ pub struct RawConfig {
     pub map: MapSettings,
     pub calendar: RawCalendar,
     pub correlation: CorrelationConfig,
+    pub deadlines: DeadlineConfig,
     pub limits: Limits,
     pub session: SessionSettings,
     /// The built dashboard (`hub/web/dist`, made by `npm run build`); without it the hub
@@ -153,6 +156,7 @@ impl Default for RawConfig {
             map: MapSettings::default(),
             calendar: RawCalendar::default(),
             correlation: CorrelationConfig::default(),
+            deadlines: DeadlineConfig::default(),
             limits: Limits {
                 max_batch_bytes: 4 << 20,
                 max_batch_events: 500,
@@ -174,6 +178,7 @@ pub struct Config {
     pub map: MapSettings,
     pub calendar: WorkingCalendar,
     pub correlation: CorrelationConfig,
+    pub deadlines: DeadlineConfig,
     pub limits: Limits,
     pub session: SessionSettings,
     pub web_root: Option<PathBuf>,
@@ -240,6 +245,7 @@ impl TryFrom<RawConfig> for Config {
                 })?,
         };
         raw.map.check()?;
+        raw.deadlines.check().map_err(ConfigError::Invalid)?;
         let defaults = CalendarConfig::default();
         let calendar = CalendarConfig {
             utc_offset: raw.calendar.utc_offset.unwrap_or(defaults.utc_offset),
@@ -294,6 +300,7 @@ impl TryFrom<RawConfig> for Config {
             map: raw.map,
             calendar,
             correlation: raw.correlation,
+            deadlines: raw.deadlines,
             limits: raw.limits,
             session: raw.session,
             web_root,

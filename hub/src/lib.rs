@@ -3,9 +3,12 @@
 //! to operators and departments.
 //!
 //! Flow: `http` (ingest) → `store` (one transaction per batch) → `engine` (pure routing and
-//! deadlines, called inside that transaction) → `http` (queries).
+//! deadlines, called inside that transaction) → `http` (queries). Beside it, the
+//! `deadlines` worker raises warnings and overdue alarms, and `live` fans out what just
+//! happened to open dashboards.
 
 pub mod config;
+pub mod deadlines;
 pub mod engine;
 pub mod http;
 pub mod live;
@@ -36,6 +39,7 @@ pub async fn run(
         map: config.map,
         calendar: Arc::new(config.calendar),
         correlation: config.correlation,
+        deadlines: config.deadlines.clone(),
         limits: config.limits,
         throttle: Arc::new(Mutex::new(http::Throttle::new(
             config.session.max_failures,
@@ -60,6 +64,12 @@ pub async fn run(
         Some(root) => tracing::info!(root = %root.display(), "serving the dashboard"),
         None => tracing::warn!("no web_root is set: the dashboard is not served"),
     }
+    let worker = tokio::spawn(deadlines::run(
+        store.clone(),
+        config.deadlines,
+        state.live.clone(),
+        shutdown.clone(),
+    ));
     let app = http::router(state, config.web_root.as_deref());
     axum::serve(
         listener,
@@ -67,6 +77,8 @@ pub async fn run(
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await?;
+    // The worker stops on the same signal; wait so it never writes to a closed store.
+    let _ = worker.await;
     store.close().await;
     Ok(())
 }

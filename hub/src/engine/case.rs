@@ -109,16 +109,20 @@ pub struct NewCase {
     pub severity: Severity,
     pub route: Option<OwnershipItem>,
     pub due_at: Option<DateTime<Utc>>,
+    /// When to warn that the deadline approaches.
+    pub warn_at: Option<DateTime<Utc>>,
     pub opened_at: DateTime<Utc>,
     pub note: String,
 }
 
 /// Opens a case for `event`. A routed case is dispatched at once with its deadline from the
-/// working calendar; an unrouted one waits in joint review with no deadline.
+/// working calendar, warned about when `warn_fraction` of its limit has run; an unrouted
+/// one waits in joint review with no deadline.
 pub fn open_case(
     event: &EventEnvelope,
     route: Option<&OwnershipItem>,
     calendar: &WorkingCalendar,
+    warn_fraction: f64,
     now: DateTime<Utc>,
 ) -> NewCase {
     let (state, queue, due_at, note) = match route {
@@ -149,6 +153,7 @@ pub fn open_case(
         severity: event.severity,
         route: route.cloned(),
         due_at,
+        warn_at: route.map(|r| calendar.fraction_of(now, r.time_limit, warn_fraction)),
         opened_at: now,
         note,
     }
@@ -221,19 +226,27 @@ mod tests {
             &e,
             list.route(&e.category, None),
             &WorkingCalendar::default(),
+            0.75,
             now,
         );
         assert_eq!(case.state, CaseState::Dispatched);
         assert_eq!(case.queue, Queue::Department);
         assert_eq!(case.route.unwrap().department, "police");
         assert_eq!(case.due_at, Some(now + chrono::Duration::hours(2)));
+        assert_eq!(case.warn_at, Some(now + chrono::Duration::minutes(90)));
         assert_eq!(case.severity, Severity::High);
         assert_eq!(case.title, "crowd 14 person @ camera cam-1");
     }
 
     #[test]
     fn unrouted_event_goes_to_joint_review() {
-        let case = open_case(&event(), None, &WorkingCalendar::default(), Utc::now());
+        let case = open_case(
+            &event(),
+            None,
+            &WorkingCalendar::default(),
+            0.75,
+            Utc::now(),
+        );
         assert_eq!(
             (case.state, case.queue, case.due_at),
             (CaseState::Reported, Queue::JointReview, None)

@@ -13,7 +13,8 @@ use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
-    Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, TaskRow, Transition,
+    Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, SupervisionRow,
+    TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +89,8 @@ pub struct CaseView {
     allowed_actions: Vec<Action>,
     /// Tasks sent to patrol terminals about this case.
     tasks: Vec<TaskRow>,
+    /// Supervision notices (督办) to the department, with its replies.
+    supervision: Vec<SupervisionRow>,
 }
 
 pub async fn get(
@@ -117,11 +120,13 @@ pub async fn get(
         .map(|state| workflow::allowed(state, actor_for(&visibility)))
         .unwrap_or_default();
     let tasks = app.store.list_tasks(&detail.case.id).await?;
+    let supervision = app.store.list_notices(&detail.case.id).await?;
     Ok(Json(CaseView {
         detail,
         evidence_urls,
         allowed_actions,
         tasks,
+        supervision,
     }))
 }
 
@@ -285,5 +290,8 @@ fn assignment(
         condition: route.and_then(|r| r.condition.clone()),
         closing_condition: route.and_then(|r| r.closing.clone()),
         due_at: app.calendar.due(now, time_limit),
+        warn_at: app
+            .calendar
+            .fraction_of(now, time_limit, app.deadlines.warn_fraction),
     })
 }

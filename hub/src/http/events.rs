@@ -87,7 +87,13 @@ pub async fn post(
             let route = app
                 .ownership
                 .route(&event.category, event.location.area_code.as_deref());
-            open_case(event, route, &app.calendar, now)
+            open_case(
+                event,
+                route,
+                &app.calendar,
+                app.deadlines.warn_fraction,
+                now,
+            )
         })
         .await?;
     for fresh in &outcome.fresh {

@@ -11,6 +11,7 @@ mod map;
 mod session;
 mod stats;
 mod stream;
+mod supervision;
 mod terminals;
 mod throttle;
 mod web;
@@ -24,7 +25,7 @@ use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Limits, MapSettings, SessionSettings};
-use crate::engine::{AreaMap, CorrelationConfig, OwnershipList, WorkingCalendar};
+use crate::engine::{AreaMap, CorrelationConfig, DeadlineConfig, OwnershipList, WorkingCalendar};
 use crate::live::LiveFeed;
 use crate::store::Store;
 use error::ApiError;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub map: MapSettings,
     pub calendar: Arc<WorkingCalendar>,
     pub correlation: CorrelationConfig,
+    pub deadlines: DeadlineConfig,
     pub limits: Limits,
     pub session: SessionSettings,
     /// Failed sign-ins per user name and client address.
@@ -68,6 +70,11 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         .route("/api/v1/cases/{id}", get(cases::get))
         .route("/api/v1/cases/{id}/actions", post(cases::act))
         .route("/api/v1/cases/{id}/tasks", post(terminals::create_task))
+        .route("/api/v1/cases/{id}/supervision", post(supervision::issue))
+        .route(
+            "/api/v1/cases/{id}/supervision/{notice}/reply",
+            post(supervision::reply),
+        )
         .route("/api/v1/gateways", get(gateways::list))
         .route("/api/v1/gateway/report", put(terminals::report))
         .route("/api/v1/terminals", get(terminals::list))

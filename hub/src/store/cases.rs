@@ -45,6 +45,11 @@ pub struct CaseRow {
     pub condition: Option<String>,
     pub closing_condition: Option<String>,
     pub due_at: Option<DateTime<Utc>>,
+    /// When the deadline warning is (or was) due, and when the case was found overdue.
+    pub warn_at: Option<DateTime<Utc>>,
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// The supervising department an overdue case was escalated to.
+    pub escalated_to: Option<String>,
     /// Times verification sent the case back to the department.
     pub rework_count: i64,
     pub lat: f64,
@@ -85,7 +90,8 @@ pub struct CaseDetail {
 macro_rules! case_columns {
     () => {
         "id, title, category, state, queue, severity, department, supervisor, time_limit, \
-         condition_text, closing_condition, due_at, rework_count, lat, lon, area_code, grid, opened_at, updated_at"
+         condition_text, closing_condition, due_at, warn_at, overdue_at, escalated_to, rework_count, lat, lon, \
+         area_code, grid, opened_at, updated_at"
     };
 }
 
@@ -114,6 +120,9 @@ fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
         condition: r.try_get("condition_text")?,
         closing_condition: r.try_get("closing_condition")?,
         due_at: r.try_get::<Option<i64>, _>("due_at")?.map(from_ms),
+        warn_at: r.try_get::<Option<i64>, _>("warn_at")?.map(from_ms),
+        overdue_at: r.try_get::<Option<i64>, _>("overdue_at")?.map(from_ms),
+        escalated_to: r.try_get("escalated_to")?,
         rework_count: r.try_get("rework_count")?,
         lat: r.try_get("lat")?,
         lon: r.try_get("lon")?,
@@ -259,6 +268,7 @@ pub struct Assignment {
     pub condition: Option<String>,
     pub closing_condition: Option<String>,
     pub due_at: DateTime<Utc>,
+    pub warn_at: DateTime<Utc>,
 }
 
 impl Store {
@@ -285,7 +295,8 @@ impl Store {
             let a = assignment.as_ref();
             sqlx::query(
                 "UPDATE cases SET department = $1, supervisor = $2, time_limit = $3, condition_text = $4, \
-                 closing_condition = $5, due_at = $6, queue = $7 WHERE id = $8",
+                 closing_condition = $5, due_at = $6, queue = $7, warn_at = $8, \
+                 warned_at = NULL, overdue_at = NULL, escalated_to = NULL WHERE id = $9",
             )
             .bind(a.map(|a| a.department.clone()))
             .bind(a.and_then(|a| a.supervisor.clone()))
@@ -294,6 +305,7 @@ impl Store {
             .bind(a.and_then(|a| a.closing_condition.clone()))
             .bind(a.map(|a| to_ms(a.due_at)))
             .bind(if a.is_some() { Queue::Department.as_str() } else { Queue::JointReview.as_str() })
+            .bind(a.map(|a| to_ms(a.warn_at)))
             .bind(t.case_id)
             .execute(&mut *tx)
             .await?;

@@ -102,8 +102,8 @@ impl Store {
             let route = case.route.as_ref();
             sqlx::query(
                 "INSERT INTO cases (id, title, category, state, queue, severity, department, supervisor, time_limit, \
-                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18)",
+                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at, warn_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)",
             )
             .bind(case.id.to_string())
             .bind(&case.title)
@@ -123,6 +123,7 @@ impl Store {
             .bind(event.location.grid.as_deref())
             .bind(to_ms(case.opened_at))
             .bind(to_ms(event.occurred_at))
+            .bind(case.warn_at.map(to_ms))
             .execute(&mut *tx)
             .await?;
             insert_event(

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod cases;
+mod deadlines;
 mod events;
 mod principals;
 mod sessions;
@@ -23,6 +24,7 @@ pub use cases::{
     Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseVisibility, TimelineRow,
     Transition,
 };
+pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 pub use sessions::{LoginRecord, SessionIssued};

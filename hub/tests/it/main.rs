@@ -3,6 +3,7 @@
 
 mod api;
 mod dashboard;
+mod deadlines;
 mod support;
 mod terminals;
 mod workflow;

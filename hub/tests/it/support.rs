@@ -23,6 +23,9 @@ pub enum Backend {
 
 pub struct TestHub {
     pub url: String,
+    /// The hub's database, for driving its workers with a simulated clock.
+    pub store: Store,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub gateway_token: String,
     pub operator_token: String,
@@ -83,9 +86,11 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    tokio::spawn(hub::run(config, store, listener, shutdown.clone()));
+    tokio::spawn(hub::run(config, store.clone(), listener, shutdown.clone()));
     Some(TestHub {
         url,
+        store,
+        database_url,
         client: reqwest::Client::new(),
         gateway_token,
         operator_token,

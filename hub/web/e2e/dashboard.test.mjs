@@ -148,6 +148,10 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.getByLabel('时限').fill('4 working_hours')
   await op.locator('[data-action="dispatch"]').click()
   await op.getByTestId('case-state').filter({ hasText: '已派遣' }).waitFor()
+  // The centre presses the department with a supervision notice.
+  await op.getByLabel('督办内容').fill('领导督办：今天内处理 the county head asks for today')
+  await op.getByRole('button', { name: '发出督办' }).click()
+  await op.getByTestId('supervision').getByText('领导督办：今天内处理').waitFor()
   await shot(op, '03-case-dispatched')
 
   // Map: the open case among the area and grid outlines (no tile server: offline).
@@ -169,6 +173,9 @@ test('operators and departments run a case through the dashboard', async () => {
   await police.locator(`[data-case-id="${caseId}"] a`).click()
   await police.locator('[data-action="accept"]').click()
   await police.getByTestId('case-state').filter({ hasText: '处置中' }).waitFor()
+  await police.getByTestId('supervision').getByLabel('回复').fill('已安排人员 a crew is on its way')
+  await police.getByRole('button', { name: '提交回复' }).click()
+  await police.getByTestId('supervision').getByText('已安排人员 a crew is on its way').waitFor()
   await police.getByLabel('意见').fill('已更换井盖 cover replaced')
   await police.locator('[data-action="handle"]').click()
   await police.getByTestId('case-state').filter({ hasText: '已处置' }).waitFor()
@@ -191,7 +198,7 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.locator('[data-action="close"]').click()
   await op.getByTestId('case-state').filter({ hasText: '结案' }).waitFor()
   const timeline = await op.getByTestId('timeline').textContent()
-  for (const step of ['dispatch', 'accept', 'handle', 'verify', 'close']) {
+  for (const step of ['dispatch', 'supervise', 'accept', 'supervision_reply', 'handle', 'verify', 'close']) {
     assert.ok(timeline.includes(step), `the timeline records ${step}`)
   }
   await shot(op, '06-case-closed')

@@ -1,0 +1,162 @@
+//! Supervision notices (督办): the centre presses a department on a case it holds (the
+//! deadline worker issues `timeout` notices itself), and the department replies with its
+//! reason and what it is doing.
+//!
+//! `POST /api/v1/cases/{id}/supervision`: `{"kind": "leader" | "important", "message"}`,
+//! admins and operators. `POST /api/v1/cases/{id}/supervision/{notice}/reply`:
+//! `{"reply"}`, the case's department.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::JsonBody;
+use super::{AppState, error::ApiError};
+use crate::engine::CaseState;
+use crate::live::LiveItem;
+use crate::store::{CaseVisibility, NewNotice, Principal};
+
+/// The longest message or reply, in characters.
+const MAX_TEXT: usize = 2000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    kind: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRequest {
+    reply: String,
+}
+
+fn text(field: &str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("is longer than {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+pub async fn issue(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<IssueRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if principal.case_visibility()? != CaseVisibility::All {
+        return Err(ApiError::forbidden(
+            "only the centre issues supervision notices",
+        ));
+    }
+    if !matches!(req.kind.as_str(), "leader" | "important") {
+        return Err(ApiError::invalid_field(
+            "kind",
+            "must be leader or important (timeout notices come from the deadline clock)",
+        ));
+    }
+    let message = text("message", &req.message)?;
+    let case = app
+        .store
+        .get_case_row(&CaseVisibility::All, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    let state: CaseState = case.state.parse().map_err(ApiError::bad_request)?;
+    let department = match (&case.department, state) {
+        (Some(d), CaseState::Dispatched | CaseState::Handling) => d.clone(),
+        _ => {
+            return Err(ApiError::conflict(
+                "only a case a department holds (dispatched or handling) can be supervised",
+                vec![],
+            ));
+        }
+    };
+    let actor = principal.actor();
+    let notice = app
+        .store
+        .issue_notice(
+            &NewNotice {
+                case_id: &id,
+                kind: &req.kind,
+                department: &department,
+                message: &message,
+                issued_by: &actor,
+                at: Utc::now(),
+            },
+            state.as_str(),
+        )
+        .await?;
+    publish(&app, &id, "supervise", state, &department, &actor);
+    Ok((StatusCode::CREATED, Json(json!({ "id": notice }))))
+}
+
+pub async fn reply(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path((id, notice)): Path<(String, String)>,
+    JsonBody(req): JsonBody<ReplyRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let CaseVisibility::Department(department) = principal.case_visibility()? else {
+        return Err(ApiError::forbidden(
+            "the department the notice went to replies to it",
+        ));
+    };
+    let reply = text("reply", &req.reply)?;
+    let case = app
+        .store
+        .get_case_row(&CaseVisibility::Department(department.clone()), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    let state: CaseState = case.state.parse().map_err(ApiError::bad_request)?;
+    let actor = principal.actor();
+    let replied = app
+        .store
+        .reply_notice(
+            &id,
+            &notice,
+            &department,
+            &reply,
+            &actor,
+            state.as_str(),
+            Utc::now(),
+        )
+        .await?;
+    if !replied {
+        return Err(ApiError::not_found("unanswered supervision notice"));
+    }
+    publish(&app, &id, "supervision_reply", state, &department, &actor);
+    Ok(Json(json!({ "id": notice })))
+}
+
+fn publish(
+    app: &AppState,
+    id: &str,
+    action: &str,
+    state: CaseState,
+    department: &str,
+    actor: &str,
+) {
+    app.live.publish(LiveItem::new(
+        "case",
+        Some(department.to_owned()),
+        &json!({
+            "id": id,
+            "action": action,
+            "from": state,
+            "to": state,
+            "actor": actor,
+            "department": department,
+        }),
+    ));
+}
