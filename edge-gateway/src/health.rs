@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use protocol::gateway::CameraState;
 use serde::Serialize;
 
 /// One camera's health, as the local API shows it.
@@ -12,8 +13,7 @@ use serde::Serialize;
 pub struct CameraStatus {
     pub id: String,
     pub name: String,
-    /// `connecting`, `streaming` or `retrying`.
-    pub state: &'static str,
+    pub state: CameraState,
     pub codec: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -38,7 +38,7 @@ impl CameraHealth {
         Self(Mutex::new(CameraStatus {
             id: id.to_owned(),
             name: name.to_owned(),
-            state: "connecting",
+            state: CameraState::Connecting,
             ..CameraStatus::default()
         }))
     }

@@ -1,18 +1,20 @@
 //! The gateway's periodic report to the hub (`PUT /api/v1/gateway/report`): its version and
-//! backlog, its patrol terminals' presence and positions, and the terminals' answers to
-//! tasks; the hub answers with the tasks waiting for those terminals, which go to the
+//! backlog, its cameras' health, its patrol terminals' presence and positions, and the
+//! terminals' answers to tasks; the hub answers with the tasks waiting for those terminals, which go to the
 //! downlink. An answer leaves the gateway's disk only once the hub has acknowledged it.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use protocol::PROTOCOL_VERSION;
-use protocol::gateway::{GatewayReport, GatewayReportAck, TerminalPresence};
+use protocol::gateway::{CameraReport, GatewayReport, GatewayReportAck, TerminalPresence};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::health::{CameraHealth, CameraStatus};
 use crate::outbox::Outbox;
 use crate::patrol::Board;
 use crate::patrol::downlink::Downlink;
@@ -24,7 +26,10 @@ pub struct HubReport {
     pub outbox: Outbox,
     /// Patrol terminals, when the gateway serves them.
     pub patrol: Option<(Arc<Board>, Downlink)>,
+    pub cameras: Vec<Arc<CameraHealth>>,
     pub interval: Duration,
+    /// Each camera's decoded-frame count at the previous report, for its frame rate.
+    pub previous: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 impl HubReport {
@@ -60,6 +65,12 @@ impl HubReport {
             outbox_pending: u64::try_from(self.outbox.pending().await?).unwrap_or(0),
             terminals,
             task_acks: acks,
+            cameras: {
+                let statuses: Vec<CameraStatus> =
+                    self.cameras.iter().map(|c| c.snapshot()).collect();
+                let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+                camera_reports(&statuses, &mut previous, Instant::now())
+            },
         };
         let resp = client
             .put(url.clone())
@@ -85,6 +96,36 @@ impl HubReport {
     }
 }
 
+/// The cameras as the hub wants them. The frame rate is the frames decoded since the
+/// previous report over the time between (0 at the first report), remembered in `previous`.
+fn camera_reports(
+    cameras: &[CameraStatus],
+    previous: &mut HashMap<String, (u64, Instant)>,
+    now: Instant,
+) -> Vec<CameraReport> {
+    cameras
+        .iter()
+        .map(|c| {
+            let fps = match previous.insert(c.id.clone(), (c.frames_decoded, now)) {
+                Some((frames, at)) if now > at => {
+                    c.frames_decoded.saturating_sub(frames) as f32 / (now - at).as_secs_f32()
+                }
+                _ => 0.0,
+            };
+            CameraReport {
+                camera_id: c.id.clone(),
+                name: c.name.clone(),
+                state: c.state,
+                fps,
+                last_frame_at: c.last_frame_at,
+                reconnects: c.reconnects,
+                events_raised: c.events_raised,
+                last_error: c.last_error.clone(),
+            }
+        })
+        .collect()
+}
+
 /// The terminals whose presence is known, as the hub wants them.
 fn presence(board: &Board) -> Vec<TerminalPresence> {
     board
@@ -99,4 +140,41 @@ fn presence(board: &Board) -> Vec<TerminalPresence> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::gateway::CameraState;
+
+    #[test]
+    fn the_frame_rate_is_frames_decoded_between_reports() {
+        let mut previous = HashMap::new();
+        let start = Instant::now();
+        let mut cam = CameraStatus {
+            id: "cam-1".into(),
+            name: "gate".into(),
+            state: CameraState::Streaming,
+            frames_decoded: 100,
+            ..CameraStatus::default()
+        };
+        let first = camera_reports(std::slice::from_ref(&cam), &mut previous, start);
+        assert_eq!(first[0].fps, 0.0, "nothing to compare with yet");
+        cam.frames_decoded = 250;
+        let second = camera_reports(
+            std::slice::from_ref(&cam),
+            &mut previous,
+            start + Duration::from_secs(15),
+        );
+        assert_eq!(second[0].fps, 10.0);
+        assert_eq!(second[0].state, CameraState::Streaming);
+        // A decoder restart that resets the count is no negative rate.
+        cam.frames_decoded = 5;
+        let third = camera_reports(
+            std::slice::from_ref(&cam),
+            &mut previous,
+            start + Duration::from_secs(30),
+        );
+        assert_eq!(third[0].fps, 0.0);
+    }
 }

@@ -183,7 +183,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             patrol: patrol
                 .as_ref()
                 .map(|p| (p.board.clone(), p.downlink.clone())),
+            cameras: health.clone(),
             interval: config.report_interval,
+            previous: Default::default(),
         }
         .run(uplink_stop.clone()),
     );

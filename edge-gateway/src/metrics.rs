@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::health::CameraStatus;
 use crate::patrol::terminals::Counters;
+use protocol::gateway::CameraState;
 
 /// What one scrape shows.
 pub struct Snapshot<'a> {
@@ -29,7 +30,7 @@ const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 8] = [
         "edge_camera_up",
         "gauge",
         "1 while the camera is streaming.",
-        |c| f64::from(u8::from(c.state == "streaming")),
+        |c| f64::from(u8::from(c.state == CameraState::Streaming)),
     ),
     (
         "edge_camera_frames_received_total",
@@ -195,13 +196,13 @@ mod tests {
         let cams = [
             CameraStatus {
                 id: "cam-1".into(),
-                state: "streaming",
+                state: CameraState::Streaming,
                 frames_analysed: 7,
                 ..Default::default()
             },
             CameraStatus {
                 id: "cam-\"2\"".into(),
-                state: "retrying",
+                state: CameraState::Retrying,
                 reconnects: 3,
                 ..Default::default()
             },

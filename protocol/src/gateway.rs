@@ -25,6 +25,51 @@ pub struct GatewayReport {
     /// Terminals' answers to tasks since the last report the hub acknowledged.
     #[serde(default)]
     pub task_acks: Vec<TerminalTaskAck>,
+    /// Its cameras' health.
+    #[serde(default)]
+    pub cameras: Vec<CameraReport>,
+}
+
+/// One camera's health, as its gateway last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraReport {
+    pub camera_id: String,
+    pub name: String,
+    pub state: CameraState,
+    /// Frames decoded per second since the previous report.
+    pub fps: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame_at: Option<DateTime<Utc>>,
+    /// Times the stream was opened again since the gateway started.
+    pub reconnects: u64,
+    /// Events the camera's rules raised since the gateway started.
+    pub events_raised: u64,
+    /// Why the stream last failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// Opening the stream.
+    #[default]
+    Connecting,
+    /// Frames are arriving.
+    Streaming,
+    /// The stream failed; waiting to open it again.
+    Retrying,
+}
+
+impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Connecting => "connecting",
+            CameraState::Streaming => "streaming",
+            CameraState::Retrying => "retrying",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -60,6 +60,7 @@ data_dir = "gateway-data"
 [hub]
 url = "{hub_url}"
 token = "set in the environment"
+report_interval_s = 2
 
 [api]
 listen = "127.0.0.1:{api_port}"
@@ -205,6 +206,21 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             "not a snapshot: {} bytes",
             jpeg.len()
         );
+        // The gateway's reports carry the camera's health to the hub.
+        let camera = wait_for(
+            "the camera's health at the hub",
+            Duration::from_secs(30),
+            || async {
+                let cameras = system.hub.get("/api/v1/cameras").await?;
+                Ok(cameras
+                    .as_array()
+                    .and_then(|c| c.first())
+                    .filter(|c| c["state"] == "streaming" && c["fps"].as_f64() > Some(0.0))
+                    .cloned())
+            },
+        )
+        .await?;
+        anyhow::ensure!(camera["camera_id"] == "cam-1", "{camera}");
         Ok::<_, anyhow::Error>(())
     }
     .await;

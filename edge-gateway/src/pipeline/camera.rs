@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::decode::{Codec, DecoderInput};
 use crate::config::CameraConfig;
 use crate::health::CameraHealth;
+use protocol::gateway::CameraState;
 
 /// A camera that sends nothing for this long is treated as hung (retina alone would wait
 /// for its 30 s keepalive).
@@ -67,7 +68,7 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
-        health.update(|h| h.state = "connecting");
+        health.update(|h| h.state = CameraState::Connecting);
         let started = tokio::time::Instant::now();
         let result = tokio::select! {
             r = run_once(&camera, &health, &decoder) => r,
@@ -86,7 +87,7 @@ pub async fn run(
         let delay = backoff.next_delay();
         tracing::warn!(camera = %camera.id, %reason, retry_in = ?delay, "camera disconnected");
         health.update(|h| {
-            h.state = "retrying";
+            h.state = CameraState::Retrying;
             h.reconnects += 1;
             h.last_error = Some(reason);
         });
@@ -165,7 +166,7 @@ async fn run_once(
         .map_err(|_| "decoder stopped".to_owned())?;
     tracing::info!(camera = %camera.id, ?codec, "camera streaming");
     health.update(|h| {
-        h.state = "streaming";
+        h.state = CameraState::Streaming;
         h.codec = Some(format!("{codec:?}"));
     });
     loop {

@@ -73,6 +73,19 @@ impl Principal {
         }
     }
 
+    /// Gateways, cameras and terminals are for admins, operators and technicians.
+    pub fn device_viewer(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::User {
+                role: Role::Admin | Role::Operator | Role::Technician,
+                ..
+            } => Ok(()),
+            _ => Err(ApiError::forbidden(
+                "only admins, operators and technicians may list devices",
+            )),
+        }
+    }
+
     /// Which cases this caller may read, or 403 when it may read none.
     pub fn case_visibility(&self) -> Result<CaseVisibility, ApiError> {
         match self {

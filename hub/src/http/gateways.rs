@@ -5,22 +5,12 @@ use axum::Json;
 use axum::extract::State;
 
 use super::{AppState, error::ApiError};
-use crate::store::{GatewayRow, Principal, Role};
+use crate::store::{GatewayRow, Principal};
 
 pub async fn list(
     State(app): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<GatewayRow>>, ApiError> {
-    match principal {
-        Principal::User {
-            role: Role::Admin | Role::Operator | Role::Technician,
-            ..
-        } => {}
-        _ => {
-            return Err(ApiError::forbidden(
-                "only admins, operators and technicians may list gateways",
-            ));
-        }
-    }
+    principal.device_viewer()?;
     Ok(Json(app.store.list_gateways().await?))
 }

@@ -78,6 +78,7 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         .route("/api/v1/gateways", get(gateways::list))
         .route("/api/v1/gateway/report", put(terminals::report))
         .route("/api/v1/terminals", get(terminals::list))
+        .route("/api/v1/cameras", get(terminals::cameras))
         .route(
             "/api/v1/session",
             post(session::login)

@@ -1,7 +1,7 @@
 //! Patrol terminals and their tasks:
 //! - `PUT /api/v1/gateway/report` (gateways): presence of their terminals and the terminals'
 //!   answers to tasks in; the open tasks of those terminals out;
-//! - `GET /api/v1/terminals` (admins, operators, technicians);
+//! - `GET /api/v1/terminals` and `GET /api/v1/cameras` (admins, operators, technicians);
 //! - `POST /api/v1/cases/{id}/tasks` (admins, operators): send a terminal to a case's place.
 
 use axum::Json;
@@ -14,11 +14,13 @@ use serde::Deserialize;
 
 use super::extract::JsonBody;
 use super::{AppState, error::ApiError};
-use crate::store::{NewTask, Principal, Role, TaskRow, TerminalRow};
+use crate::store::{CameraRow, NewTask, Principal, Role, TaskRow, TerminalRow};
 
 /// Most terminals one report may carry; a county has a few thousand.
 const MAX_TERMINALS: usize = 20_000;
 const MAX_TEXT: usize = 2000;
+/// Most cameras one gateway may report; an NVR-backed township box has dozens.
+const MAX_CAMERAS: usize = 1000;
 
 pub async fn report(
     State(app): State<AppState>,
@@ -77,6 +79,35 @@ fn validate(gateway: &str, r: &GatewayReport) -> Result<(), ApiError> {
             })?;
         }
     }
+    if r.cameras.len() > MAX_CAMERAS {
+        return Err(ApiError::invalid_field(
+            "cameras",
+            format!("at most {MAX_CAMERAS} cameras per report"),
+        ));
+    }
+    for (i, c) in r.cameras.iter().enumerate() {
+        let field = |name: &str| format!("cameras[{i}].{name}");
+        check_identifier(&c.camera_id)
+            .map_err(|m| ApiError::invalid_field(field("camera_id"), m))?;
+        if c.name.chars().count() > 200 {
+            return Err(ApiError::invalid_field(
+                field("name"),
+                "longer than 200 characters",
+            ));
+        }
+        if !(c.fps.is_finite() && (0.0..=1000.0).contains(&c.fps)) {
+            return Err(ApiError::invalid_field(field("fps"), "must be 0..=1000"));
+        }
+        if c.last_error
+            .as_ref()
+            .is_some_and(|e| e.chars().count() > MAX_TEXT)
+        {
+            return Err(ApiError::invalid_field(
+                field("last_error"),
+                format!("longer than {MAX_TEXT} characters"),
+            ));
+        }
+    }
     for (i, a) in r.task_acks.iter().enumerate() {
         check_identifier(&a.terminal_id)
             .map_err(|m| ApiError::invalid_field(format!("task_acks[{i}].terminal_id"), m))?;
@@ -97,15 +128,17 @@ pub async fn list(
     State(app): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<TerminalRow>>, ApiError> {
-    match principal {
-        Principal::User {
-            role: Role::Admin | Role::Operator | Role::Technician,
-            ..
-        } => Ok(Json(app.store.list_terminals().await?)),
-        _ => Err(ApiError::forbidden(
-            "only admins, operators and technicians may list terminals",
-        )),
-    }
+    principal.device_viewer()?;
+    Ok(Json(app.store.list_terminals().await?))
+}
+
+/// `GET /api/v1/cameras`: every camera as its gateway last reported it.
+pub async fn cameras(
+    State(app): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<CameraRow>>, ApiError> {
+    principal.device_viewer()?;
+    Ok(Json(app.store.list_cameras().await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,7 +28,7 @@ pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 pub use sessions::{LoginRecord, SessionIssued};
-pub use terminals::{NewTask, TaskRow, TerminalRow};
+pub use terminals::{CameraRow, NewTask, TaskRow, TerminalRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

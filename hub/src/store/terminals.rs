@@ -27,6 +27,23 @@ pub struct TerminalRow {
     pub reported_at: DateTime<Utc>,
 }
 
+/// A camera as its gateway last reported it.
+#[derive(Debug, Serialize)]
+pub struct CameraRow {
+    pub gateway_id: String,
+    pub camera_id: String,
+    pub name: String,
+    /// `connecting`, `streaming` or `retrying`.
+    pub state: String,
+    /// Frames decoded per second over the gateway's last report interval.
+    pub fps: f64,
+    pub last_frame_at: Option<DateTime<Utc>>,
+    pub reconnects: i64,
+    pub events_raised: i64,
+    pub last_error: Option<String>,
+    pub reported_at: DateTime<Utc>,
+}
+
 /// A task, as operators see it.
 #[derive(Debug, Serialize)]
 pub struct TaskRow {
@@ -99,6 +116,28 @@ impl Store {
             .bind(gateway_id)
             .execute(&mut *tx)
             .await?;
+            for c in &report.cameras {
+                sqlx::query(
+                    "INSERT INTO cameras (gateway_id, camera_id, name, state, fps, last_frame_at, reconnects, \
+                     events_raised, last_error, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (gateway_id, camera_id) DO UPDATE SET name = excluded.name, state = excluded.state, \
+                     fps = excluded.fps, last_frame_at = excluded.last_frame_at, reconnects = excluded.reconnects, \
+                     events_raised = excluded.events_raised, last_error = excluded.last_error, \
+                     reported_at = excluded.reported_at",
+                )
+                .bind(gateway_id)
+                .bind(&c.camera_id)
+                .bind(&c.name)
+                .bind(c.state.as_str())
+                .bind(f64::from(c.fps))
+                .bind(c.last_frame_at.map(to_ms))
+                .bind(i64::try_from(c.reconnects).unwrap_or(i64::MAX))
+                .bind(i64::try_from(c.events_raised).unwrap_or(i64::MAX))
+                .bind(c.last_error.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             for t in &report.terminals {
                 let presence = match t.presence {
                     protocol::patrol::Presence::Online => "online",
@@ -293,6 +332,33 @@ impl Store {
     }
 
     /// Every terminal a gateway has reported, by id.
+    /// Every camera the gateways have reported, by gateway and camera.
+    pub async fn list_cameras(&self) -> Result<Vec<CameraRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT gateway_id, camera_id, name, state, fps, last_frame_at, reconnects, events_raised, \
+             last_error, reported_at FROM cameras ORDER BY gateway_id, camera_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CameraRow {
+                    gateway_id: r.try_get("gateway_id")?,
+                    camera_id: r.try_get("camera_id")?,
+                    name: r.try_get("name")?,
+                    state: r.try_get("state")?,
+                    fps: r.try_get("fps")?,
+                    last_frame_at: r.try_get::<Option<i64>, _>("last_frame_at")?.map(from_ms),
+                    reconnects: r.try_get("reconnects")?,
+                    events_raised: r.try_get("events_raised")?,
+                    last_error: r.try_get("last_error")?,
+                    reported_at: from_ms(r.try_get("reported_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     pub async fn list_terminals(&self) -> Result<Vec<TerminalRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, gateway_id, presence, since, lat, lon, position_at, reported_at FROM terminals ORDER BY id",

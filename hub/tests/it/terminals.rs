@@ -193,3 +193,55 @@ on_both_backends!(
         assert_eq!(police.status(), StatusCode::FORBIDDEN);
     }
 );
+
+on_both_backends!(
+    cameras_are_shown_as_their_gateway_reports_them,
+    |hub: TestHub| async move {
+        let camera = |state: &str, fps: f64, error: Option<&str>| {
+            let mut r = report(json!([]), json!([]));
+            r["cameras"] = json!([{
+                "camera_id": "cam-gate", "name": "东门 east gate", "state": state, "fps": fps,
+                "last_frame_at": "2026-11-23T08:00:00Z", "reconnects": 2, "events_raised": 7,
+                "last_error": error
+            }]);
+            r
+        };
+        assert_eq!(
+            send_report(&hub, &camera("streaming", 9.5, None))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            send_report(&hub, &camera("retrying", 0.0, Some("connection refused")))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        let cameras = json(
+            hub.get("/api/v1/cameras", &hub.technician_token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(cameras.as_array().unwrap().len(), 1, "{cameras}");
+        let cam = &cameras[0];
+        assert_eq!(cam["gateway_id"], "gw-test");
+        assert_eq!(cam["state"], "retrying", "the latest report wins");
+        assert_eq!(cam["last_error"], "connection refused");
+        assert_eq!(cam["events_raised"], 7);
+
+        let resp = send_report(&hub, &camera("streaming", f64::from(-1), None)).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json(resp).await["error"]["field"], "cameras[0].fps");
+        let resp = send_report(&hub, &camera("melting", 1.0, None)).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let police = hub
+            .get("/api/v1/cameras", &hub.police_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(police.status(), StatusCode::FORBIDDEN);
+    }
+);

@@ -206,8 +206,21 @@ test('operators and departments run a case through the dashboard', async () => {
   assert.equal(await closedCount(op), closedBefore + 1, 'the statistics count the closure')
   await shot(op, '07-stats')
 
+  const report = {
+    v: 1,
+    gateway_id: GATEWAY_ID,
+    version: '0.1.0',
+    outbox_pending: 0,
+    cameras: [{
+      camera_id: 'cam-east-gate', name: '东门摄像头 east gate', state: 'streaming', fps: 9.8,
+      last_frame_at: new Date().toISOString(), reconnects: 0, events_raised: 1,
+    }],
+  }
+  await gatewayCall('PUT', '/api/v1/gateway/report', JSON.stringify(report), 'application/json')
   await op.goto(`${HUB}/#/devices`)
   await op.getByTestId('gateways').getByRole('cell', { name: GATEWAY_ID }).first().waitFor()
+  await op.getByTestId('cameras').getByRole('cell', { name: 'cam-east-gate' }).waitFor()
+  assert.match(await op.getByTestId('cameras').textContent(), /在线/)
   await shot(op, '08-devices')
 
   // English on request, remembered across pages.
