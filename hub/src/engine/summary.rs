@@ -1,9 +1,17 @@
 //! The statistics page's numbers: totals, groupings by department, category and grid
 //! (hotspots), and a daily trend, from grouped case counts. Pure.
 //!
-//! These are plain counts over the cases opened in a period. The GB/T 30428-style indicator
-//! set (closure rate against cases due, on-time rates, satisfaction) needs deadline and
-//! callback records per stage and is computed elsewhere once those exist.
+//! Counts are over the cases opened in a period, with the GB/T 30428-style indicators
+//! (DOMAIN.md) defined on them:
+//! - cases due to close (应结案): registered (not void, not still in intake) and either
+//!   closed or past their deadline by the end of the period;
+//! - closure rate = closed / due to close; on-time closure rate = closed by the deadline /
+//!   due to close (force-closed cases count as closed);
+//! - rework rate = closed cases that were sent back at least once / closed;
+//! - average handling time = from the (last) dispatch to closure, over closed cases.
+//!
+//! Extension rate and satisfaction need extension and callback records, which the hub does
+//! not keep yet.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +30,15 @@ pub struct CaseGroup {
     pub overdue: i64,
     /// Rework rounds over those cases.
     pub reworks: i64,
+    /// Of those, due to close by the end of the period.
+    pub due_to_close: i64,
+    /// Of those, closed by their deadline.
+    pub on_time: i64,
+    /// Of those, sent back for rework at least once.
+    pub reworked: i64,
+    /// Of those, closed with a dispatch time, and their handling time summed.
+    pub timed: i64,
+    pub handle_ms: i64,
 }
 
 /// Cases opened on one local day, counted in days since 1970-01-01 (local).
@@ -31,8 +48,8 @@ pub struct DayCount {
     pub cases: i64,
 }
 
-/// Counts for one group (or for everything).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+/// Counts for one group (or for everything), and the indicators on them.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Counts {
     pub cases: i64,
     pub open: i64,
@@ -40,9 +57,22 @@ pub struct Counts {
     pub void: i64,
     pub overdue: i64,
     pub reworks: i64,
+    pub due_to_close: i64,
+    pub on_time: i64,
+    #[serde(skip)]
+    reworked: i64,
+    #[serde(skip)]
+    timed: i64,
+    #[serde(skip)]
+    handle_ms: i64,
+    /// `null` where the denominator is 0.
+    pub closure_rate: Option<f64>,
+    pub on_time_closure_rate: Option<f64>,
+    pub rework_rate: Option<f64>,
+    pub avg_handle_hours: Option<f64>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq)]
 pub struct Keyed {
     /// The department, category or grid; `null` for cases that have none (not routed,
     /// no grid).
@@ -57,7 +87,7 @@ pub struct Day {
     pub cases: i64,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq)]
 pub struct Summary {
     pub totals: Counts,
     pub by_state: BTreeMap<String, i64>,
@@ -83,6 +113,16 @@ impl Counts {
         }
         self.overdue += g.overdue;
         self.reworks += g.reworks;
+        self.due_to_close += g.due_to_close;
+        self.on_time += g.on_time;
+        self.reworked += g.reworked;
+        self.timed += g.timed;
+        self.handle_ms += g.handle_ms;
+        let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
+        self.closure_rate = ratio(self.closed, self.due_to_close);
+        self.on_time_closure_rate = ratio(self.on_time, self.due_to_close);
+        self.rework_rate = ratio(self.reworked, self.closed);
+        self.avg_handle_hours = ratio(self.handle_ms, self.timed).map(|ms| ms / 3_600_000.0);
     }
 }
 
@@ -160,6 +200,11 @@ mod tests {
             cases: n,
             overdue: if state == "handling" { 1 } else { 0 },
             reworks: 0,
+            due_to_close: 0,
+            on_time: 0,
+            reworked: 0,
+            timed: 0,
+            handle_ms: 0,
         }
     }
 
@@ -183,16 +228,10 @@ mod tests {
             group(None, "event:0499", None, "void", 1),
         ];
         let s = summarise(&groups, &[], day(2026, 11, 1), day(2026, 11, 1));
+        let t = &s.totals;
         assert_eq!(
-            s.totals,
-            Counts {
-                cases: 10,
-                open: 5,
-                closed: 4,
-                void: 1,
-                overdue: 1,
-                reworks: 0
-            }
+            (t.cases, t.open, t.closed, t.void, t.overdue, t.reworks),
+            (10, 5, 4, 1, 1, 0)
         );
         assert_eq!(s.by_state["reported"], 3);
         assert_eq!(s.by_state["closed"], 3);
@@ -203,6 +242,38 @@ mod tests {
         assert_eq!(s.by_category[0].key.as_deref(), Some("event:0407"));
         assert_eq!(s.top_grids.len(), 2, "cases without a grid are no hotspot");
         assert_eq!(s.top_grids[0].key.as_deref(), Some("g1"));
+    }
+
+    /// A hand-computed fixture: police closed 3 cases (2 on time, 1 reworked; handled in
+    /// 2 h, 4 h and 6 h) and has 1 overdue and 1 not yet due; water closed nothing and has
+    /// nothing due.
+    #[test]
+    fn indicators_follow_their_definitions() {
+        let mut closed = group(Some("police"), "event:0407", None, "closed", 3);
+        closed.due_to_close = 3;
+        closed.on_time = 2;
+        closed.reworked = 1;
+        closed.timed = 3;
+        closed.handle_ms = (2 + 4 + 6) * 3_600_000;
+        let mut handling = group(Some("police"), "event:0407", None, "handling", 2);
+        handling.due_to_close = 1;
+        let water = group(Some("water"), "component:0101", None, "dispatched", 1);
+        let s = summarise(
+            &[closed, handling, water],
+            &[],
+            day(2026, 11, 1),
+            day(2026, 11, 1),
+        );
+        let police = &s.by_department[0].counts;
+        assert_eq!(police.due_to_close, 4);
+        assert_eq!(police.closure_rate, Some(0.75));
+        assert_eq!(police.on_time_closure_rate, Some(0.5));
+        assert_eq!(police.rework_rate, Some(1.0 / 3.0));
+        assert_eq!(police.avg_handle_hours, Some(4.0));
+        let water = &s.by_department[1].counts;
+        assert_eq!(water.closure_rate, None, "nothing was due");
+        assert_eq!(water.rework_rate, None, "nothing was closed");
+        assert_eq!(s.totals.closure_rate, Some(0.75));
     }
 
     #[test]

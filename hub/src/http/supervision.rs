@@ -85,17 +85,14 @@ pub async fn issue(
     let actor = principal.actor();
     let notice = app
         .store
-        .issue_notice(
-            &NewNotice {
-                case_id: &id,
-                kind: &req.kind,
-                department: &department,
-                message: &message,
-                issued_by: &actor,
-                at: Utc::now(),
-            },
-            state.as_str(),
-        )
+        .issue_notice(&NewNotice {
+            case_id: &id,
+            kind: &req.kind,
+            department: &department,
+            message: &message,
+            issued_by: &actor,
+            at: Utc::now(),
+        })
         .await?;
     publish(&app, &id, "supervise", state, &department, &actor);
     Ok((StatusCode::CREATED, Json(json!({ "id": notice }))))
@@ -122,15 +119,7 @@ pub async fn reply(
     let actor = principal.actor();
     let replied = app
         .store
-        .reply_notice(
-            &id,
-            &notice,
-            &department,
-            &reply,
-            &actor,
-            state.as_str(),
-            Utc::now(),
-        )
+        .reply_notice(&id, &notice, &department, &reply, &actor, Utc::now())
         .await?;
     if !replied {
         return Err(ApiError::not_found("unanswered supervision notice"));

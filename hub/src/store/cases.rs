@@ -277,14 +277,21 @@ impl Store {
     pub async fn transition(&self, t: &Transition<'_>) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
+        let closes = matches!(t.to, CaseState::Closed | CaseState::ForceClosed);
+        let dispatches = matches!(&t.assignment, Some(Some(_)));
         let changed = sqlx::query(
-            "UPDATE cases SET state = $1, updated_at = $2, rework_count = rework_count + $3 WHERE id = $4 AND state = $5",
+            "UPDATE cases SET state = $1, updated_at = $2, rework_count = rework_count + $3, \
+             closed_at = CASE WHEN $6 = 1 THEN $2 ELSE closed_at END, \
+             dispatched_at = CASE WHEN $7 = 1 THEN $2 ELSE dispatched_at END \
+             WHERE id = $4 AND state = $5",
         )
         .bind(t.to.as_str())
         .bind(to_ms(t.at))
         .bind(i64::from(t.rework))
         .bind(t.case_id)
         .bind(t.from.as_str())
+        .bind(i64::from(closes))
+        .bind(i64::from(dispatches))
         .execute(&mut *tx)
         .await?
         .rows_affected();

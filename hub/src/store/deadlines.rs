@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Backend, Store, StoreError, from_ms, to_ms};
+use super::{Backend, Store, StoreError, from_ms, note_on_timeline, to_ms};
 use crate::engine::{Alarm, CaseState, Clock, deadline};
 
 /// An alarm raised, for the live feed and the log.
@@ -53,32 +53,6 @@ pub struct NewNotice<'a> {
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
-
-/// Appends an entry to a case's timeline; the state does not change.
-async fn note(
-    tx: &mut Tx,
-    case_id: &str,
-    at: DateTime<Utc>,
-    actor: &str,
-    action: &str,
-    state: &str,
-    text: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-    )
-    .bind(Uuid::now_v7().to_string())
-    .bind(case_id)
-    .bind(to_ms(at))
-    .bind(actor)
-    .bind(action)
-    .bind(state)
-    .bind(text)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 async fn insert_notice(tx: &mut Tx, n: &NewNotice<'_>) -> Result<String, StoreError> {
     let id = Uuid::now_v7().to_string();
@@ -158,13 +132,12 @@ impl Store {
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
-                        note(
+                        note_on_timeline(
                             &mut tx,
                             &id,
-                            now,
+                            to_ms(now),
                             CLOCK_ACTOR,
                             alarm.as_str(),
-                            &state_text,
                             &format!("临期预警 the deadline approaches: {limit_text}, due {due}"),
                         )
                         .await?;
@@ -197,13 +170,12 @@ impl Store {
                             },
                         )
                         .await?;
-                        note(
+                        note_on_timeline(
                             &mut tx,
                             &id,
-                            now,
+                            to_ms(now),
                             CLOCK_ACTOR,
                             alarm.as_str(),
-                            &state_text,
                             &format!("overdue since {due}: supervision notice to {dept}, escalated to {up}"),
                         )
                         .await?;
@@ -224,17 +196,16 @@ impl Store {
     }
 
     /// Issues a supervision notice with its timeline entry.
-    pub async fn issue_notice(&self, n: &NewNotice<'_>, state: &str) -> Result<String, StoreError> {
+    pub async fn issue_notice(&self, n: &NewNotice<'_>) -> Result<String, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let id = insert_notice(&mut tx, n).await?;
-        note(
+        note_on_timeline(
             &mut tx,
             n.case_id,
-            n.at,
+            to_ms(n.at),
             n.issued_by,
             "supervise",
-            state,
             &format!("督办 ({}) to {}: {}", n.kind, n.department, n.message),
         )
         .await?;
@@ -244,7 +215,6 @@ impl Store {
 
     /// Records `department`'s reply to notice `notice_id` of case `case_id`. `false` when
     /// there is no such unanswered notice to that department.
-    #[allow(clippy::too_many_arguments)]
     pub async fn reply_notice(
         &self,
         case_id: &str,
@@ -252,7 +222,6 @@ impl Store {
         department: &str,
         reply: &str,
         by: &str,
-        state: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
@@ -273,7 +242,7 @@ impl Store {
         if changed == 0 {
             return Ok(false);
         }
-        note(&mut tx, case_id, at, by, "supervision_reply", state, reply).await?;
+        note_on_timeline(&mut tx, case_id, to_ms(at), by, "supervision_reply", reply).await?;
         tx.commit().await?;
         Ok(true)
     }

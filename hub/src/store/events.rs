@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Backend, Store, StoreError, from_ms, to_ms};
+use super::{Backend, Store, StoreError, from_ms, note_on_timeline, to_ms};
 use crate::engine::{Candidate, CorrelationConfig, NewCase};
 
 /// What a committed batch did.
@@ -102,8 +102,9 @@ impl Store {
             let route = case.route.as_ref();
             sqlx::query(
                 "INSERT INTO cases (id, title, category, state, queue, severity, department, supervisor, time_limit, \
-                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at, warn_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)",
+                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at, warn_at, \
+                 dispatched_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20)",
             )
             .bind(case.id.to_string())
             .bind(&case.title)
@@ -124,6 +125,7 @@ impl Store {
             .bind(to_ms(case.opened_at))
             .bind(to_ms(event.occurred_at))
             .bind(case.warn_at.map(to_ms))
+            .bind(route.map(|_| to_ms(case.opened_at)))
             .execute(&mut *tx)
             .await?;
             insert_event(
@@ -258,7 +260,7 @@ async fn attach(
     let (min_lat, max_lat, min_lon, max_lon) = correlation.bounding_box(loc.lat, loc.lon);
     let since = to_ms(event.occurred_at - correlation.window());
     let rows = sqlx::query(
-        "SELECT id, lat, lon, last_event_at, severity, state, department FROM cases WHERE category = $1 \
+        "SELECT id, lat, lon, last_event_at, severity, department FROM cases WHERE category = $1 \
          AND state NOT IN ('void', 'closed', 'force_closed') AND last_event_at >= $2 \
          AND lat BETWEEN $3 AND $4 AND lon BETWEEN $5 AND $6",
     )
@@ -288,7 +290,6 @@ async fn attach(
         .iter()
         .find(|r| r.try_get::<String, _>("id").ok().as_deref() == Some(&chosen.id))
         .expect("picked from these rows");
-    let state: String = row.try_get("state")?;
     let severity: String = row.try_get("severity")?;
     let severity = [Severity::High, Severity::Medium, Severity::Low]
         .into_iter()
@@ -304,22 +305,19 @@ async fn attach(
     .bind(&chosen.id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
-         VALUES ($1, $2, $3, $4, 'attach_event', $5, $5, $6)",
+    note_on_timeline(
+        tx,
+        &chosen.id,
+        now,
+        &format!("gateway:{gateway_id}"),
+        "attach_event",
+        &format!(
+            "event {} from {} {} joined the case",
+            event.id,
+            event.source.kind(),
+            event.source.id()
+        ),
     )
-    .bind(Uuid::now_v7().to_string())
-    .bind(&chosen.id)
-    .bind(now)
-    .bind(format!("gateway:{gateway_id}"))
-    .bind(&state)
-    .bind(format!(
-        "event {} from {} {} joined the case",
-        event.id,
-        event.source.kind(),
-        event.source.id()
-    ))
-    .execute(&mut **tx)
     .await?;
     Ok(Some((chosen.id.clone(), row.try_get("department")?)))
 }

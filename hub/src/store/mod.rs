@@ -149,6 +149,31 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Appends a timeline entry that leaves the case's state as it is (a note, a task, a
+/// deadline alarm, a supervision notice); `at` in unix milliseconds.
+async fn note_on_timeline(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    case_id: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
+         SELECT $1, id, $2, $3, $4, state, state, $5 FROM cases WHERE id = $6",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(note)
+    .bind(case_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }

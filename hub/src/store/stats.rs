@@ -11,7 +11,8 @@ use crate::engine::summary::{CaseGroup, DayCount};
 impl Store {
     /// Cases opened in `[from, to)` that the caller may see, counted by department,
     /// category, grid and state; `overdue` counts those still open past their deadline at
-    /// `now`. Days for the trend start at midnight `utc_offset_s` east of UTC.
+    /// `now`, `due_to_close` those registered that were closed or whose deadline passed by
+    /// the end of the period (or `now`, if sooner). Days for the trend start at midnight `utc_offset_s` east of UTC.
     pub async fn count_cases(
         &self,
         visibility: &CaseVisibility,
@@ -26,6 +27,13 @@ impl Store {
         };
         let groups = sqlx::query(
             "SELECT department, category, grid, state, COUNT(*) AS n, \
+             CAST(SUM(CASE WHEN state NOT IN ('reported', 'void') \
+                 AND (closed_at IS NOT NULL OR (due_at IS NOT NULL AND due_at <= $5)) THEN 1 ELSE 0 END) AS BIGINT) AS due_to_close, \
+             CAST(SUM(CASE WHEN closed_at IS NOT NULL AND (due_at IS NULL OR closed_at <= due_at) THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
+             CAST(SUM(CASE WHEN rework_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS reworked, \
+             CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS timed, \
+             CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL \
+                 THEN closed_at - dispatched_at ELSE 0 END) AS BIGINT) AS handle_ms, \
              CAST(SUM(CASE WHEN due_at IS NOT NULL AND due_at < $3 \
                  AND state NOT IN ('closed', 'force_closed', 'void') THEN 1 ELSE 0 END) AS BIGINT) AS overdue, \
              CAST(SUM(rework_count) AS BIGINT) AS reworks \
@@ -37,6 +45,7 @@ impl Store {
         .bind(to_ms(to))
         .bind(to_ms(now))
         .bind(department.clone())
+        .bind(to_ms(to.min(now)))
         .fetch_all(&self.pool)
         .await?
         .iter()
@@ -49,6 +58,11 @@ impl Store {
                 cases: r.try_get("n")?,
                 overdue: r.try_get("overdue")?,
                 reworks: r.try_get("reworks")?,
+                due_to_close: r.try_get("due_to_close")?,
+                on_time: r.try_get("on_time")?,
+                reworked: r.try_get("reworked")?,
+                timed: r.try_get("timed")?,
+                handle_ms: r.try_get("handle_ms")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Store, StoreError, from_ms, note_on_timeline, to_ms};
 
 /// A terminal as its gateway last reported it.
 #[derive(Debug, Serialize)]
@@ -194,7 +194,7 @@ impl Store {
                     Some(n) => format!("{}: {n}", ack.terminal_id),
                     None => ack.terminal_id.clone(),
                 };
-                timeline(
+                note_on_timeline(
                     &mut tx,
                     &case_id,
                     now,
@@ -277,7 +277,7 @@ impl Store {
         .bind(to_ms(now))
         .execute(&mut *tx)
         .await?;
-        timeline(
+        note_on_timeline(
             &mut tx,
             t.case_id,
             to_ms(now),
@@ -381,30 +381,6 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
-}
-
-/// A timeline entry that leaves the case's state as it is.
-async fn timeline(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    case_id: &str,
-    at: i64,
-    actor: &str,
-    action: &str,
-    note: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
-         SELECT $1, id, $2, $3, $4, state, state, $5 FROM cases WHERE id = $6",
-    )
-    .bind(Uuid::now_v7().to_string())
-    .bind(at)
-    .bind(actor)
-    .bind(action)
-    .bind(note)
-    .bind(case_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

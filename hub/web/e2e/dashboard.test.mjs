@@ -204,6 +204,9 @@ test('operators and departments run a case through the dashboard', async () => {
   await shot(op, '06-case-closed')
 
   assert.equal(await closedCount(op), closedBefore + 1, 'the statistics count the closure')
+  // The only case due was closed, and by its deadline.
+  assert.equal(await op.locator('[data-stat="closure_rate"] .value').textContent(), '100.0%')
+  assert.equal(await op.locator('[data-stat="on_time_closure_rate"] .value').textContent(), '100.0%')
   await shot(op, '07-stats')
 
   const report = {
