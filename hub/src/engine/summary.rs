@@ -24,6 +24,8 @@ pub struct CaseGroup {
     pub department: Option<String>,
     pub category: String,
     pub grid: Option<String>,
+    /// The township's 9-digit division code, when the case has one that deep.
+    pub township: Option<String>,
     pub state: String,
     pub cases: i64,
     /// Of those, still open past their deadline.
@@ -94,6 +96,8 @@ pub struct Summary {
     /// Most cases first.
     pub by_department: Vec<Keyed>,
     pub by_category: Vec<Keyed>,
+    /// Cases without a township-level division code count under `null`.
+    pub by_township: Vec<Keyed>,
     /// The grids with the most cases: the hotspots.
     pub top_grids: Vec<Keyed>,
     /// Every day from the first to the last of the period, zeros included.
@@ -138,6 +142,7 @@ pub fn summarise(
     let mut departments: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut categories: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut grids: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    let mut townships: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     for g in groups {
         totals.add(g);
         *by_state.entry(g.state.clone()).or_insert(0) += g.cases;
@@ -146,6 +151,7 @@ pub fn summarise(
             .entry(Some(g.category.clone()))
             .or_default()
             .add(g);
+        townships.entry(g.township.clone()).or_default().add(g);
         if g.grid.is_some() {
             grids.entry(g.grid.clone()).or_default().add(g);
         }
@@ -167,6 +173,7 @@ pub fn summarise(
         by_state,
         by_department: ranked(departments),
         by_category: ranked(categories),
+        by_township: ranked(townships),
         top_grids,
         daily,
     }
@@ -196,6 +203,7 @@ mod tests {
             department: dept.map(Into::into),
             category: cat.into(),
             grid: grid.map(Into::into),
+            township: grid.map(|_| "330106001".into()),
             state: state.into(),
             cases: n,
             overdue: if state == "handling" { 1 } else { 0 },
@@ -242,6 +250,9 @@ mod tests {
         assert_eq!(s.by_category[0].key.as_deref(), Some("event:0407"));
         assert_eq!(s.top_grids.len(), 2, "cases without a grid are no hotspot");
         assert_eq!(s.top_grids[0].key.as_deref(), Some("g1"));
+        assert_eq!(s.by_township[0].key.as_deref(), Some("330106001"));
+        assert_eq!(s.by_township[0].counts.cases, 6);
+        assert_eq!(s.by_township[1].key, None);
     }
 
     /// A hand-computed fixture: police closed 3 cases (2 on time, 1 reworked; handled in

@@ -13,8 +13,8 @@ use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
-    Assignment, CaseDetail, CaseFilter, CaseRow, CaseVisibility, Principal, SupervisionRow,
-    TaskRow, Transition,
+    Assignment, CaseDetail, CaseFilter, CaseRow, CaseSort, CaseVisibility, Principal,
+    SupervisionRow, TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +27,10 @@ pub struct ListQuery {
     severity: Option<String>,
     /// `true`: only open cases past their deadline.
     overdue: Option<bool>,
+    /// A division code (6, 9 or 12 digits): cases in that county, township or village.
+    area: Option<String>,
+    /// `newest` (default), `due` or `risk`.
+    sort: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -64,6 +68,20 @@ pub async fn list(
             "must be high, medium or low",
         ));
     }
+    if let Some(area) = &q.area
+        && !(matches!(area.len(), 6 | 9 | 12) && area.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::invalid_field(
+            "area",
+            "must be a 6, 9 or 12 digit division code",
+        ));
+    }
+    let sort = match &q.sort {
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| ApiError::invalid_field("sort", e))?,
+        None => CaseSort::default(),
+    };
     let (limit, offset) = paging(q.limit, q.offset)?;
     let filter = CaseFilter {
         state: q.state,
@@ -72,6 +90,8 @@ pub async fn list(
         category: q.category,
         severity: q.severity,
         overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
+        area: q.area,
+        sort,
         limit,
         offset,
     };

@@ -27,6 +27,9 @@ pub struct CaseFilter {
     pub severity: Option<String>,
     /// Only cases still open past their deadline at this time.
     pub overdue_at: Option<DateTime<Utc>>,
+    /// Only cases in this division (a code prefix: county, township or village).
+    pub area: Option<String>,
+    pub sort: CaseSort,
     pub limit: i64,
     pub offset: i64,
 }
@@ -95,15 +98,56 @@ macro_rules! case_columns {
     };
 }
 
-/// The case-queue filter; `$1`…`$6` are state, queue, department, category, severity and
-/// the time past which open cases are overdue.
+/// The case-queue filter; `$1`…`$7` are state, queue, department, category, severity, the
+/// time past which open cases are overdue, and a division-code prefix pattern (`330106001%`).
 macro_rules! case_filter {
     () => {
         "($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
          AND ($3 IS NULL OR department = $3) AND ($4 IS NULL OR category = $4) \
          AND ($5 IS NULL OR severity = $5) \
-         AND ($6 IS NULL OR (due_at < $6 AND state NOT IN ('closed', 'force_closed', 'void')))"
+         AND ($6 IS NULL OR (due_at < $6 AND state NOT IN ('closed', 'force_closed', 'void'))) \
+         AND ($7 IS NULL OR area_code LIKE $7)"
     };
+}
+
+/// The case list for one sort order, as a `'static` query.
+macro_rules! case_list {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM cases WHERE ",
+            case_filter!(),
+            " ORDER BY ",
+            $order,
+            " LIMIT $8 OFFSET $9"
+        )
+    };
+}
+
+/// How the case queue is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseSort {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// The nearest deadline first; cases without one last.
+    Due,
+    /// High risk first, then newest.
+    Risk,
+}
+
+impl std::str::FromStr for CaseSort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "newest" => Ok(Self::Newest),
+            "due" => Ok(Self::Due),
+            "risk" => Ok(Self::Risk),
+            _ => Err("must be newest, due or risk".into()),
+        }
+    }
 }
 
 fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
@@ -134,7 +178,7 @@ fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
 }
 
 impl Store {
-    /// The case queue, newest first, with the number of matching cases.
+    /// The case queue in `filter.sort` order, with the number of matching cases.
     pub async fn list_cases(
         &self,
         visibility: &CaseVisibility,
@@ -152,19 +196,22 @@ impl Store {
                 .bind(filter.category.clone())
                 .bind(filter.severity.clone())
                 .bind(filter.overdue_at.map(to_ms))
+                .bind(filter.area.as_ref().map(|a| format!("{a}%")))
         };
         let count_sql = concat!("SELECT COUNT(*) AS n FROM cases WHERE ", case_filter!());
         let total: i64 = bind(sqlx::query(count_sql))
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?;
-        let list_sql = concat!(
-            "SELECT ",
-            case_columns!(),
-            " FROM cases WHERE ",
-            case_filter!(),
-            " ORDER BY opened_at DESC, id DESC LIMIT $7 OFFSET $8"
-        );
+        let list_sql = match filter.sort {
+            CaseSort::Newest => case_list!("opened_at DESC, id DESC"),
+            CaseSort::Due => case_list!(
+                "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, opened_at DESC, id DESC"
+            ),
+            CaseSort::Risk => case_list!(
+                "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, opened_at DESC, id DESC"
+            ),
+        };
         let rows = bind(sqlx::query(list_sql))
             .bind(filter.limit)
             .bind(filter.offset)

@@ -21,8 +21,8 @@ use sqlx::{AnyPool, Connection, Executor};
 
 pub use blobs::Blob;
 pub use cases::{
-    Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseVisibility, TimelineRow,
-    Transition,
+    Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseSort, CaseVisibility,
+    TimelineRow, Transition,
 };
 pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use events::{EventRow, FreshEvent, IngestOutcome};

@@ -26,7 +26,7 @@ impl Store {
             CaseVisibility::Department(d) => Some(d.clone()),
         };
         let groups = sqlx::query(
-            "SELECT department, category, grid, state, COUNT(*) AS n, \
+            "SELECT department, category, grid, SUBSTR(area_code, 1, 9) AS township, state, COUNT(*) AS n, \
              CAST(SUM(CASE WHEN state NOT IN ('reported', 'void') \
                  AND (closed_at IS NOT NULL OR (due_at IS NOT NULL AND due_at <= $5)) THEN 1 ELSE 0 END) AS BIGINT) AS due_to_close, \
              CAST(SUM(CASE WHEN closed_at IS NOT NULL AND (due_at IS NULL OR closed_at <= due_at) THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
@@ -39,7 +39,7 @@ impl Store {
              CAST(SUM(rework_count) AS BIGINT) AS reworks \
              FROM cases WHERE opened_at >= $1 AND opened_at < $2 \
              AND ($4 IS NULL OR department = $4) \
-             GROUP BY department, category, grid, state",
+             GROUP BY department, category, grid, SUBSTR(area_code, 1, 9), state",
         )
         .bind(to_ms(from))
         .bind(to_ms(to))
@@ -54,6 +54,9 @@ impl Store {
                 department: r.try_get("department")?,
                 category: r.try_get("category")?,
                 grid: r.try_get("grid")?,
+                township: r
+                    .try_get::<Option<String>, _>("township")?
+                    .filter(|t| t.len() == 9),
                 state: r.try_get("state")?,
                 cases: r.try_get("n")?,
                 overdue: r.try_get("overdue")?,

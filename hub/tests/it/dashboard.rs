@@ -279,6 +279,8 @@ on_both_backends!(
         assert_eq!(all["by_department"][0]["key"], "police");
         assert_eq!(all["by_department"][0]["cases"], 2);
         assert_eq!(all["top_grids"][0]["key"], "grid-7");
+        assert_eq!(all["by_township"][0]["key"], "330106001");
+        assert_eq!(all["by_township"][0]["cases"], 3);
         assert_eq!(all["daily"].as_array().unwrap().len(), 30);
         let today_total: i64 = all["daily"]
             .as_array()
@@ -322,6 +324,7 @@ on_both_backends!(
         let mut low = event("event:0501");
         low["severity"] = json!("low");
         low["location"]["lat"] = json!(31.0);
+        low["location"]["area_code"] = json!("330106002001");
         hub.post_json(
             "/api/v1/events",
             &hub.gateway_token,
@@ -345,6 +348,24 @@ on_both_backends!(
         let (status, body) = total("severity=urgent").await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["error"]["field"], "severity");
+        // By township or county.
+        assert_eq!(total("area=330106001").await.1["total"], 1);
+        assert_eq!(total("area=330106").await.1["total"], 2);
+        assert_eq!(total("area=33").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        // Orders: high risk first; the one with a deadline first; newest first.
+        let first = |body: Value| body["items"][0]["severity"].clone();
+        assert_eq!(first(total("sort=risk").await.1), "high");
+        assert_eq!(
+            first(total("sort=due").await.1),
+            "high",
+            "only the routed case has a deadline"
+        );
+        assert_eq!(
+            first(total("sort=newest").await.1),
+            "low",
+            "posted last in the batch"
+        );
+        assert_eq!(total("sort=oldest").await.1["error"]["field"], "sort");
     }
 );
 
