@@ -31,15 +31,8 @@ fn check_name(sha256: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn put(
-    State(app): State<AppState>,
-    principal: Principal,
-    Path(sha256): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    let gateway = principal.gateway()?;
-    check_name(&sha256)?;
+/// The body's image type, if it is an accepted image whose bytes match its content type.
+pub fn check_image(headers: &HeaderMap, body: &[u8]) -> Result<&'static str, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -57,6 +50,19 @@ pub async fn put(
             format!("the body is not a {content_type} file"),
         ));
     }
+    Ok(content_type)
+}
+
+pub async fn put(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let gateway = principal.gateway()?;
+    check_name(&sha256)?;
+    let content_type = check_image(&headers, &body)?;
     let actual = hex::encode(Sha256::digest(&body));
     if actual != sha256 {
         return Err(ApiError::invalid_field(

@@ -13,8 +13,8 @@ use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
-    Assignment, CaseDetail, CaseFilter, CaseRow, CaseSort, CaseVisibility, Principal,
-    SupervisionRow, TaskRow, Transition,
+    Assignment, AttachmentRow, CaseDetail, CaseFilter, CaseRow, CaseSort, CaseVisibility,
+    Principal, SupervisionRow, TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +111,8 @@ pub struct CaseView {
     tasks: Vec<TaskRow>,
     /// Supervision notices (督办) to the department, with its replies.
     supervision: Vec<SupervisionRow>,
+    /// Photos people added (`/api/v1/blobs/{sha256}` serves each).
+    attachments: Vec<AttachmentRow>,
 }
 
 pub async fn get(
@@ -141,12 +143,14 @@ pub async fn get(
         .unwrap_or_default();
     let tasks = app.store.list_tasks(&detail.case.id).await?;
     let supervision = app.store.list_notices(&detail.case.id).await?;
+    let attachments = app.store.list_attachments(&detail.case.id).await?;
     Ok(Json(CaseView {
         detail,
         evidence_urls,
         allowed_actions,
         tasks,
         supervision,
+        attachments,
     }))
 }
 

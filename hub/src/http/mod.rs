@@ -8,6 +8,7 @@ mod events;
 mod extract;
 mod gateways;
 mod map;
+mod photos;
 mod session;
 mod stats;
 mod stream;
@@ -71,6 +72,10 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         .route("/api/v1/cases/{id}/actions", post(cases::act))
         .route("/api/v1/cases/{id}/tasks", post(terminals::create_task))
         .route("/api/v1/cases/{id}/supervision", post(supervision::issue))
+        .route(
+            "/api/v1/cases/{id}/photos",
+            post(photos::post).layer(DefaultBodyLimit::max(limits.max_blob_bytes)),
+        )
         .route(
             "/api/v1/cases/{id}/supervision/{notice}/reply",
             post(supervision::reply),

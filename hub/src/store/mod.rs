@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
-pub use blobs::Blob;
+pub use blobs::{AttachmentRow, Blob, NewAttachment};
 pub use cases::{
     Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseSort, CaseVisibility,
     TimelineRow, Transition,

@@ -594,3 +594,108 @@ on_both_backends!(
         let _ = c;
     }
 );
+
+on_both_backends!(
+    departments_add_photos_to_their_cases,
+    |hub: TestHub| async move {
+        hub.post_json(
+            "/api/v1/events",
+            &hub.gateway_token,
+            &batch(vec![event("event:0407")]),
+        )
+        .send()
+        .await
+        .unwrap();
+        let cases: Value = hub
+            .get("/api/v1/cases", &hub.police_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = cases["items"][0]["id"].as_str().unwrap().to_owned();
+        // A tiny but real PNG header is enough for the type check.
+        let photo = b"\x89PNG\r\n\x1a\nafter the fix".to_vec();
+        let upload = |token: &str, kind: &str, content_type: &str, body: Vec<u8>| {
+            hub.client
+                .post(format!("{}/api/v1/cases/{id}/photos?kind={kind}", hub.url))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+        };
+        let first = upload(&hub.police_token, "after", "image/png", photo.clone())
+            .await
+            .unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let url = first.json::<Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let again = upload(&hub.police_token, "after", "image/png", photo.clone())
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::OK, "the same photo once");
+        assert_eq!(
+            upload(&hub.fire_token, "after", "image/png", photo.clone())
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            upload(&hub.police_token, "during", "image/png", photo.clone())
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            upload(&hub.police_token, "after", "image/jpeg", photo.clone())
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "PNG bytes are no JPEG"
+        );
+        assert_eq!(
+            upload(&hub.police_token, "after", "text/plain", b"hello".to_vec())
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let detail: Value = hub
+            .get(&format!("/api/v1/cases/{id}"), &hub.operator_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let attachments = detail["attachments"].as_array().unwrap();
+        assert_eq!(attachments.len(), 1);
+        assert_eq!(attachments[0]["kind"], "after");
+        assert_eq!(attachments[0]["uploaded_by"], "user:police-1");
+        assert!(
+            detail["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["action"] == "photo")
+        );
+        // The department reads its own photo; another department cannot.
+        let own = hub.get(&url, &hub.police_token).send().await.unwrap();
+        assert_eq!(own.status(), StatusCode::OK);
+        assert_eq!(own.bytes().await.unwrap().as_ref(), photo.as_slice());
+        assert_eq!(
+            hub.get(&url, &hub.fire_token)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+);

@@ -176,6 +176,11 @@ test('operators and departments run a case through the dashboard', async () => {
   await police.getByTestId('supervision').getByLabel('回复').fill('已安排人员 a crew is on its way')
   await police.getByRole('button', { name: '提交回复' }).click()
   await police.getByTestId('supervision').getByText('已安排人员 a crew is on its way').waitFor()
+  // The fix, with an "after" photo.
+  await police.getByLabel('照片类型').selectOption('after')
+  await police.getByLabel('照片（JPEG/PNG）').setInputFiles(IMAGE)
+  await police.getByRole('button', { name: '上传照片' }).click()
+  await police.getByText('处置后 · user:police-web').waitFor()
   await police.getByLabel('意见').fill('已更换井盖 cover replaced')
   await police.locator('[data-action="handle"]').click()
   await police.getByTestId('case-state').filter({ hasText: '已处置' }).waitFor()
@@ -198,7 +203,7 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.locator('[data-action="close"]').click()
   await op.getByTestId('case-state').filter({ hasText: '结案' }).waitFor()
   const timeline = await op.getByTestId('timeline').textContent()
-  for (const step of ['dispatch', 'supervise', 'accept', 'supervision_reply', 'handle', 'verify', 'close']) {
+  for (const step of ['dispatch', 'supervise', 'accept', 'supervision_reply', 'photo', 'handle', 'verify', 'close']) {
     assert.ok(timeline.includes(step), `the timeline records ${step}`)
   }
   await shot(op, '06-case-closed')

@@ -16,12 +16,13 @@ export class ApiError extends Error {
 async function call(method, path, body) {
   const headers = { Accept: 'application/json' }
   if (method !== 'GET') headers['X-Requested-With'] = 'hub-dashboard'
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const raw = body instanceof Blob
+  if (body !== undefined) headers['Content-Type'] = raw ? body.type : 'application/json'
   const res = await fetch(path, {
     method,
     headers,
     credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || raw ? body : JSON.stringify(body),
   })
   if (res.status === 204) return null
   const text = await res.text()
@@ -39,6 +40,8 @@ export const api = {
   get: (path) => call('GET', path),
   post: (path, body) => call('POST', path, body),
   del: (path) => call('DELETE', path),
+  /** POSTs a file as the raw body, with its own content type. */
+  upload: (path, file) => call('POST', path, file),
 }
 
 /** A query string from the defined, non-empty values of `params`. */
