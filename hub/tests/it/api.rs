@@ -42,13 +42,7 @@ on_both_backends!(ingest_requires_a_gateway_token, |hub: TestHub| async move {
         .await
         .unwrap();
     assert_eq!(spoofed.status(), StatusCode::FORBIDDEN);
-    let cases = json(
-        hub.get("/api/v1/cases", &hub.operator_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
     assert_eq!(cases["total"], 0);
 });
 
@@ -69,33 +63,17 @@ on_both_backends!(
             assert_eq!(ack["accepted"], json!([crowd["id"], unowned["id"]]));
             assert_eq!(ack["rejected"], json!([]));
         }
-        let cases = json(
-            hub.get("/api/v1/cases", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
         assert_eq!(
             cases["total"], 2,
             "a redelivered batch must not open more cases: {cases}"
         );
-        let events = json(
-            hub.get("/api/v1/events", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let events = hub.get_json("/api/v1/events", &hub.operator_token).await;
         assert_eq!(events["total"], 2);
 
-        let routed = json(
-            hub.get("/api/v1/cases?queue=department", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let routed = hub
+            .get_json("/api/v1/cases?queue=department", &hub.operator_token)
+            .await;
         assert_eq!(routed["total"], 1);
         let case = &routed["items"][0];
         assert_eq!(case["department"], "police");
@@ -107,13 +85,9 @@ on_both_backends!(
         let due = chrono::DateTime::parse_from_rfc3339(case["due_at"].as_str().unwrap()).unwrap();
         assert_eq!(due - opened, chrono::Duration::hours(2));
 
-        let review = json(
-            hub.get("/api/v1/cases?queue=joint_review", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let review = hub
+            .get_json("/api/v1/cases?queue=joint_review", &hub.operator_token)
+            .await;
         assert_eq!(
             review["total"], 1,
             "an unowned category must wait in joint review, not vanish"
@@ -122,13 +96,9 @@ on_both_backends!(
         assert_eq!(review["items"][0]["department"], Value::Null);
 
         let id = case["id"].as_str().unwrap();
-        let detail = json(
-            hub.get(&format!("/api/v1/cases/{id}"), &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let detail = hub
+            .get_json(&format!("/api/v1/cases/{id}"), &hub.operator_token)
+            .await;
         assert_eq!(detail["events"][0]["id"], crowd["id"]);
         assert_eq!(
             detail["events"][0]["event"]["detection"]["counts"]["person"],
@@ -227,13 +197,7 @@ on_both_backends!(
             .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
-        let cases = json(
-            hub.get("/api/v1/cases", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
         assert_eq!(cases["total"], 1, "only the one good event opened a case");
     }
 );
@@ -332,21 +296,11 @@ on_both_backends!(
             StatusCode::FORBIDDEN
         );
 
-        let cases = json(
-            hub.get("/api/v1/cases", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
         let id = cases["items"][0]["id"].as_str().unwrap();
-        let detail = json(
-            hub.get(&format!("/api/v1/cases/{id}"), &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let detail = hub
+            .get_json(&format!("/api/v1/cases/{id}"), &hub.operator_token)
+            .await;
         assert_eq!(detail["evidence_urls"], json!([path]));
     }
 );
@@ -361,23 +315,13 @@ on_both_backends!(
             .unwrap()
             .error_for_status()
             .unwrap();
-        let police = json(
-            hub.get("/api/v1/cases", &hub.police_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let police = hub.get_json("/api/v1/cases", &hub.police_token).await;
         assert_eq!(police["total"], 1);
         assert_eq!(police["items"][0]["department"], "police");
         // Asking for another department's cases still yields only one's own.
-        let fire = json(
-            hub.get("/api/v1/cases?department=police", &hub.fire_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let fire = hub
+            .get_json("/api/v1/cases?department=police", &hub.fire_token)
+            .await;
         assert_eq!(fire["total"], 0, "{fire}");
         let id = police["items"][0]["id"].as_str().unwrap();
         let resp = hub
@@ -429,21 +373,13 @@ on_both_backends!(
             statuses.iter().all(|s| *s == StatusCode::OK),
             "{statuses:?}"
         );
-        let events = json(
-            hub.get("/api/v1/events?limit=1", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let events = hub
+            .get_json("/api/v1/events?limit=1", &hub.operator_token)
+            .await;
         assert_eq!(events["total"], 160);
-        let cases = json(
-            hub.get("/api/v1/cases?limit=1", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cases = hub
+            .get_json("/api/v1/cases?limit=1", &hub.operator_token)
+            .await;
         assert_eq!(cases["total"], 1, "one place, one category: one case");
     }
 );
@@ -466,13 +402,9 @@ on_both_backends!(
         other_kind["location"] = first["location"].clone();
         post(vec![first.clone(), nearby.clone(), far, other_kind]).await;
 
-        let cases = json(
-            hub.get("/api/v1/cases?category=event:0407", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cases = hub
+            .get_json("/api/v1/cases?category=event:0407", &hub.operator_token)
+            .await;
         assert_eq!(
             cases["total"], 2,
             "the far event opens its own case: {cases}"
@@ -488,13 +420,9 @@ on_both_backends!(
             "a more serious event raises the case"
         );
         let id = joined["id"].as_str().unwrap();
-        let detail = json(
-            hub.get(&format!("/api/v1/cases/{id}"), &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let detail = hub
+            .get_json(&format!("/api/v1/cases/{id}"), &hub.operator_token)
+            .await;
         let ids: Vec<&Value> = detail["events"]
             .as_array()
             .unwrap()
@@ -517,13 +445,9 @@ on_both_backends!(
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         post(vec![event("event:0407")]).await;
-        let cases = json(
-            hub.get("/api/v1/cases?category=event:0407", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cases = hub
+            .get_json("/api/v1/cases?category=event:0407", &hub.operator_token)
+            .await;
         assert_eq!(cases["total"], 3);
     }
 );
@@ -531,34 +455,17 @@ on_both_backends!(
 on_both_backends!(
     gateways_are_listed_without_their_tokens,
     |hub: TestHub| async move {
-        let before = json(
-            hub.get("/api/v1/gateways", &hub.technician_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let before = hub
+            .get_json("/api/v1/gateways", &hub.technician_token)
+            .await;
         assert_eq!(before[0]["id"], "gw-test");
         assert_eq!(
             before[0]["last_seen_at"],
             Value::Null,
             "it has not called yet"
         );
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![event("event:0407")]),
-        )
-        .send()
-        .await
-        .unwrap();
-        let after = json(
-            hub.get("/api/v1/gateways", &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        hub.post_events(vec![event("event:0407")]).await;
+        let after = hub.get_json("/api/v1/gateways", &hub.operator_token).await;
         assert!(after[0]["last_seen_at"].is_string(), "{after}");
         assert!(
             !after.to_string().contains(&hub.gateway_token) && after[0].get("token_hash").is_none()

@@ -8,7 +8,7 @@ use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{PASSWORD, TestHub, batch, event};
+use crate::support::{PASSWORD, TestHub, event};
 
 /// Signs in as `name`; returns the `Cookie` header value to send from then on.
 async fn sign_in(hub: &TestHub, name: &str) -> String {
@@ -69,14 +69,7 @@ on_both_backends!(
         assert_eq!(me["user"]["department"], "police");
 
         // Reads work on the cookie; the cookie's visibility is the user's.
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![event("event:0407")]),
-        )
-        .send()
-        .await
-        .unwrap();
+        hub.post_events(vec![event("event:0407")]).await;
         let cases: Value = hub
             .client
             .get(format!("{}/api/v1/cases", hub.url))
@@ -212,14 +205,7 @@ on_both_backends!(
 
         let unowned = event("event:0501");
         let crowd = event("event:0407");
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![unowned.clone(), crowd.clone()]),
-        )
-        .send()
-        .await
-        .unwrap();
+        hub.post_events(vec![unowned.clone(), crowd.clone()]).await;
         let seen = read_events(&mut operator, "event", 2).await;
         assert_eq!(seen[0]["event"]["id"], unowned["id"]);
         assert_eq!(seen[0]["case_opened"], true);
@@ -259,10 +245,7 @@ on_both_backends!(
                 e
             })
             .collect();
-        hub.post_json("/api/v1/events", &hub.gateway_token, &batch(events))
-            .send()
-            .await
-            .unwrap();
+        hub.post_events(events).await;
         let stats = |token: &str| {
             let req = hub.get("/api/v1/stats", token);
             async move {
@@ -302,16 +285,11 @@ on_both_backends!(
             .unwrap();
         assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let past: Value = hub
-            .get(
+            .get_json(
                 "/api/v1/stats?from=2020-01-01&to=2020-01-31",
                 &hub.operator_token,
             )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(past["totals"]["cases"], 0);
     }
 );
@@ -325,14 +303,7 @@ on_both_backends!(
         low["severity"] = json!("low");
         low["location"]["lat"] = json!(31.0);
         low["location"]["area_code"] = json!("330106002001");
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![high, low]),
-        )
-        .send()
-        .await
-        .unwrap();
+        hub.post_events(vec![high, low]).await;
         let total = |query: &'static str| {
             let req = hub.get(&format!("/api/v1/cases?{query}"), &hub.operator_token);
             async move {
@@ -409,14 +380,8 @@ on_both_backends!(
         let mut named = event("event:0501");
         named["location"] =
             json!({"lat": 30.2741, "lon": 120.1551, "area_code": "330106002", "grid": "own-grid"});
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![bare.clone(), elsewhere.clone(), named.clone()]),
-        )
-        .send()
-        .await
-        .unwrap();
+        hub.post_events(vec![bare.clone(), elsewhere.clone(), named.clone()])
+            .await;
         let place = |id: Value| {
             let req = hub.get("/api/v1/events?limit=10", &hub.operator_token);
             async move {
@@ -440,14 +405,7 @@ on_both_backends!(
         assert_eq!(kept["area_code"], "330106002");
         assert_eq!(kept["grid"], "own-grid");
 
-        let map: Value = hub
-            .get("/api/v1/map", &hub.police_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let map: Value = hub.get_json("/api/v1/map", &hub.police_token).await;
         assert_eq!(map["tile_url"], Value::Null);
         assert_eq!(map["areas"]["features"].as_array().unwrap().len(), 8);
         let gateway = hub
@@ -480,18 +438,10 @@ on_both_backends!(
             e["location"]["lat"] = json!(30.0 + i as f64);
             events.push(e);
         }
-        hub.post_json("/api/v1/events", &hub.gateway_token, &batch(events.clone()))
-            .send()
-            .await
-            .unwrap();
+        hub.post_events(events.clone()).await;
         let list: Value = hub
-            .get("/api/v1/events?limit=10", &hub.operator_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/events?limit=10", &hub.operator_token)
+            .await;
         let case_of = |i: usize| -> String {
             list["items"]
                 .as_array()
@@ -563,14 +513,7 @@ on_both_backends!(
         // E: a false alarm. C stays overdue.
         act(e, op.clone(), "void").await;
 
-        let stats: Value = hub
-            .get("/api/v1/stats", &hub.operator_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats: Value = hub.get_json("/api/v1/stats", &hub.operator_token).await;
         let t = &stats["totals"];
         assert_eq!(t["cases"], 6);
         assert_eq!(t["closed"], 2);
@@ -598,22 +541,8 @@ on_both_backends!(
 on_both_backends!(
     departments_add_photos_to_their_cases,
     |hub: TestHub| async move {
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![event("event:0407")]),
-        )
-        .send()
-        .await
-        .unwrap();
-        let cases: Value = hub
-            .get("/api/v1/cases", &hub.police_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        hub.post_events(vec![event("event:0407")]).await;
+        let cases: Value = hub.get_json("/api/v1/cases", &hub.police_token).await;
         let id = cases["items"][0]["id"].as_str().unwrap().to_owned();
         // A tiny but real PNG header is enough for the type check.
         let photo = b"\x89PNG\r\n\x1a\nafter the fix".to_vec();
@@ -667,13 +596,8 @@ on_both_backends!(
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
         let detail: Value = hub
-            .get(&format!("/api/v1/cases/{id}"), &hub.operator_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/api/v1/cases/{id}"), &hub.operator_token)
+            .await;
         let attachments = detail["attachments"].as_array().unwrap();
         assert_eq!(attachments.len(), 1);
         assert_eq!(attachments[0]["kind"], "after");

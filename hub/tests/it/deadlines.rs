@@ -12,36 +12,16 @@ use crate::support::{Backend, TestHub, batch, event, spawn};
 use hub::engine::{Alarm, DeadlineConfig};
 
 async fn case_of(hub: &TestHub, token: &str) -> Value {
-    let list: Value = hub
-        .get("/api/v1/cases", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = hub.get_json("/api/v1/cases", token).await;
     let id = list["items"][0]["id"].as_str().unwrap();
-    hub.get(&format!("/api/v1/cases/{id}"), token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    hub.get_json(&format!("/api/v1/cases/{id}"), token).await
 }
 
 on_both_backends!(
     deadlines_warn_then_escalate_once,
     |hub: TestHub| async move {
         let posted = Utc::now();
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![event("event:0407")]),
-        )
-        .send()
-        .await
-        .unwrap();
+        hub.post_events(vec![event("event:0407")]).await;
         let config = DeadlineConfig::default();
         let sweep = |minutes: i64| {
             hub::deadlines::sweep(&hub.store, &config, posted + Duration::minutes(minutes))
@@ -132,14 +112,7 @@ on_both_backends!(
     a_re_dispatch_restarts_the_clock,
     |hub: TestHub| async move {
         let posted = Utc::now();
-        hub.post_json(
-            "/api/v1/events",
-            &hub.gateway_token,
-            &batch(vec![event("event:0407")]),
-        )
-        .send()
-        .await
-        .unwrap();
+        hub.post_events(vec![event("event:0407")]).await;
         let config = DeadlineConfig::default();
         assert_eq!(
             hub::deadlines::sweep(&hub.store, &config, posted + Duration::minutes(95))

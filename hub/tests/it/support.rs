@@ -121,6 +121,23 @@ impl TestHub {
             .json(body)
     }
 
+    /// GET `path` as `token`, expecting 200; the body as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let resp = self.get(path, token).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "GET {path}");
+        resp.json().await.unwrap()
+    }
+
+    /// Posts `events` in one batch from the test gateway, expecting the batch stored.
+    pub async fn post_events(&self, events: Vec<serde_json::Value>) {
+        let resp = self
+            .post_json("/api/v1/events", &self.gateway_token, &batch(events))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    }
+
     pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client
             .put(format!("{}{path}", self.url))

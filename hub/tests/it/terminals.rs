@@ -36,13 +36,7 @@ async fn a_case(hub: &TestHub) -> String {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let cases = json(
-        hub.get("/api/v1/cases", &hub.operator_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
     cases["items"][0]["id"].as_str().unwrap().to_owned()
 }
 
@@ -56,13 +50,9 @@ on_both_backends!(
         ]);
         let ack = json(send_report(&hub, &report(online.clone(), json!([]))).await).await;
         assert_eq!(ack["tasks"], json!([]));
-        let terminals = json(
-            hub.get("/api/v1/terminals", &hub.technician_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let terminals = hub
+            .get_json("/api/v1/terminals", &hub.technician_token)
+            .await;
         assert_eq!(terminals[0]["id"], "t-1");
         assert_eq!(terminals[0]["presence"], "online");
         assert_eq!(terminals[0]["lat"], 30.27);
@@ -134,13 +124,9 @@ on_both_backends!(
         // Sent twice (the gateway retries until the hub answers): recorded once.
         send_report(&hub, &report(online, done)).await;
 
-        let detail = json(
-            hub.get(&format!("/api/v1/cases/{case}"), &hub.operator_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let detail = hub
+            .get_json(&format!("/api/v1/cases/{case}"), &hub.operator_token)
+            .await;
         assert_eq!(detail["tasks"][0]["state"], "done");
         assert_eq!(
             detail["tasks"][0]["reply"],
@@ -218,13 +204,7 @@ on_both_backends!(
                 .status(),
             StatusCode::OK
         );
-        let cameras = json(
-            hub.get("/api/v1/cameras", &hub.technician_token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cameras = hub.get_json("/api/v1/cameras", &hub.technician_token).await;
         assert_eq!(cameras.as_array().unwrap().len(), 1, "{cameras}");
         let cam = &cameras[0];
         assert_eq!(cam["gateway_id"], "gw-test");

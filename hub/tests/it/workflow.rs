@@ -20,16 +20,11 @@ async fn open(hub: &TestHub, category: &str) -> String {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let cases: Value = hub
-        .get(
+        .get_json(
             &format!("/api/v1/cases?category={category}"),
             &hub.operator_token,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     cases["items"][0]["id"].as_str().unwrap().to_owned()
 }
 

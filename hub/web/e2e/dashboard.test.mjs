@@ -202,10 +202,13 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.getByTestId('case-state').filter({ hasText: '核查中' }).waitFor()
   await op.locator('[data-action="close"]').click()
   await op.getByTestId('case-state').filter({ hasText: '结案' }).waitFor()
-  const timeline = await op.getByTestId('timeline').textContent()
-  for (const step of ['dispatch', 'supervise', 'accept', 'supervision_reply', 'photo', 'handle', 'verify', 'close']) {
-    assert.ok(timeline.includes(step), `the timeline records ${step}`)
-  }
+  const steps = await op.getByTestId('timeline').locator('[data-action]').evaluateAll((els) => els.map((e) => e.dataset.action))
+  assert.deepEqual(
+    steps,
+    ['open', 'dispatch', 'supervise', 'accept', 'supervision_reply', 'photo', 'handle', 'verify', 'close'],
+    'the timeline records every step, in order',
+  )
+  assert.ok((await op.getByTestId('timeline').textContent()).includes('派遣'), 'in Chinese')
   await shot(op, '06-case-closed')
 
   assert.equal(await closedCount(op), closedBefore + 1, 'the statistics count the closure')

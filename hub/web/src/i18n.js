@@ -165,6 +165,27 @@ const messages = {
     'devices.offline': '离线',
     'devices.never': '从未',
     'error.generic': '操作失败：{m}',
+    'timeline.open': '立案受理',
+    'timeline.attach_event': '并入事件',
+    'timeline.register': '立案',
+    'timeline.void': '作废',
+    'timeline.dispatch': '派遣',
+    'timeline.return_to_intake': '退回受理',
+    'timeline.accept': '签收',
+    'timeline.refuse': '非本单位退回',
+    'timeline.handle': '处置反馈',
+    'timeline.verify': '核查',
+    'timeline.close': '结案',
+    'timeline.rework': '返工',
+    'timeline.force_close': '强制结案',
+    'timeline.supervise': '督办',
+    'timeline.supervision_reply': '督办回复',
+    'timeline.photo': '上传照片',
+    'timeline.deadline_warning': '临期预警',
+    'timeline.overdue': '超期',
+    'timeline.task_assigned': '派发巡查任务',
+    'timeline.task_received': '任务已接收',
+    'timeline.task_done': '任务已完成',
   },
   en: {
     title: 'County centre',
@@ -329,6 +350,27 @@ const messages = {
     'devices.offline': 'Offline',
     'devices.never': 'never',
     'error.generic': 'Failed: {m}',
+    'timeline.open': 'Opened',
+    'timeline.attach_event': 'Event joined',
+    'timeline.register': 'Registered',
+    'timeline.void': 'Voided',
+    'timeline.dispatch': 'Dispatched',
+    'timeline.return_to_intake': 'Returned to intake',
+    'timeline.accept': 'Accepted',
+    'timeline.refuse': 'Refused (not ours)',
+    'timeline.handle': 'Reported handled',
+    'timeline.verify': 'Verification started',
+    'timeline.close': 'Closed',
+    'timeline.rework': 'Sent back for rework',
+    'timeline.force_close': 'Force-closed',
+    'timeline.supervise': 'Supervision notice',
+    'timeline.supervision_reply': 'Reply to notice',
+    'timeline.photo': 'Photo added',
+    'timeline.deadline_warning': 'Deadline warning',
+    'timeline.overdue': 'Overdue',
+    'timeline.task_assigned': 'Patrol task sent',
+    'timeline.task_received': 'Task received',
+    'timeline.task_done': 'Task done',
   },
 }
 
@@ -343,6 +385,9 @@ watchEffect(() => {
 export function toggleLocale() {
   locale.value = locale.value === 'zh-CN' ? 'en' : 'zh-CN'
 }
+
+/** Whether there is a text for `key`. */
+export const has = (key) => key in messages['zh-CN']
 
 /** The text for `key` in the current language; `{name}` is replaced from `params`. */
 export function t(key, params = {}) {
