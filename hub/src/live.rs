@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::CaseState;
 use crate::store::CaseVisibility;
 
 /// Items a slow subscriber may fall behind by before it is told to reload.
@@ -36,6 +37,29 @@ impl LiveItem {
             department,
             data: serde_json::to_string(data).expect("live items always serialise"),
         }
+    }
+
+    /// Something done to a case that leaves its state as it is (a notice, a photo, a
+    /// request): a `case` item with `from` = `to`.
+    pub fn case_note(
+        case_id: &str,
+        department: Option<&str>,
+        action: &str,
+        state: CaseState,
+        actor: &str,
+    ) -> Self {
+        Self::new(
+            "case",
+            department.map(str::to_owned),
+            &serde_json::json!({
+                "id": case_id,
+                "action": action,
+                "from": state,
+                "to": state,
+                "actor": actor,
+                "department": department,
+            }),
+        )
     }
 
     pub fn visible_to(&self, visibility: &CaseVisibility) -> bool {

@@ -8,10 +8,9 @@
 //! - closure rate = closed / due to close; on-time closure rate = closed by the deadline /
 //!   due to close (force-closed cases count as closed);
 //! - rework rate = closed cases that were sent back at least once / closed;
-//! - average handling time = from the (last) dispatch to closure, over closed cases.
-//!
-//! Extension rate and satisfaction need extension and callback records, which the hub does
-//! not keep yet.
+//! - average handling time = from the (last) dispatch to closure, over closed cases;
+//! - extension rate = cases given an extension / cases dispatched;
+//! - satisfaction = the mean of the latest callback's score (1–5) over cases called back.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +40,11 @@ pub struct CaseGroup {
     /// Of those, closed with a dispatch time, and their handling time summed.
     pub timed: i64,
     pub handle_ms: i64,
+    /// Of those, dispatched; given an extension; called back, and their scores summed.
+    pub dispatched: i64,
+    pub extended: i64,
+    pub rated: i64,
+    pub satisfaction_sum: i64,
 }
 
 /// Cases opened on one local day, counted in days since 1970-01-01 (local).
@@ -67,11 +71,21 @@ pub struct Counts {
     timed: i64,
     #[serde(skip)]
     handle_ms: i64,
+    #[serde(skip)]
+    dispatched: i64,
+    #[serde(skip)]
+    extended: i64,
+    #[serde(skip)]
+    rated: i64,
+    #[serde(skip)]
+    satisfaction_sum: i64,
     /// `null` where the denominator is 0.
     pub closure_rate: Option<f64>,
     pub on_time_closure_rate: Option<f64>,
     pub rework_rate: Option<f64>,
     pub avg_handle_hours: Option<f64>,
+    pub extension_rate: Option<f64>,
+    pub satisfaction: Option<f64>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -122,11 +136,17 @@ impl Counts {
         self.reworked += g.reworked;
         self.timed += g.timed;
         self.handle_ms += g.handle_ms;
+        self.dispatched += g.dispatched;
+        self.extended += g.extended;
+        self.rated += g.rated;
+        self.satisfaction_sum += g.satisfaction_sum;
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         self.closure_rate = ratio(self.closed, self.due_to_close);
         self.on_time_closure_rate = ratio(self.on_time, self.due_to_close);
         self.rework_rate = ratio(self.reworked, self.closed);
         self.avg_handle_hours = ratio(self.handle_ms, self.timed).map(|ms| ms / 3_600_000.0);
+        self.extension_rate = ratio(self.extended, self.dispatched);
+        self.satisfaction = ratio(self.satisfaction_sum, self.rated);
     }
 }
 
@@ -213,6 +233,10 @@ mod tests {
             reworked: 0,
             timed: 0,
             handle_ms: 0,
+            dispatched: 0,
+            extended: 0,
+            rated: 0,
+            satisfaction_sum: 0,
         }
     }
 
@@ -255,9 +279,9 @@ mod tests {
         assert_eq!(s.by_township[1].key, None);
     }
 
-    /// A hand-computed fixture: police closed 3 cases (2 on time, 1 reworked; handled in
-    /// 2 h, 4 h and 6 h) and has 1 overdue and 1 not yet due; water closed nothing and has
-    /// nothing due.
+    /// A hand-computed fixture: police closed 3 cases (2 on time, 1 reworked, 1 extended,
+    /// 2 called back with 5 and 4; handled in 2 h, 4 h and 6 h) and has 1 overdue and 1 not
+    /// yet due; water closed nothing and has nothing due.
     #[test]
     fn indicators_follow_their_definitions() {
         let mut closed = group(Some("police"), "event:0407", None, "closed", 3);
@@ -266,6 +290,10 @@ mod tests {
         closed.reworked = 1;
         closed.timed = 3;
         closed.handle_ms = (2 + 4 + 6) * 3_600_000;
+        closed.dispatched = 3;
+        closed.extended = 1;
+        closed.rated = 2;
+        closed.satisfaction_sum = 5 + 4;
         let mut handling = group(Some("police"), "event:0407", None, "handling", 2);
         handling.due_to_close = 1;
         let water = group(Some("water"), "component:0101", None, "dispatched", 1);
@@ -281,6 +309,8 @@ mod tests {
         assert_eq!(police.on_time_closure_rate, Some(0.5));
         assert_eq!(police.rework_rate, Some(1.0 / 3.0));
         assert_eq!(police.avg_handle_hours, Some(4.0));
+        assert_eq!(police.extension_rate, Some(1.0 / 3.0), "1 of 3 dispatched");
+        assert_eq!(police.satisfaction, Some(4.5));
         let water = &s.by_department[1].counts;
         assert_eq!(water.closure_rate, None, "nothing was due");
         assert_eq!(water.rework_rate, None, "nothing was closed");

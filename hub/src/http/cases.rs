@@ -13,8 +13,8 @@ use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
-    Assignment, AttachmentRow, CaseDetail, CaseFilter, CaseRow, CaseSort, CaseVisibility,
-    Principal, SupervisionRow, TaskRow, Transition,
+    Assignment, AttachmentRow, CallbackRow, CaseDetail, CaseFilter, CaseRow, CaseSort,
+    CaseVisibility, ExtensionRow, Principal, SupervisionRow, TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +113,9 @@ pub struct CaseView {
     supervision: Vec<SupervisionRow>,
     /// Photos people added (`/api/v1/blobs/{sha256}` serves each).
     attachments: Vec<AttachmentRow>,
+    /// Requests for more time and their decisions; callbacks after closing.
+    extensions: Vec<ExtensionRow>,
+    callbacks: Vec<CallbackRow>,
 }
 
 pub async fn get(
@@ -144,6 +147,8 @@ pub async fn get(
     let tasks = app.store.list_tasks(&detail.case.id).await?;
     let supervision = app.store.list_notices(&detail.case.id).await?;
     let attachments = app.store.list_attachments(&detail.case.id).await?;
+    let extensions = app.store.list_extensions(&detail.case.id).await?;
+    let callbacks = app.store.list_callbacks(&detail.case.id).await?;
     Ok(Json(CaseView {
         detail,
         evidence_urls,
@@ -151,6 +156,8 @@ pub async fn get(
         tasks,
         supervision,
         attachments,
+        extensions,
+        callbacks,
     }))
 }
 

@@ -103,6 +103,24 @@ impl Principal {
     }
 }
 
+/// The longest free text (a reason, a reply, a note) a request may carry, in characters.
+pub const MAX_TEXT: usize = 2000;
+
+/// `value` trimmed, or 422 naming `field` when it is empty or longer than [`MAX_TEXT`].
+pub fn required_text(field: &str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("is longer than {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 /// A JSON body. Malformed JSON is 400; JSON of the wrong shape is 422 naming the field;
 /// a body over the route's limit is 413; a missing or wrong content type is 415.
 pub struct JsonBody<T>(pub T);

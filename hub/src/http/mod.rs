@@ -10,6 +10,7 @@ mod gateways;
 mod map;
 mod photos;
 mod session;
+mod side_records;
 mod stats;
 mod stream;
 mod supervision;
@@ -72,6 +73,15 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         .route("/api/v1/cases/{id}/actions", post(cases::act))
         .route("/api/v1/cases/{id}/tasks", post(terminals::create_task))
         .route("/api/v1/cases/{id}/supervision", post(supervision::issue))
+        .route(
+            "/api/v1/cases/{id}/extensions",
+            post(side_records::request_extension),
+        )
+        .route(
+            "/api/v1/cases/{id}/extensions/{extension}/decision",
+            post(side_records::decide_extension),
+        )
+        .route("/api/v1/cases/{id}/callbacks", post(side_records::callback))
         .route(
             "/api/v1/cases/{id}/photos",
             post(photos::post).layer(DefaultBodyLimit::max(limits.max_blob_bytes)),

@@ -70,17 +70,12 @@ pub async fn post(
         })
         .await?;
     if added {
-        app.live.publish(LiveItem::new(
-            "case",
-            case.department.clone(),
-            &json!({
-                "id": id,
-                "action": "photo",
-                "from": state,
-                "to": state,
-                "actor": actor,
-                "department": case.department,
-            }),
+        app.live.publish(LiveItem::case_note(
+            &id,
+            case.department.as_deref(),
+            "photo",
+            state,
+            &actor,
         ));
     }
     let status = if added {

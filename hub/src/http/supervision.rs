@@ -13,14 +13,11 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::JsonBody;
+use super::extract::{JsonBody, required_text};
 use super::{AppState, error::ApiError};
 use crate::engine::CaseState;
 use crate::live::LiveItem;
 use crate::store::{CaseVisibility, NewNotice, Principal};
-
-/// The longest message or reply, in characters.
-const MAX_TEXT: usize = 2000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,20 +30,6 @@ pub struct IssueRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReplyRequest {
     reply: String,
-}
-
-fn text(field: &str, value: &str) -> Result<String, ApiError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ApiError::invalid_field(field, "must not be empty"));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("is longer than {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value.to_owned())
 }
 
 pub async fn issue(
@@ -66,7 +49,7 @@ pub async fn issue(
             "must be leader or important (timeout notices come from the deadline clock)",
         ));
     }
-    let message = text("message", &req.message)?;
+    let message = required_text("message", &req.message)?;
     let case = app
         .store
         .get_case_row(&CaseVisibility::All, &id)
@@ -94,7 +77,13 @@ pub async fn issue(
             at: Utc::now(),
         })
         .await?;
-    publish(&app, &id, "supervise", state, &department, &actor);
+    app.live.publish(LiveItem::case_note(
+        &id,
+        Some(&department),
+        "supervise",
+        state,
+        &actor,
+    ));
     Ok((StatusCode::CREATED, Json(json!({ "id": notice }))))
 }
 
@@ -109,7 +98,7 @@ pub async fn reply(
             "the department the notice went to replies to it",
         ));
     };
-    let reply = text("reply", &req.reply)?;
+    let reply = required_text("reply", &req.reply)?;
     let case = app
         .store
         .get_case_row(&CaseVisibility::Department(department.clone()), &id)
@@ -124,28 +113,12 @@ pub async fn reply(
     if !replied {
         return Err(ApiError::not_found("unanswered supervision notice"));
     }
-    publish(&app, &id, "supervision_reply", state, &department, &actor);
-    Ok(Json(json!({ "id": notice })))
-}
-
-fn publish(
-    app: &AppState,
-    id: &str,
-    action: &str,
-    state: CaseState,
-    department: &str,
-    actor: &str,
-) {
-    app.live.publish(LiveItem::new(
-        "case",
-        Some(department.to_owned()),
-        &json!({
-            "id": id,
-            "action": action,
-            "from": state,
-            "to": state,
-            "actor": actor,
-            "department": department,
-        }),
+    app.live.publish(LiveItem::case_note(
+        &id,
+        Some(&department),
+        "supervision_reply",
+        state,
+        &actor,
     ));
+    Ok(Json(json!({ "id": notice })))
 }

@@ -10,6 +10,7 @@ mod deadlines;
 mod events;
 mod principals;
 mod sessions;
+mod side_records;
 mod stats;
 mod terminals;
 
@@ -28,6 +29,7 @@ pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 pub use sessions::{LoginRecord, SessionIssued};
+pub use side_records::{CallbackRow, ExtensionRow, NewDeadline};
 pub use terminals::{CameraRow, NewTask, TaskRow, TerminalRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,10 @@ impl Store {
              CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS timed, \
              CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL \
                  THEN closed_at - dispatched_at ELSE 0 END) AS BIGINT) AS handle_ms, \
+             CAST(SUM(CASE WHEN dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatched, \
+             CAST(SUM(CASE WHEN extensions_approved > 0 THEN 1 ELSE 0 END) AS BIGINT) AS extended, \
+             CAST(SUM(CASE WHEN satisfaction IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS rated, \
+             CAST(SUM(COALESCE(satisfaction, 0)) AS BIGINT) AS satisfaction_sum, \
              CAST(SUM(CASE WHEN due_at IS NOT NULL AND due_at < $3 \
                  AND state NOT IN ('closed', 'force_closed', 'void') THEN 1 ELSE 0 END) AS BIGINT) AS overdue, \
              CAST(SUM(rework_count) AS BIGINT) AS reworks \
@@ -66,6 +70,10 @@ impl Store {
                 reworked: r.try_get("reworked")?,
                 timed: r.try_get("timed")?,
                 handle_ms: r.try_get("handle_ms")?,
+                dispatched: r.try_get("dispatched")?,
+                extended: r.try_get("extended")?,
+                rated: r.try_get("rated")?,
+                satisfaction_sum: r.try_get("satisfaction_sum")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;

@@ -4,6 +4,7 @@
 mod api;
 mod dashboard;
 mod deadlines;
+mod side_records;
 mod support;
 mod terminals;
 mod workflow;

@@ -176,6 +176,16 @@ test('operators and departments run a case through the dashboard', async () => {
   await police.getByTestId('supervision').getByLabel('回复').fill('已安排人员 a crew is on its way')
   await police.getByRole('button', { name: '提交回复' }).click()
   await police.getByTestId('supervision').getByText('已安排人员 a crew is on its way').waitFor()
+  // More time, asked for by the department and granted by the centre on its open page.
+  await police.getByLabel('延长时限').fill('1 working_days')
+  await police.getByLabel('延期理由').fill('等待配件 waiting for a replacement cover')
+  await police.getByRole('button', { name: '申请延期' }).click()
+  await police.getByTestId('extensions').locator('[data-state="pending"]').waitFor()
+  await op.getByLabel('审批意见').fill('同意 approved')
+  await op.getByRole('button', { name: '同意延期' }).click()
+  await op.getByTestId('extensions').locator('[data-state="approved"]').waitFor()
+  await police.getByTestId('extensions').locator('[data-state="approved"]').waitFor()
+
   // The fix, with an "after" photo.
   await police.getByLabel('照片类型').selectOption('after')
   await police.getByLabel('照片（JPEG/PNG）').setInputFiles(IMAGE)
@@ -205,16 +215,26 @@ test('operators and departments run a case through the dashboard', async () => {
   const steps = await op.getByTestId('timeline').locator('[data-action]').evaluateAll((els) => els.map((e) => e.dataset.action))
   assert.deepEqual(
     steps,
-    ['open', 'dispatch', 'supervise', 'accept', 'supervision_reply', 'photo', 'handle', 'verify', 'close'],
+    [
+      'open', 'dispatch', 'supervise', 'accept', 'supervision_reply', 'extension_requested',
+      'extension_approved', 'photo', 'handle', 'verify', 'close',
+    ],
     'the timeline records every step, in order',
   )
   assert.ok((await op.getByTestId('timeline').textContent()).includes('派遣'), 'in Chinese')
+  // The callback after closing.
+  await op.getByLabel('满意度').selectOption('4')
+  await op.getByLabel('回访结果').fill('群众满意 the reporter is satisfied')
+  await op.getByRole('button', { name: '记录回访' }).click()
+  await op.getByTestId('callbacks').getByText('4 分').waitFor()
   await shot(op, '06-case-closed')
 
   assert.equal(await closedCount(op), closedBefore + 1, 'the statistics count the closure')
   // The only case due was closed, and by its deadline.
   assert.equal(await op.locator('[data-stat="closure_rate"] .value').textContent(), '100.0%')
   assert.equal(await op.locator('[data-stat="on_time_closure_rate"] .value').textContent(), '100.0%')
+  assert.equal(await op.locator('[data-stat="extension_rate"] .value').textContent(), '100.0%')
+  assert.equal(await op.locator('[data-stat="satisfaction"] .value').textContent(), '4.0')
   await shot(op, '07-stats')
 
   const report = {
