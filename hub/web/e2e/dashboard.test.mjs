@@ -272,3 +272,52 @@ test('signing out ends the session', async () => {
   assert.equal(after.status(), 401)
   assert.deepEqual(problems, [], 'no console errors')
 })
+
+test('every page passes an accessibility audit (axe-core, WCAG 2 A and AA)', async () => {
+  // A context of its own that lets the audit script in despite the page's security policy.
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'zh-CN', bypassCSP: true })
+  const page = watch(await context.newPage(), 'audit')
+  const audit = async (name) => {
+    await page.addScriptTag({ path: join(import.meta.dirname, '../node_modules/axe-core/axe.min.js') })
+    const result = await page.evaluate(() => window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }))
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${name}: ${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`)
+  }
+  const found = []
+  await page.goto(HUB)
+  await page.getByRole('button', { name: '登录' }).waitFor()
+  found.push(...(await audit('login')))
+  await page.getByLabel('用户名').fill('op-web')
+  await page.getByLabel('密码').fill(PASSWORD)
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.getByTestId('who').waitFor()
+  const pages = [
+    ['live', '/#/live', '[data-testid="feed-status"]'],
+    ['cases', '/#/cases', 'table.grid'],
+    ['map', '/#/map', 'path.leaflet-interactive'],
+    ['stats', '/#/stats', '[data-stat="cases"]'],
+    ['devices', '/#/devices', '[data-testid="gateways"]'],
+  ]
+  for (const [name, path, ready] of pages) {
+    await page.goto(`${HUB}${path}`)
+    await page.locator(ready).first().waitFor()
+    found.push(...(await audit(name)))
+  }
+  await page.goto(`${HUB}/#/cases`)
+  await page.locator('table.grid a').first().click()
+  await page.getByTestId('case-state').waitFor()
+  found.push(...(await audit('case')))
+  // Keyboard: the first Tab reaches the skip link, which leads to the page's content.
+  await page.reload()
+  await page.getByTestId('case-state').waitFor()
+  const url = page.url()
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip')
+  await page.keyboard.press('Enter')
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'main')
+  assert.equal(page.url(), url, 'the route stays')
+  await context.close()
+  assert.deepEqual(found, [], 'no serious or critical accessibility violations')
+  assert.deepEqual(problems, [], 'no console errors')
+})
