@@ -29,7 +29,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Limits, MapSettings, SessionSettings};
 use crate::engine::{AreaMap, CorrelationConfig, DeadlineConfig, OwnershipList, WorkingCalendar};
 use crate::live::LiveFeed;
-use crate::store::Store;
+use crate::store::{Principal, Store};
 use error::ApiError;
 pub use throttle::Throttle;
 
@@ -103,6 +103,7 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stats", get(stats::get))
         .route("/api/v1/map", get(map::get))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route(
             "/api/{*rest}",
@@ -118,6 +119,15 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
 async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     app.store.ping().await?;
     Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// The API's OpenAPI document, `docs/openapi.json` (kept in step with the routes above by
+/// a test), for any caller with a token or session.
+async fn openapi(_: Principal) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../../docs/openapi.json"),
+    )
 }
 
 /// Validated `limit` and `offset` query parameters.

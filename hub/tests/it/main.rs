@@ -4,6 +4,7 @@
 mod api;
 mod dashboard;
 mod deadlines;
+mod openapi;
 mod side_records;
 mod support;
 mod terminals;
