@@ -28,6 +28,7 @@ pub struct CameraStatus {
     pub last_frame_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub events_raised: u64,
+    pub last_event_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default)]

@@ -120,6 +120,7 @@ fn camera_reports(
                 last_frame_at: c.last_frame_at,
                 reconnects: c.reconnects,
                 events_raised: c.events_raised,
+                last_event_at: c.last_event_at,
                 last_error: c.last_error.clone(),
             }
         })

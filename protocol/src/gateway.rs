@@ -43,8 +43,10 @@ pub struct CameraReport {
     pub last_frame_at: Option<DateTime<Utc>>,
     /// Times the stream was opened again since the gateway started.
     pub reconnects: u64,
-    /// Events the camera's rules raised since the gateway started.
+    /// Events the camera's rules raised since the gateway started, and the latest one's time.
     pub events_raised: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<DateTime<Utc>>,
     /// Why the stream last failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

@@ -215,7 +215,11 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
                 Ok(cameras
                     .as_array()
                     .and_then(|c| c.first())
-                    .filter(|c| c["state"] == "streaming" && c["fps"].as_f64() > Some(0.0))
+                    .filter(|c| {
+                        c["state"] == "streaming"
+                            && c["fps"].as_f64() > Some(0.0)
+                            && c["last_event_at"].is_string()
+                    })
                     .cloned())
             },
         )

@@ -56,7 +56,10 @@ impl Analysis {
                     .ok();
                 let event = crowd_event(&self.gateway_id, camera, &model_id, &hit, &frame, snap);
                 tracing::info!(camera = %camera.id, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, "crowd detected");
-                health.update(|h| h.events_raised += 1);
+                health.update(|h| {
+                    h.events_raised += 1;
+                    h.last_event_at = Some(event.envelope.occurred_at);
+                });
                 // Events are never dropped: wait for the outbox writer.
                 if events.blocking_send(event).is_err() {
                     return;

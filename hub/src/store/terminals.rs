@@ -40,6 +40,7 @@ pub struct CameraRow {
     pub last_frame_at: Option<DateTime<Utc>>,
     pub reconnects: i64,
     pub events_raised: i64,
+    pub last_event_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub reported_at: DateTime<Utc>,
 }
@@ -119,11 +120,11 @@ impl Store {
             for c in &report.cameras {
                 sqlx::query(
                     "INSERT INTO cameras (gateway_id, camera_id, name, state, fps, last_frame_at, reconnects, \
-                     events_raised, last_error, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     events_raised, last_error, reported_at, last_event_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (gateway_id, camera_id) DO UPDATE SET name = excluded.name, state = excluded.state, \
                      fps = excluded.fps, last_frame_at = excluded.last_frame_at, reconnects = excluded.reconnects, \
                      events_raised = excluded.events_raised, last_error = excluded.last_error, \
-                     reported_at = excluded.reported_at",
+                     reported_at = excluded.reported_at, last_event_at = excluded.last_event_at",
                 )
                 .bind(gateway_id)
                 .bind(&c.camera_id)
@@ -135,6 +136,7 @@ impl Store {
                 .bind(i64::try_from(c.events_raised).unwrap_or(i64::MAX))
                 .bind(c.last_error.as_deref())
                 .bind(now)
+                .bind(c.last_event_at.map(to_ms))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -336,7 +338,7 @@ impl Store {
     pub async fn list_cameras(&self) -> Result<Vec<CameraRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT gateway_id, camera_id, name, state, fps, last_frame_at, reconnects, events_raised, \
-             last_error, reported_at FROM cameras ORDER BY gateway_id, camera_id",
+             last_event_at, last_error, reported_at FROM cameras ORDER BY gateway_id, camera_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -351,6 +353,7 @@ impl Store {
                     last_frame_at: r.try_get::<Option<i64>, _>("last_frame_at")?.map(from_ms),
                     reconnects: r.try_get("reconnects")?,
                     events_raised: r.try_get("events_raised")?,
+                    last_event_at: r.try_get::<Option<i64>, _>("last_event_at")?.map(from_ms),
                     last_error: r.try_get("last_error")?,
                     reported_at: from_ms(r.try_get("reported_at")?),
                 })

@@ -188,6 +188,7 @@ on_both_backends!(
             r["cameras"] = json!([{
                 "camera_id": "cam-gate", "name": "东门 east gate", "state": state, "fps": fps,
                 "last_frame_at": "2026-11-23T08:00:00Z", "reconnects": 2, "events_raised": 7,
+                "last_event_at": "2026-11-23T07:59:00Z",
                 "last_error": error
             }]);
             r
@@ -211,6 +212,7 @@ on_both_backends!(
         assert_eq!(cam["state"], "retrying", "the latest report wins");
         assert_eq!(cam["last_error"], "connection refused");
         assert_eq!(cam["events_raised"], 7);
+        assert_eq!(cam["last_event_at"], "2026-11-23T07:59:00Z");
 
         let resp = send_report(&hub, &camera("streaming", f64::from(-1), None)).await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);

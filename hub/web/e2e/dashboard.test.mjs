@@ -158,8 +158,9 @@ test('operators and departments run a case through the dashboard', async () => {
   const map = watch(await op.context().newPage(), 'operator map')
   await map.setViewportSize({ width: 1920, height: 1080 })
   await map.goto(`${HUB}/#/map`)
-  await map.getByTestId('map-counts').filter({ hasText: '1 件案件 · 8 个区域' }).waitFor()
+  await map.getByTestId('map-counts').filter({ hasText: '1 件案件 · 1 个事件 · 8 个区域' }).waitFor()
   assert.equal(await map.locator('path.case-marker').count(), 1, 'one open case on the map')
+  assert.equal(await map.locator('path.event-marker').count(), 1, 'and its event')
   assert.equal(await map.locator('path.heat-cell').count(), 1, 'one heat cell')
   await map.locator('path.case-marker').click()
   await map.locator('.leaflet-popup').getByRole('link').waitFor()
@@ -245,6 +246,7 @@ test('operators and departments run a case through the dashboard', async () => {
     cameras: [{
       camera_id: 'cam-east-gate', name: '东门摄像头 east gate', state: 'streaming', fps: 9.8,
       last_frame_at: new Date().toISOString(), reconnects: 0, events_raised: 1,
+      last_event_at: new Date().toISOString(),
     }],
   }
   await gatewayCall('PUT', '/api/v1/gateway/report', JSON.stringify(report), 'application/json')
