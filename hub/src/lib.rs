@@ -46,7 +46,10 @@ pub async fn run(
             Duration::from_secs(config.session.failure_window_s),
         ))),
         session: config.session,
-        live: live::LiveFeed::new(shutdown.clone()),
+        live: match store.backend() {
+            store::Backend::Postgres => live::LiveFeed::shared(store.clone(), shutdown.clone()),
+            store::Backend::Sqlite => live::LiveFeed::new(shutdown.clone()),
+        },
     };
     tracing::info!(
         addr = %listener.local_addr()?,

@@ -4,26 +4,32 @@
 //!
 //! Delivery is best-effort by design: a dashboard that falls behind by more than the
 //! buffer is told so (`lagged`) and reloads from the API, which is the source of truth.
-//! Each hub process fans out what it committed itself; several replicas on one PostgreSQL
-//! would need LISTEN/NOTIFY to share their feeds (not built yet).
+//! On SQLite (one hub process) items go straight to the subscribers. On PostgreSQL they go
+//! through the database (`NOTIFY hub_live`), and every hub replica listening there hands
+//! them to its own subscribers, so a dashboard on any replica sees what any replica did.
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::CaseState;
-use crate::store::CaseVisibility;
+use crate::store::{CaseVisibility, Store};
+
+/// The PostgreSQL channel the replicas share.
+const CHANNEL: &str = "hub_live";
+/// `NOTIFY` payloads must stay under 8,000 bytes.
+const MAX_PAYLOAD: usize = 7_900;
 
 /// Items a slow subscriber may fall behind by before it is told to reload.
 const BUFFER: usize = 1024;
 
 /// One thing that happened, serialised once for all subscribers.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LiveItem {
-    /// The SSE event name: `event` or `case`.
-    pub kind: &'static str,
+    /// The SSE event name: `event`, `case`, or `lagged` (reload: something was missed).
+    pub kind: String,
     /// The department the case belongs to now; department users see only their own.
     pub department: Option<String>,
     /// The JSON payload.
@@ -33,10 +39,15 @@ pub struct LiveItem {
 impl LiveItem {
     pub fn new(kind: &'static str, department: Option<String>, data: &impl Serialize) -> Self {
         Self {
-            kind,
+            kind: kind.to_owned(),
             department,
             data: serde_json::to_string(data).expect("live items always serialise"),
         }
+    }
+
+    /// Tells every subscriber to reload from the API.
+    pub fn lagged() -> Self {
+        Self::new("lagged", None, &serde_json::json!({}))
     }
 
     /// Something done to a case that leaves its state as it is (a notice, a photo, a
@@ -64,6 +75,7 @@ impl LiveItem {
 
     pub fn visible_to(&self, visibility: &CaseVisibility) -> bool {
         match visibility {
+            _ if self.kind == "lagged" => true,
             CaseVisibility::All => true,
             CaseVisibility::Department(d) => self.department.as_deref() == Some(d),
         }
@@ -73,25 +85,102 @@ impl LiveItem {
 #[derive(Clone, Debug)]
 pub struct LiveFeed {
     tx: broadcast::Sender<Arc<LiveItem>>,
+    /// On PostgreSQL: items on their way to `NOTIFY`.
+    outbound: Option<mpsc::UnboundedSender<LiveItem>>,
     /// Cancelled when the hub shuts down, so open streams end and the server can drain.
     closing: CancellationToken,
 }
 
 impl LiveFeed {
+    /// A feed for this process alone.
     pub fn new(closing: CancellationToken) -> Self {
         Self {
             tx: broadcast::channel(BUFFER).0,
+            outbound: None,
             closing,
         }
     }
 
-    /// Sends `item` to the current subscribers; with none, it is simply dropped.
+    /// A feed shared by every hub on `store`'s PostgreSQL database: items are sent with
+    /// `NOTIFY` and come back to each hub through its listener.
+    pub fn shared(store: Store, closing: CancellationToken) -> Self {
+        let (outbound, mut queue) = mpsc::unbounded_channel::<LiveItem>();
+        let feed = Self {
+            outbound: Some(outbound),
+            ..Self::new(closing.clone())
+        };
+        let local = feed.tx.clone();
+        let sender = store.clone();
+        tokio::spawn(async move {
+            while let Some(item) = queue.recv().await {
+                let mut payload =
+                    serde_json::to_string(&item).expect("live items always serialise");
+                if payload.len() > MAX_PAYLOAD {
+                    payload = serde_json::to_string(&LiveItem::lagged()).expect("serialises");
+                }
+                if let Err(e) = sender.notify(CHANNEL, &payload).await {
+                    // This replica's own dashboards still hear of it.
+                    tracing::warn!(error = %e, "live feed: NOTIFY failed; delivering locally only");
+                    let _ = local.send(Arc::new(item));
+                }
+            }
+        });
+        let local = feed.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = closing.cancelled() => return,
+                    () = listen(&store, &local) => {}
+                }
+                // The connection broke: items may have been missed meanwhile.
+                let _ = local.send(Arc::new(LiveItem::lagged()));
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        feed
+    }
+
+    /// Sends `item` to the current subscribers (of every replica, on PostgreSQL); with none,
+    /// it is simply dropped.
     pub fn publish(&self, item: LiveItem) {
-        let _ = self.tx.send(Arc::new(item));
+        match &self.outbound {
+            Some(outbound) => {
+                let _ = outbound.send(item);
+            }
+            None => {
+                let _ = self.tx.send(Arc::new(item));
+            }
+        }
     }
 
     pub fn subscribe(&self) -> (broadcast::Receiver<Arc<LiveItem>>, CancellationToken) {
         (self.tx.subscribe(), self.closing.clone())
+    }
+}
+
+/// Hands what arrives on the shared channel to this process's subscribers, until the
+/// connection fails.
+async fn listen(store: &Store, local: &broadcast::Sender<Arc<LiveItem>>) {
+    let mut listener = match store.listen(CHANNEL).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "live feed: cannot listen; retrying");
+            return;
+        }
+    };
+    loop {
+        match listener.recv().await {
+            Ok(note) => match serde_json::from_str::<LiveItem>(note.payload()) {
+                Ok(item) => {
+                    let _ = local.send(Arc::new(item));
+                }
+                Err(e) => tracing::warn!(error = %e, "live feed: a malformed item; ignored"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed: the listener failed; reconnecting");
+                return;
+            }
+        }
     }
 }
 

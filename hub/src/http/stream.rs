@@ -26,7 +26,7 @@ pub async fn stream(
             loop {
                 match rx.recv().await {
                     Ok(item) if item.visible_to(&visibility) => {
-                        let event = Event::default().event(item.kind).data(&item.data);
+                        let event = Event::default().event(&item.kind).data(&item.data);
                         return Some((Ok(event), rx));
                     }
                     Ok(_) => {}

@@ -51,13 +51,25 @@ pub enum Backend {
 }
 
 /// The hub's database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// SQLite has one writer at a time; writers of this process queue here, first come
     /// first served, instead of in SQLite's busy handler, which sleeps and is not fair.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The database URL, for connections outside the pool (a PostgreSQL listener).
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    /// Never shows the URL: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("url", &redact(&self.url))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -104,6 +116,7 @@ impl Store {
             pool,
             backend,
             write_gate: Default::default(),
+            url,
         })
     }
 
@@ -127,6 +140,24 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Sends `payload` to every connection listening on `channel` (PostgreSQL `NOTIFY`;
+    /// at most 8,000 bytes).
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A connection of its own listening on `channel` (PostgreSQL only).
+    pub async fn listen(&self, channel: &str) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(channel).await?;
+        Ok(listener)
     }
 
     /// Checks the database answers.

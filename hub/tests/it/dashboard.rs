@@ -623,3 +623,42 @@ on_both_backends!(
         );
     }
 );
+
+/// Two hubs on one PostgreSQL database: a dashboard on one sees what the other stored.
+#[tokio::test]
+async fn the_live_feed_spans_hub_replicas_on_postgres() {
+    let Some(hub) = crate::support::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let config = hub::Config::try_from(hub::RawConfig {
+        database_url: hub.database_url.clone(),
+        ..hub::RawConfig::default()
+    })
+    .unwrap();
+    let store = hub::Store::connect(&hub.database_url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(hub::run(config, store, listener, stop.clone()));
+
+    let mut feed = subscribe(&hub, &hub.operator_token).await;
+    let elsewhere = event("event:0501");
+    let resp = hub
+        .client
+        .post(format!("{other_url}/api/v1/events"))
+        .bearer_auth(&hub.gateway_token)
+        .json(&crate::support::batch(vec![elsewhere.clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let here = event("event:0501");
+    hub.post_events(vec![here.clone()]).await;
+    let seen = read_events(&mut feed, "event", 2).await;
+    assert_eq!(
+        seen[0]["event"]["id"], elsewhere["id"],
+        "from the other replica"
+    );
+    assert_eq!(seen[1]["event"]["id"], here["id"], "and from its own");
+    stop.cancel();
+}
