@@ -113,12 +113,7 @@ impl LiveFeed {
         let sender = store.clone();
         tokio::spawn(async move {
             while let Some(item) = queue.recv().await {
-                let mut payload =
-                    serde_json::to_string(&item).expect("live items always serialise");
-                if payload.len() > MAX_PAYLOAD {
-                    payload = serde_json::to_string(&LiveItem::lagged()).expect("serialises");
-                }
-                if let Err(e) = sender.notify(CHANNEL, &payload).await {
+                if let Err(e) = sender.notify(CHANNEL, &notification(&item)).await {
                     // This replica's own dashboards still hear of it.
                     tracing::warn!(error = %e, "live feed: NOTIFY failed; delivering locally only");
                     let _ = local.send(Arc::new(item));
@@ -155,6 +150,17 @@ impl LiveFeed {
 
     pub fn subscribe(&self) -> (broadcast::Receiver<Arc<LiveItem>>, CancellationToken) {
         (self.tx.subscribe(), self.closing.clone())
+    }
+}
+
+/// `item` as a notification payload; one too large for `NOTIFY` becomes `lagged`, so
+/// subscribers reload instead of missing it silently.
+fn notification(item: &LiveItem) -> String {
+    let payload = serde_json::to_string(item).expect("live items always serialise");
+    if payload.len() <= MAX_PAYLOAD {
+        payload
+    } else {
+        serde_json::to_string(&LiveItem::lagged()).expect("live items always serialise")
     }
 }
 
@@ -197,5 +203,27 @@ mod tests {
         let unrouted = LiveItem::new("event", None, &serde_json::json!({}));
         assert!(!unrouted.visible_to(&CaseVisibility::Department("police".into())));
         assert_eq!(item.data, r#"{"id":1}"#);
+    }
+
+    #[test]
+    fn notifications_round_trip_and_oversized_ones_become_a_reload() {
+        let item = LiveItem::new(
+            "event",
+            Some("police".into()),
+            &serde_json::json!({"id": 7}),
+        );
+        let back: LiveItem = serde_json::from_str(&notification(&item)).unwrap();
+        assert_eq!(
+            (back.kind.as_str(), back.department.as_deref()),
+            ("event", Some("police"))
+        );
+        assert_eq!(back.data, item.data);
+        let huge = LiveItem::new("event", None, &"井".repeat(3000));
+        let back: LiveItem = serde_json::from_str(&notification(&huge)).unwrap();
+        assert_eq!(back.kind, "lagged");
+        assert!(
+            back.visible_to(&CaseVisibility::Department("fire".into())),
+            "everyone reloads"
+        );
     }
 }
