@@ -1,5 +1,7 @@
-//! The hub's HTTP API. Every endpoint but the liveness probe authenticates with a bearer
-//! token; what a caller may do follows from its [`Principal`](crate::store::Principal).
+//! The hub's HTTP API and the dashboard's files. Every API endpoint but the liveness probe
+//! and signing in authenticates, with a bearer token (gateways, API clients) or the
+//! dashboard's session cookie; what a caller may do follows from its
+//! [`Principal`](crate::store::Principal).
 
 mod blobs;
 mod cases;
