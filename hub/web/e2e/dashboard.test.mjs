@@ -268,6 +268,7 @@ test('operators and departments run a case through the dashboard', async () => {
 test('signing out ends the session', async () => {
   const page = await newPage('signout')
   await signIn(page, 'op-web')
+  await page.getByTestId('feed-status').filter({ hasText: '已连接' }).waitFor()
   await page.getByRole('button', { name: '退出' }).click()
   await page.getByRole('button', { name: '登录' }).waitFor()
   const after = await page.context().request.get(`${HUB}/api/v1/cases`)
