@@ -161,6 +161,22 @@ pub async fn get(
     }))
 }
 
+/// The case `id` if the caller may see it (another department's case is 404, as if
+/// missing), with its state.
+pub(super) async fn visible_case(
+    app: &AppState,
+    visibility: &CaseVisibility,
+    id: &str,
+) -> Result<(CaseRow, CaseState), ApiError> {
+    let case = app
+        .store
+        .get_case_row(visibility, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    let state = case.state.parse().map_err(ApiError::bad_request)?;
+    Ok((case, state))
+}
+
 fn actor_for(visibility: &CaseVisibility) -> Actor {
     match visibility {
         CaseVisibility::All => Actor::Centre,

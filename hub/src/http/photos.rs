@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::blobs::check_image;
+use super::cases::visible_case;
 use super::extract::QueryParams;
 use super::{AppState, error::ApiError};
 use crate::engine::CaseState;
@@ -39,12 +40,7 @@ pub async fn post(
         .into_iter()
         .find(|k| *k == q.kind)
         .ok_or_else(|| ApiError::invalid_field("kind", "must be before, after, near or far"))?;
-    let case = app
-        .store
-        .get_case_row(&visibility, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let state: CaseState = case.state.parse().map_err(ApiError::bad_request)?;
+    let (case, state) = visible_case(&app, &visibility, &id).await?;
     if matches!(
         state,
         CaseState::Closed | CaseState::ForceClosed | CaseState::Void

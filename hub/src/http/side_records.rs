@@ -14,25 +14,12 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::cases::visible_case;
 use super::extract::{JsonBody, required_text};
 use super::{AppState, error::ApiError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{CaseRow, CaseVisibility, NewDeadline, Principal};
-
-async fn case(
-    app: &AppState,
-    visibility: &CaseVisibility,
-    id: &str,
-) -> Result<(CaseRow, CaseState), ApiError> {
-    let case = app
-        .store
-        .get_case_row(visibility, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let state = case.state.parse().map_err(ApiError::bad_request)?;
-    Ok((case, state))
-}
 
 fn publish(app: &AppState, case: &CaseRow, state: CaseState, action: &str, actor: &str) {
     app.live.publish(LiveItem::case_note(
@@ -67,7 +54,8 @@ pub async fn request_extension(
         .parse()
         .map_err(|e: String| ApiError::invalid_field("extra", e))?;
     let reason = required_text("reason", &req.reason)?;
-    let (case, state) = case(&app, &CaseVisibility::Department(department.clone()), &id).await?;
+    let (case, state) =
+        visible_case(&app, &CaseVisibility::Department(department.clone()), &id).await?;
     if !matches!(state, CaseState::Dispatched | CaseState::Handling) || case.due_at.is_none() {
         return Err(ApiError::conflict(
             "an extension is asked for while the department holds the case with a deadline",
@@ -110,7 +98,7 @@ pub async fn decide_extension(
         return Err(ApiError::forbidden("the centre decides extensions"));
     }
     let note = required_text("note", &req.note)?;
-    let (case, state) = case(&app, &CaseVisibility::All, &id).await?;
+    let (case, state) = visible_case(&app, &CaseVisibility::All, &id).await?;
     let pending = app
         .store
         .pending_extension(&id, &extension)
@@ -181,7 +169,7 @@ pub async fn callback(
         return Err(ApiError::invalid_field("satisfaction", "must be 1 to 5"));
     }
     let result = required_text("result", &req.result)?;
-    let (case, state) = case(&app, &CaseVisibility::All, &id).await?;
+    let (case, state) = visible_case(&app, &CaseVisibility::All, &id).await?;
     if state != CaseState::Closed {
         return Err(ApiError::conflict("callbacks follow a closed case", vec![]));
     }

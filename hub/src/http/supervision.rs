@@ -13,6 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::cases::visible_case;
 use super::extract::{JsonBody, required_text};
 use super::{AppState, error::ApiError};
 use crate::engine::CaseState;
@@ -50,12 +51,7 @@ pub async fn issue(
         ));
     }
     let message = required_text("message", &req.message)?;
-    let case = app
-        .store
-        .get_case_row(&CaseVisibility::All, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let state: CaseState = case.state.parse().map_err(ApiError::bad_request)?;
+    let (case, state) = visible_case(&app, &CaseVisibility::All, &id).await?;
     let department = match (&case.department, state) {
         (Some(d), CaseState::Dispatched | CaseState::Handling) => d.clone(),
         _ => {
@@ -99,12 +95,8 @@ pub async fn reply(
         ));
     };
     let reply = required_text("reply", &req.reply)?;
-    let case = app
-        .store
-        .get_case_row(&CaseVisibility::Department(department.clone()), &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let state: CaseState = case.state.parse().map_err(ApiError::bad_request)?;
+    let (_, state) =
+        visible_case(&app, &CaseVisibility::Department(department.clone()), &id).await?;
     let actor = principal.actor();
     let replied = app
         .store
