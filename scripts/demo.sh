@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine with embedded defaults: the hub (SQLite), one edge
-# gateway with its embedded MQTT broker, a demo camera (GStreamer's RTSP server serving a
-# clip made here) and simulated patrol terminals (patrol-sim). Ctrl-C stops everything.
+# gateway with its embedded MQTT broker, two demo cameras (GStreamer's RTSP server serving
+# clips made here: a crowd, and a generated road scene with a broken manhole cover) and
+# simulated patrol terminals (patrol-sim). Ctrl-C stops everything.
 # State is kept in .demo/ between runs; delete it to start afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ mkdir -p "$demo"
 HUB_PORT=${HUB_PORT:-8080}
 API_PORT=${API_PORT:-9090}
 RTSP_PORT=${RTSP_PORT:-8554}
+ROAD_RTSP_PORT=${ROAD_RTSP_PORT:-8555}
 MQTT_PORT=${MQTT_PORT:-1884}   # 1883 is often taken by a system broker
 TERMINALS=${TERMINALS:-3}
 
@@ -39,7 +41,16 @@ else
   source_args=(--test-pattern)
 fi
 
-# The model: from ../shared/models when present, else fetched from its public URL into
+# The road camera: a street scene with a broken manhole cover, rendered by the manhole
+# model's own scene generator (no outside data needed).
+if [ ! -f "$demo/road.mp4" ]; then
+  say "rendering the road camera's clip (models/manhole/synth.py)"
+  "$SYNTH_PYTHON" models/manhole/synth.py --seed 2026 --scene manhole_broken --out "$demo/road.jpg" >&2
+  ffmpeg -loglevel error -y -loop 1 -i "$demo/road.jpg" -t 60 -r 10 -vf format=yuv420p \
+    -c:v libx264 -preset veryfast -tune stillimage -g 10 -bf 0 "$demo/road.mp4"
+fi
+
+# The crowd model: from ../shared/models when present, else fetched from its public URL into
 # .cache/models and checked against the manifest's SHA-256.
 if [ -z "${MODEL_CACHE:-}" ] && [ -d ../shared/models ]; then
   MODEL_CACHE=$(realpath ../shared/models)
@@ -98,6 +109,9 @@ listen = "127.0.0.1:$API_PORT"
 [model]
 manifest = "$PWD/models/yolox-nano.toml"
 
+[models.manhole]
+manifest = "$PWD/models/manhole-v1.toml"
+
 [[camera]]
 id = "demo-cam"
 name = "演示摄像头 demo camera"
@@ -113,6 +127,23 @@ area_code = "330106001001"
 min_persons = 5
 cooldown_s = 30
 
+[[camera]]
+id = "demo-road"
+name = "演示路面摄像头 demo road camera"
+url = "rtsp://127.0.0.1:$ROAD_RTSP_PORT/road"
+detect_fps = 1
+model = "manhole"
+
+[camera.location]
+lat = 30.2752
+lon = 120.1548
+area_code = "330106001001"
+
+[camera.hazard]
+frames = 2
+window = 3
+cooldown_s = 600
+
 [patrol]
 listen = "127.0.0.1:$MQTT_PORT"
 terminals_file = "terminals.toml"
@@ -123,6 +154,8 @@ cleanup() { say "stopping"; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/n
 trap cleanup EXIT INT TERM
 
 /usr/bin/python3 deploy/demo/rtsp-server.py --port "$RTSP_PORT" "${source_args[@]}" > "$demo/rtsp.log" 2>&1 &
+pids+=($!)
+/usr/bin/python3 deploy/demo/rtsp-server.py --port "$ROAD_RTSP_PORT" --mount /road --clip "$demo/road.mp4" > "$demo/rtsp-road.log" 2>&1 &
 pids+=($!)
 "$bin/hub" serve > "$demo/hub.log" 2>&1 &
 pids+=($!)
@@ -146,7 +179,8 @@ cat <<INFO
     curl -H "Authorization: Bearer \$(cat $demo/demo-operator.token)" http://127.0.0.1:$HUB_PORT/api/v1/cases
   Gateway status:                          http://127.0.0.1:$API_PORT/api/v1/status
   Patrol terminals at the gateway:         http://127.0.0.1:$API_PORT/api/v1/terminals
-  Demo camera:                             rtsp://127.0.0.1:$RTSP_PORT/cam
+  Demo cameras:                            rtsp://127.0.0.1:$RTSP_PORT/cam (crowd)
+                                           rtsp://127.0.0.1:$ROAD_RTSP_PORT/road (broken manhole cover)
   MQTT for patrol terminals:               mqtt://127.0.0.1:$MQTT_PORT ($TERMINALS simulated)
 
 INFO

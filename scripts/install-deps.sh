@@ -54,6 +54,20 @@ mkdir -p .cache
 printf 'export ORT_DYLIB_PATH=%q\n' "$(realpath "$lib")" > .cache/env.sh
 say "ONNX Runtime library: $lib (exported as ORT_DYLIB_PATH by .cache/env.sh)"
 
+# The manhole model's scene generator (numpy, Pillow): the test suite evaluates the model on
+# freshly generated held-out scenes, and the demo renders its road clip with it.
+synth=.cache/synth/venv
+if ! cmp -s models/manhole/requirements-data.txt "$synth/requirements-data.txt" 2>/dev/null; then
+  say "installing the scene generator's Python packages into $synth"
+  /usr/bin/python3 -m venv "$synth"
+  "$synth/bin/pip" install --quiet --disable-pip-version-check -r models/manhole/requirements-data.txt
+  cp models/manhole/requirements-data.txt "$synth/requirements-data.txt"
+else
+  say "scene generator packages: present"
+fi
+# The venv's own python (not what its symlink points at), so the venv's packages are seen.
+printf 'export SYNTH_PYTHON=%q\n' "$PWD/$synth/bin/python" >> .cache/env.sh
+
 web=hub/web
 if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
   say "installing the dashboard's npm packages (npm ci in $web)"

@@ -2,7 +2,7 @@
 //! [`RawConfig`] (unknown keys are errors) and then checked into [`Config`] before any task
 //! starts. Errors name the key and the file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +25,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub api: RawApi,
     pub model: RawModel,
+    /// Further models by name, for cameras that name one (`camera.model`); the others use
+    /// `model`.
+    #[serde(default)]
+    pub models: BTreeMap<String, RawNamedModel>,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<RawCamera>,
     /// Patrol terminals over MQTT; absent = no terminals.
@@ -164,6 +168,13 @@ pub struct RawModel {
     pub intra_threads: usize,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNamedModel {
+    /// The model's manifest; relative to the config file.
+    pub manifest: PathBuf,
+}
+
 fn default_threads() -> usize {
     2
 }
@@ -187,8 +198,47 @@ pub struct RawCamera {
     #[serde(default = "default_fps")]
     pub detect_fps: f64,
     pub location: RawLocation,
+    /// A model of `models` by name; absent = the default `model`.
+    #[serde(default)]
+    pub model: Option<String>,
     #[serde(default)]
     pub crowd: Option<RawCrowd>,
+    /// Raise an event for the classes the model's manifest calls hazards (a broken or
+    /// missing manhole cover).
+    #[serde(default)]
+    pub hazard: Option<RawHazard>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHazard {
+    /// Boxes below this score are not counted; default: the operating score the model's
+    /// manifest records (`evaluation.score_threshold`), else 0.5.
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Seen in this many of the last `window` analysed frames → an event.
+    #[serde(default = "default_hazard_frames")]
+    pub frames: usize,
+    #[serde(default = "default_hazard_window")]
+    pub window: usize,
+    /// Seconds after an event before the same camera raises the same class again.
+    #[serde(default = "default_hazard_cooldown")]
+    pub cooldown_s: u64,
+    /// Polygon in normalised coordinates; a box counts when its centre is inside.
+    #[serde(default)]
+    pub zone: Option<Vec<[f32; 2]>>,
+}
+
+fn default_hazard_frames() -> usize {
+    3
+}
+
+fn default_hazard_window() -> usize {
+    5
+}
+
+fn default_hazard_cooldown() -> u64 {
+    3600
 }
 
 fn default_transport() -> String {
@@ -264,6 +314,8 @@ pub struct Config {
     pub report_interval: Duration,
     pub api_listen: SocketAddr,
     pub model_manifest: PathBuf,
+    /// Further models' manifests by name (`models`).
+    pub models: BTreeMap<String, PathBuf>,
     /// Folders searched for the model file before fetching it, in order.
     pub model_search: Vec<PathBuf>,
     /// Where a fetched model is written.
@@ -283,7 +335,21 @@ pub struct CameraConfig {
     pub tcp: bool,
     pub detect_interval: Duration,
     pub location: protocol::Location,
+    /// A name in `Config::models`; `None` = the default model.
+    pub model: Option<String>,
     pub crowd: Option<CrowdRule>,
+    /// The hazard rule's settings; its classes come from the model's manifest.
+    pub hazard: Option<HazardSettings>,
+}
+
+/// A camera's hazard settings, checked; [`HazardSettings::rule`] adds the model's classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HazardSettings {
+    pub min_score: Option<f32>,
+    pub frames: usize,
+    pub window: usize,
+    pub cooldown: Duration,
+    pub zone: Option<Zone>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,6 +428,11 @@ impl Config {
             .map(PathBuf::from)
             .or(raw.model.onnxruntime.map(|p| base.join(p)));
 
+        let mut models = BTreeMap::new();
+        for (name, m) in raw.models {
+            check_identifier(&name).map_err(|e| invalid(&format!("models.{name}"), e))?;
+            models.insert(name, base.join(m.manifest));
+        }
         let mut seen = HashSet::new();
         let mut cameras = Vec::new();
         for (i, cam) in raw.cameras.into_iter().enumerate() {
@@ -423,6 +494,18 @@ impl Config {
                 .crowd
                 .map(|c| crowd_rule(c).map_err(|(k, m)| invalid(&key(&format!("crowd.{k}")), m)))
                 .transpose()?;
+            let hazard = cam
+                .hazard
+                .map(|h| hazard(h).map_err(|(k, m)| invalid(&key(&format!("hazard.{k}")), m)))
+                .transpose()?;
+            if let Some(name) = &cam.model
+                && !models.contains_key(name)
+            {
+                return Err(invalid(
+                    &key("model"),
+                    format!("{name:?} is not one of [models]"),
+                ));
+            }
             cameras.push(CameraConfig {
                 name: cam.name.unwrap_or_else(|| cam.id.clone()),
                 id: cam.id,
@@ -431,7 +514,9 @@ impl Config {
                 tcp,
                 detect_interval: Duration::from_secs_f64(1.0 / cam.detect_fps),
                 location,
+                model: cam.model,
                 crowd,
+                hazard,
             });
         }
         let patrol = raw
@@ -478,6 +563,7 @@ impl Config {
             report_interval: Duration::from_secs_f64(raw.hub.report_interval_s),
             api_listen: raw.api.listen,
             model_manifest: base.join(raw.model.manifest),
+            models,
             model_search,
             model_cache,
             onnxruntime,
@@ -566,6 +652,28 @@ fn patrol(
         })
     };
     Ok(PatrolConfig { broker, limits })
+}
+
+fn hazard(h: RawHazard) -> Result<HazardSettings, (&'static str, String)> {
+    if let Some(score) = h.min_score
+        && !(0.0..=1.0).contains(&score)
+    {
+        return Err(("min_score", format!("{score} must be in 0..=1")));
+    }
+    if !(1..=100).contains(&h.window) {
+        return Err(("window", "must be 1..=100 frames".into()));
+    }
+    if !(1..=h.window).contains(&h.frames) {
+        return Err(("frames", format!("must be 1..={} (the window)", h.window)));
+    }
+    let zone = h.zone.map(Zone::new).transpose().map_err(|m| ("zone", m))?;
+    Ok(HazardSettings {
+        min_score: h.min_score,
+        frames: h.frames,
+        window: h.window,
+        cooldown: Duration::from_secs(h.cooldown_s),
+        zone,
+    })
 }
 
 fn crowd_rule(c: RawCrowd) -> Result<CrowdRule, (&'static str, String)> {

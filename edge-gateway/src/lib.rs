@@ -36,22 +36,46 @@ use outbox::Outbox;
 use pipeline::analyse::Analysis;
 use pipeline::frames::FrameSlots;
 
-/// Loads the model the manifest names (from a cache folder, or fetched) into ONNX Runtime.
-async fn load_detector(config: &Config) -> anyhow::Result<Detector> {
-    let manifest = ModelManifest::load(&config.model_manifest)?;
-    let model_path = manifest
-        .resolve(&config.model_search, &config.model_cache)
-        .await?;
-    let model_id = manifest.id();
+/// Loads each model the cameras use (from a cache folder, or fetched) into ONNX Runtime,
+/// once; returns them with the index of each camera's model.
+async fn load_detectors(config: &Config) -> anyhow::Result<(Vec<Detector>, Vec<usize>)> {
+    let mut names: Vec<Option<&String>> = Vec::new();
+    let camera_model = config
+        .cameras
+        .iter()
+        .map(|c| {
+            let name = c.model.as_ref();
+            names.iter().position(|n| *n == name).unwrap_or_else(|| {
+                names.push(name);
+                names.len() - 1
+            })
+        })
+        .collect();
+    let mut models = Vec::new();
+    for name in names {
+        let path = name.map_or(&config.model_manifest, |n| &config.models[n]);
+        let manifest = ModelManifest::load(path)?;
+        let file = manifest
+            .resolve(&config.model_search, &config.model_cache)
+            .await?;
+        models.push((manifest, file));
+    }
     let onnxruntime = config.onnxruntime.clone();
     let threads = config.intra_threads;
-    let detector = tokio::task::spawn_blocking(move || -> anyhow::Result<Detector> {
+    let detectors = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Detector>> {
         let env = detect::init_runtime(onnxruntime.as_deref())?;
-        Ok(Detector::new(&env, &model_path, manifest, threads)?)
+        models
+            .into_iter()
+            .map(|(manifest, file)| {
+                let id = manifest.id();
+                let d = Detector::new(&env, &file, manifest, threads)?;
+                tracing::info!(model = %id, "model loaded");
+                Ok(d)
+            })
+            .collect()
     })
     .await??;
-    tracing::info!(model = %model_id, cameras = config.cameras.len(), "model loaded");
-    Ok(detector)
+    Ok((detectors, camera_model))
 }
 
 /// Runs the gateway until `shutdown` is cancelled, then stops the stages in flow order so
@@ -64,17 +88,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let outbox = Outbox::open(&config.data_dir.join("outbox.db"))
         .await
         .with_context(|| format!("opening the outbox in {}", config.data_dir.display()))?;
-    // A gateway for patrol terminals only needs neither the model nor ONNX Runtime.
-    let detector = if config.cameras.is_empty() {
-        tracing::info!("no cameras configured: the detector is not loaded");
-        None
+    // A gateway for patrol terminals only needs neither a model nor ONNX Runtime.
+    let (detectors, camera_model) = if config.cameras.is_empty() {
+        tracing::info!("no cameras configured: no model is loaded");
+        (Vec::new(), Vec::new())
     } else {
-        Some(load_detector(&config).await?)
+        load_detectors(&config).await?
     };
-    let model_id = detector
-        .as_ref()
+    let model_id = detectors
+        .iter()
         .map(|d| d.manifest().id())
-        .unwrap_or_default();
+        .collect::<Vec<_>>()
+        .join(", ");
 
     let stats = Arc::new(GatewayStats::default());
     let cameras: Vec<_> = config.cameras.into_iter().map(Arc::new).collect();
@@ -82,6 +107,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .iter()
         .map(|c| Arc::new(CameraHealth::new(&c.id, &c.name)))
         .collect();
+    // Checked before any camera starts: a rule with nothing to watch fails the start.
+    let analysis = if detectors.is_empty() {
+        None
+    } else {
+        let analysis = Analysis::new(
+            config.gateway_id.clone(),
+            cameras.clone(),
+            health.clone(),
+            detectors,
+            camera_model,
+        );
+        Some(analysis.map_err(anyhow::Error::msg)?)
+    };
     let slots = Arc::new(FrameSlots::new(cameras.len()));
     let (event_tx, mut event_rx) = mpsc::channel::<NewEvent>(64);
     let wake = Arc::new(Notify::new());
@@ -113,14 +151,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     cameras_tracker.close();
 
     // Detection and rules.
-    let analysis_thread = match detector {
-        Some(detector) => {
-            let analysis = Analysis {
-                gateway_id: config.gateway_id.clone(),
-                cameras: cameras.clone(),
-                health: health.clone(),
-                detector,
-            };
+    let analysis_thread = match analysis {
+        Some(analysis) => {
             let analysis_slots = slots.clone();
             Some(
                 std::thread::Builder::new()

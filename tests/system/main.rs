@@ -1,10 +1,12 @@
 //! Whole-system tests: a real RTSP server serving an H.264 clip made from a licensed crowd
-//! photo, the real `hub` and `edge-gateway` binaries as processes on free ports, ONNX
-//! Runtime with the shared YOLOX-Nano weights. The path under test is the product's:
-//! camera → decode → detect → crowd rule → outbox → uplink → hub → routed case, and
-//! patrol terminal → MQTT → outbox → hub (`patrol`).
+//! photo (or a generated road scene), the real `hub` and `edge-gateway` binaries as
+//! processes on free ports, ONNX Runtime with the shared YOLOX-Nano weights (or the
+//! project's manhole model). The path under test is the product's: camera → decode →
+//! detect → crowd or hazard rule → outbox → uplink → hub → routed case, and patrol terminal
+//! → MQTT → outbox → hub (`patrol`).
 
 mod dashboard;
+mod manhole;
 mod patrol;
 mod store_forward;
 
@@ -22,6 +24,47 @@ use system_tests::{
 const CROWD_IMAGE: &str = "crowd_seminar_ibm_stc-brownbag.jpg";
 const CROWD_TRUE_COUNT: f64 = 18.0;
 
+/// What the camera shows and what the gateway and hub make of it.
+struct Scenario {
+    /// The still the camera's clip is made from.
+    image: PathBuf,
+    /// The hub's ownership list.
+    ownership: &'static str,
+    /// Gateway configuration after `[api]`: the model(s) and the camera with its rules.
+    gateway: String,
+}
+
+impl Scenario {
+    fn crowd() -> Self {
+        Self {
+            image: shared().join("testdata").join(CROWD_IMAGE),
+            ownership: "[[item]]\ncategory = \"event:0407\"\ndepartment = \"police\"\ntime_limit = \"2 urgent_hours\"\n",
+            gateway: format!(
+                r#"
+[model]
+manifest = "{manifest}"
+
+[[camera]]
+id = "cam-1"
+name = "test camera"
+url = "{{rtsp_url}}"
+detect_fps = 2
+
+[camera.location]
+lat = 30.27
+lon = 120.15
+area_code = "330106001001"
+
+[camera.crowd]
+min_persons = 5
+cooldown_s = 2
+"#,
+                manifest = repo().join("models/yolox-nano.toml").display(),
+            ),
+        }
+    }
+}
+
 struct System {
     dir: tempfile::TempDir,
     rtsp: Option<Process>,
@@ -32,18 +75,15 @@ struct System {
 }
 
 impl System {
-    async fn start(database_url: String) -> anyhow::Result<Self> {
+    async fn start(database_url: String, scenario: Scenario) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir()?;
-        let clip = dir.path().join("crowd.mp4");
-        make_clip(&shared().join("testdata").join(CROWD_IMAGE), &clip, 20)?;
+        let clip = dir.path().join("camera.mp4");
+        make_clip(&scenario.image, &clip, 20)?;
         let (rtsp, rtsp_url) = rtsp_server(&clip)?;
 
         let ownership = dir.path().join("ownership.toml");
-        std::fs::write(
-            &ownership,
-            "[[item]]\ncategory = \"event:0407\"\ndepartment = \"police\"\ntime_limit = \"2 urgent_hours\"\n",
-        )?;
+        std::fs::write(&ownership, scenario.ownership)?;
         let hub = Hub::prepare(dir.path(), database_url, Some(&ownership))?;
         let gateway_token = hub.add_gateway("gw-test")?;
 
@@ -64,27 +104,9 @@ report_interval_s = 2
 
 [api]
 listen = "127.0.0.1:{api_port}"
-
-[model]
-manifest = "{manifest}"
-
-[[camera]]
-id = "cam-1"
-name = "test camera"
-url = "{rtsp_url}"
-detect_fps = 2
-
-[camera.location]
-lat = 30.27
-lon = 120.15
-area_code = "330106001001"
-
-[camera.crowd]
-min_persons = 5
-cooldown_s = 2
-"#,
-                manifest = repo().join("models/yolox-nano.toml").display(),
+{rest}"#,
                 hub_url = hub.url,
+                rest = scenario.gateway.replace("{rtsp_url}", &rtsp_url),
             ),
         )?;
         let mut system = System {
@@ -137,7 +159,9 @@ cooldown_s = 2
 /// A camera's crowd becomes a case at the hub, routed to the department the ownership
 /// list names, with a plausible person count and a downloadable annotated snapshot.
 async fn crowd_case_reaches_the_hub(database_url: String) {
-    let system = System::start(database_url).await.unwrap();
+    let system = System::start(database_url, Scenario::crowd())
+        .await
+        .unwrap();
     let result = async {
         let cases = wait_for(
             "a crowd case at the hub",
@@ -251,9 +275,12 @@ async fn crowd_case_reaches_the_hub_on_postgres() {
 #[tokio::test]
 async fn killing_the_hub_loses_nothing() {
     let db = tempfile::tempdir().unwrap();
-    let mut system = System::start(format!("sqlite:{}", db.path().join("hub.db").display()))
-        .await
-        .unwrap();
+    let mut system = System::start(
+        format!("sqlite:{}", db.path().join("hub.db").display()),
+        Scenario::crowd(),
+    )
+    .await
+    .unwrap();
     let result = async {
         wait_for(
             "a first delivered event",

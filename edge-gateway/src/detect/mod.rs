@@ -3,6 +3,8 @@
 //!
 //! The [`Detector`] is synchronous and CPU-bound: it lives on the detection thread.
 
+pub mod evaluate;
+pub mod fastestdet;
 pub mod geometry;
 pub mod manifest;
 pub mod preprocess;
@@ -104,6 +106,7 @@ impl Detector {
         let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
         let d = &self.manifest.decoder;
         let classes = self.manifest.labels.len();
+        // Both layouts have 5 + classes values per grid cell.
         let expected = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
         if data.len() != expected {
             return Err(DetectError::OutputShape {
@@ -111,22 +114,19 @@ impl Detector {
                 expected,
             });
         }
-        let raw = yolox::decode(
-            data,
-            classes,
-            spec.width,
-            spec.height,
-            &d.strides,
-            d.score_threshold,
-        );
-        let (w, h, r) = (width as f32, height as f32, input.ratio);
+        let (iw, ih, t) = (spec.width, spec.height, d.score_threshold);
+        let raw = match d.kind.as_str() {
+            "fastestdet" => fastestdet::decode(data, classes, iw, ih, d.strides[0], t),
+            _ => yolox::decode(data, classes, iw, ih, &d.strides, t),
+        };
+        let (w, h, (rx, ry)) = (width as f32, height as f32, input.ratio);
         let in_frame = raw
             .into_iter()
             .map(|b| Detection {
-                x1: (b.x1 / r).clamp(0.0, w),
-                y1: (b.y1 / r).clamp(0.0, h),
-                x2: (b.x2 / r).clamp(0.0, w),
-                y2: (b.y2 / r).clamp(0.0, h),
+                x1: (b.x1 / rx).clamp(0.0, w),
+                y1: (b.y1 / ry).clamp(0.0, h),
+                x2: (b.x2 / rx).clamp(0.0, w),
+                y2: (b.y2 / ry).clamp(0.0, h),
                 ..b
             })
             .filter(|b| b.area() > 0.0)

@@ -1,5 +1,6 @@
-//! Turning a BGR frame into the model's input tensor: letterbox anchored top-left, padded
-//! with the manifest's pad value, CHW float. Pure, so it is tested without a model.
+//! Turning a BGR frame into the model's input tensor, CHW float: letterboxed anchored
+//! top-left and padded with the manifest's pad value, or stretched to the input size.
+//! Pure, so it is tested without a model.
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -7,14 +8,15 @@ use ndarray::Array4;
 
 use super::manifest::InputSpec;
 
-/// The model input and the factor that maps model coordinates back to frame pixels.
+/// The model input and the factors that map model coordinates back to frame pixels.
 pub struct Letterboxed {
     pub tensor: Array4<f32>,
-    /// Frame pixels per model pixel: divide model coordinates by `ratio`.
-    pub ratio: f32,
+    /// Model pixels per frame pixel, across and down: divide model coordinates by them.
+    pub ratio: (f32, f32),
 }
 
-/// Letterboxes a tightly packed BGR frame (`width * height * 3` bytes).
+/// Fits a tightly packed BGR frame (`width * height * 3` bytes) to the model's input as
+/// `spec.resize` says: `letterbox_top_left` (aspect kept) or `stretch`.
 pub fn letterbox(
     resizer: &mut Resizer,
     bgr: &[u8],
@@ -23,9 +25,14 @@ pub fn letterbox(
     spec: &InputSpec,
 ) -> Letterboxed {
     let (iw, ih) = (spec.width, spec.height);
-    let ratio = (iw as f32 / width as f32).min(ih as f32 / height as f32);
-    let nw = ((width as f32 * ratio) as u32).clamp(1, iw);
-    let nh = ((height as f32 * ratio) as u32).clamp(1, ih);
+    let (rx, ry) = (iw as f32 / width as f32, ih as f32 / height as f32);
+    let ratio = if spec.resize == "stretch" {
+        (rx, ry)
+    } else {
+        (rx.min(ry), rx.min(ry))
+    };
+    let nw = ((width as f32 * ratio.0) as u32).clamp(1, iw);
+    let nh = ((height as f32 * ratio.1) as u32).clamp(1, ih);
     let src = ImageRef::new(width, height, bgr, PixelType::U8x3)
         .expect("the frame buffer matches its size");
     let mut dst = Image::new(nw, nh, PixelType::U8x3);
@@ -38,13 +45,25 @@ pub fn letterbox(
         .expect("U8x3 to U8x3 resize cannot fail");
     let pad = f32::from(spec.pad_value) * spec.scale;
     let mut tensor = Array4::<f32>::from_elem((1, 3, ih as usize, iw as usize), pad);
-    let resized = dst.buffer();
-    for y in 0..nh as usize {
-        let row = &resized[y * nw as usize * 3..(y + 1) * nw as usize * 3];
-        for (x, px) in row.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                tensor[[0, c, y, x]] = f32::from(px[c]) * spec.scale;
-            }
+    // Interleaved rows into three planes, row by row with iterators (no per-pixel indexing).
+    let (iw, nw) = (iw as usize, nw as usize);
+    let plane = iw * ih as usize;
+    let data = tensor.as_slice_mut().expect("a new array is contiguous");
+    let (p0, rest) = data.split_at_mut(plane);
+    let (p1, p2) = rest.split_at_mut(plane);
+    let rows = dst.buffer().chunks_exact(nw * 3);
+    let planes = p0
+        .chunks_exact_mut(iw)
+        .zip(p1.chunks_exact_mut(iw))
+        .zip(p2.chunks_exact_mut(iw));
+    for (row, ((r0, r1), r2)) in rows.zip(planes) {
+        for (px, ((a, b), c)) in row
+            .chunks_exact(3)
+            .zip(r0.iter_mut().zip(r1.iter_mut()).zip(r2.iter_mut()))
+        {
+            *a = f32::from(px[0]) * spec.scale;
+            *b = f32::from(px[1]) * spec.scale;
+            *c = f32::from(px[2]) * spec.scale;
         }
     }
     Letterboxed { tensor, ratio }
@@ -72,7 +91,7 @@ mod tests {
             .flatten()
             .collect();
         let out = letterbox(&mut Resizer::new(), &frame, 16, 8, &spec());
-        assert_eq!(out.ratio, 0.5);
+        assert_eq!(out.ratio, (0.5, 0.5));
         assert_eq!(out.tensor.shape(), &[1, 3, 8, 8]);
         assert_eq!(
             [
@@ -95,8 +114,23 @@ mod tests {
             ..spec()
         };
         let out = letterbox(&mut Resizer::new(), &frame, 4, 8, &spec);
-        assert_eq!(out.ratio, 1.0);
+        assert_eq!(out.ratio, (1.0, 1.0));
         assert!((out.tensor[[0, 0, 0, 0]] - 1.0).abs() < 1e-6);
         assert!((out.tensor[[0, 0, 0, 5]] - 114.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn stretch_fills_the_input_without_padding() {
+        let frame: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], 16 * 4)
+            .flatten()
+            .collect();
+        let spec = InputSpec {
+            resize: "stretch".into(),
+            ..spec()
+        };
+        let out = letterbox(&mut Resizer::new(), &frame, 16, 4, &spec);
+        assert_eq!(out.ratio, (0.5, 2.0));
+        assert_eq!(out.tensor[[0, 0, 7, 7]], 10.0);
+        assert_eq!(out.tensor[[0, 2, 7, 0]], 30.0);
     }
 }

@@ -1,38 +1,81 @@
-//! The detection thread: takes the newest frame of each camera, runs the model, applies the
-//! camera's rules and hands events (never dropped) to the outbox writer.
+//! The detection thread: takes the newest frame of each camera, runs the camera's model,
+//! applies the camera's rules and hands events (never dropped) to the outbox writer.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::events::crowd_event;
-use super::frames::FrameSlots;
+use super::events::{crowd_event, hazard_event};
+use super::frames::{Frame, FrameSlots};
+use super::hazard::{HazardRule, HazardState};
 use super::rules::CrowdState;
 use super::snapshot;
 use crate::config::CameraConfig;
-use crate::detect::Detector;
-use crate::event::NewEvent;
+use crate::detect::{Detection, Detector};
+use crate::event::{Blob, NewEvent};
 use crate::health::CameraHealth;
 
 pub struct Analysis {
-    pub gateway_id: String,
-    pub cameras: Vec<Arc<CameraConfig>>,
-    pub health: Vec<Arc<CameraHealth>>,
-    pub detector: Detector,
+    gateway_id: String,
+    cameras: Vec<Arc<CameraConfig>>,
+    health: Vec<Arc<CameraHealth>>,
+    detectors: Vec<Detector>,
+    /// The index in `detectors` of each camera's model.
+    camera_model: Vec<usize>,
+    /// Each camera's hazard rule, with its model's hazard classes.
+    hazards: Vec<Option<HazardRule>>,
 }
 
 impl Analysis {
+    /// Fails when a camera's hazard rule has nothing to watch in its model.
+    pub fn new(
+        gateway_id: String,
+        cameras: Vec<Arc<CameraConfig>>,
+        health: Vec<Arc<CameraHealth>>,
+        detectors: Vec<Detector>,
+        camera_model: Vec<usize>,
+    ) -> Result<Self, String> {
+        let hazards = cameras
+            .iter()
+            .zip(&camera_model)
+            .map(|(camera, &m)| {
+                camera
+                    .hazard
+                    .as_ref()
+                    .map(|h| HazardRule::new(h, detectors[m].manifest()))
+                    .transpose()
+                    .map_err(|e| format!("camera {}: hazard: {e}", camera.id))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            gateway_id,
+            cameras,
+            health,
+            detectors,
+            camera_model,
+            hazards,
+        })
+    }
+
     /// Runs until `slots` is closed or the outbox writer is gone.
     pub fn run(mut self, slots: &FrameSlots, events: mpsc::Sender<NewEvent>) {
-        let model_id = self.detector.manifest().id();
+        let model_ids: Vec<String> = self.detectors.iter().map(|d| d.manifest().id()).collect();
         let mut crowd: Vec<CrowdState> =
             self.cameras.iter().map(|_| CrowdState::default()).collect();
+        let mut hazard: Vec<HazardState> = self
+            .cameras
+            .iter()
+            .map(|_| HazardState::default())
+            .collect();
         while let Some(frames) = slots.take(Duration::from_secs(1)) {
             for frame in frames {
-                let camera = &self.cameras[frame.camera];
-                let health = &self.health[frame.camera];
-                let detections = match self.detector.detect(&frame.bgr, frame.width, frame.height) {
+                let i = frame.camera;
+                let camera = &self.cameras[i];
+                let health = &self.health[i];
+                let model = self.camera_model[i];
+                let detected = self.detectors[model].detect(&frame.bgr, frame.width, frame.height);
+                let detections = match detected {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!(camera = %camera.id, error = %e, "detection failed");
@@ -41,30 +84,57 @@ impl Analysis {
                     }
                 };
                 health.update(|h| h.frames_analysed += 1);
-                let Some(rule) = &camera.crowd else { continue };
-                let Some(hit) = rule.step(
-                    &mut crowd[frame.camera],
-                    &detections,
-                    frame.width,
-                    frame.height,
-                    frame.captured_at,
-                ) else {
-                    continue;
-                };
-                let snap = snapshot::render(&frame.bgr, frame.width, frame.height, &hit.persons)
-                    .inspect_err(|e| tracing::warn!(camera = %camera.id, error = %e, "snapshot failed; sending the event without it"))
-                    .ok();
-                let event = crowd_event(&self.gateway_id, camera, &model_id, &hit, &frame, snap);
-                tracing::info!(camera = %camera.id, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, "crowd detected");
-                health.update(|h| {
-                    h.events_raised += 1;
-                    h.last_event_at = Some(event.envelope.occurred_at);
-                });
-                // Events are never dropped: wait for the outbox writer.
-                if events.blocking_send(event).is_err() {
-                    return;
+                let (w, h, at) = (frame.width, frame.height, frame.captured_at);
+                let mut raised = Vec::new();
+                if let Some(rule) = &camera.crowd
+                    && let Some(hit) = rule.step(&mut crowd[i], &detections, w, h, at)
+                {
+                    let snap = snapshot_of(camera, &frame, &hit.persons);
+                    let event = crowd_event(
+                        &self.gateway_id,
+                        camera,
+                        &model_ids[model],
+                        &hit,
+                        &frame,
+                        snap,
+                    );
+                    tracing::info!(camera = %camera.id, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, "crowd detected");
+                    raised.push(event);
+                }
+                if let Some(rule) = &self.hazards[i] {
+                    for hit in rule.step(&mut hazard[i], &detections, w, h, at) {
+                        let snap = snapshot_of(camera, &frame, &[hit.best]);
+                        let event = hazard_event(
+                            &self.gateway_id,
+                            camera,
+                            &model_ids[model],
+                            &hit,
+                            &frame,
+                            snap,
+                        );
+                        tracing::info!(camera = %camera.id, class = %hit.class.label, score = hit.best.score, event = %event.envelope.id, "hazard detected");
+                        raised.push(event);
+                    }
+                }
+                for event in raised {
+                    health.update(|h| {
+                        h.events_raised += 1;
+                        h.last_event_at = Some(event.envelope.occurred_at);
+                    });
+                    // Events are never dropped: wait for the outbox writer.
+                    if events.blocking_send(event).is_err() {
+                        return;
+                    }
                 }
             }
         }
     }
+}
+
+/// The frame as JPEG evidence with `boxes` drawn; an encoding failure costs the snapshot,
+/// never the event.
+fn snapshot_of(camera: &CameraConfig, frame: &Frame, boxes: &[Detection]) -> Option<Blob> {
+    snapshot::render(&frame.bgr, frame.width, frame.height, boxes)
+        .inspect_err(|e| tracing::warn!(camera = %camera.id, error = %e, "snapshot failed; sending the event without it"))
+        .ok()
 }

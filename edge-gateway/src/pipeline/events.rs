@@ -7,6 +7,7 @@ use protocol::{
 use uuid::Uuid;
 
 use super::frames::Frame;
+use super::hazard::HazardHit;
 use super::rules::CrowdHit;
 use crate::config::CameraConfig;
 use crate::detect::Detection;
@@ -22,6 +23,16 @@ fn wire_box(d: &Detection, width: u32, height: u32) -> BoundingBox {
     }
 }
 
+/// What a rule saw, as the event states it.
+struct Seen<'a> {
+    rule: &'a str,
+    category: &'a protocol::CategoryCode,
+    severity: protocol::Severity,
+    description: String,
+    label: &'a str,
+    boxes: &'a [Detection],
+}
+
 /// The event for a crowd seen by `camera` in `frame`.
 pub fn crowd_event(
     gateway_id: &str,
@@ -31,13 +42,55 @@ pub fn crowd_event(
     frame: &Frame,
     snapshot: Option<Blob>,
 ) -> NewEvent {
+    let seen = Seen {
+        rule: "crowd",
+        category: &hit.category,
+        severity: hit.severity,
+        description: format!("{} persons seen by {}", hit.persons.len(), camera.name),
+        label: "person",
+        boxes: &hit.persons,
+    };
+    camera_event(gateway_id, camera, model_id, seen, frame, snapshot)
+}
+
+/// The event for a hazard (a broken or missing cover) seen by `camera` in `frame`.
+pub fn hazard_event(
+    gateway_id: &str,
+    camera: &CameraConfig,
+    model_id: &str,
+    hit: &HazardHit,
+    frame: &Frame,
+    snapshot: Option<Blob>,
+) -> NewEvent {
+    let label = &hit.class.label;
+    let seen = Seen {
+        rule: "hazard",
+        category: &hit.class.category,
+        severity: hit.class.severity,
+        description: format!(
+            "{label} seen by {} (score {:.2})",
+            camera.name, hit.best.score
+        ),
+        label,
+        boxes: std::slice::from_ref(&hit.best),
+    };
+    camera_event(gateway_id, camera, model_id, seen, frame, snapshot)
+}
+
+fn camera_event(
+    gateway_id: &str,
+    camera: &CameraConfig,
+    model_id: &str,
+    seen: Seen,
+    frame: &Frame,
+    snapshot: Option<Blob>,
+) -> NewEvent {
     let (width, height) = (frame.width, frame.height);
-    let count = hit.persons.len() as u32;
-    let objects = hit
-        .persons
+    let objects = seen
+        .boxes
         .iter()
         .map(|d| DetectedObject {
-            class: "person".into(),
+            class: seen.label.to_owned(),
             score: d.score,
             bbox: wire_box(d, width, height),
         })
@@ -55,16 +108,16 @@ pub fn crowd_event(
                 camera_id: camera.id.clone(),
             },
             kind: EventKind::Raised,
-            rule: "crowd".into(),
-            category: hit.category.clone(),
+            rule: seen.rule.into(),
+            category: seen.category.clone(),
             occurred_at: frame.captured_at,
             location: camera.location.clone(),
-            severity: hit.severity,
-            description: Some(format!("{count} persons seen by {}", camera.name)),
+            severity: seen.severity,
+            description: Some(seen.description),
             detection: Some(WireDetection {
                 model: model_id.to_owned(),
                 objects,
-                counts: [("person".to_owned(), count)].into(),
+                counts: [(seen.label.to_owned(), seen.boxes.len() as u32)].into(),
             }),
             evidence,
         },

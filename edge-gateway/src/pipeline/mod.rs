@@ -1,10 +1,11 @@
 //! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled) → `frames`
-//! (latest wins) → `analyse` (detect + `rules`) → `events` (+ `snapshot`) → the outbox.
+//! (latest wins) → `analyse` (detect + `rules`, `hazard`) → `events` (+ `snapshot`) → the outbox.
 
 pub mod analyse;
 pub mod camera;
 pub mod decode;
 pub mod events;
 pub mod frames;
+pub mod hazard;
 pub mod rules;
 pub mod snapshot;

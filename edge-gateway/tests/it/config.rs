@@ -154,6 +154,20 @@ fn errors_name_the_key() {
             "patrol.sos_category",
         ),
     ];
+    let hazard = |extra: &str| format!("{VALID}\n[camera.hazard]\n{extra}\n");
+    let cases = cases.into_iter().chain([
+        (hazard("frames = 6"), "camera[0].hazard.frames"),
+        (hazard("window = 0"), "camera[0].hazard.window"),
+        (hazard("min_score = 1.5"), "camera[0].hazard.min_score"),
+        (
+            VALID.replace("detect_fps = 2", "detect_fps = 2\nmodel = \"manhole\""),
+            "camera[0].model",
+        ),
+        (
+            format!("{VALID}\n[models.\"man hole\"]\nmanifest = \"m.toml\"\n"),
+            "models.man hole",
+        ),
+    ]);
     for (text, key) in cases {
         let err = load(&text).unwrap_err();
         assert!(err.contains(key), "error {err:?} should name {key:?}");
@@ -165,12 +179,27 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn a_camera_can_name_a_further_model_and_watch_for_hazards() {
+    let text = VALID.replace("detect_fps = 2", "detect_fps = 2\nmodel = \"manhole\"")
+        + "\n[camera.hazard]\nframes = 2\n\n[models.manhole]\nmanifest = \"manhole-v1.toml\"\n";
+    let config = load(&text).unwrap();
+    let cam = &config.cameras[0];
+    assert_eq!(cam.model.as_deref(), Some("manhole"));
+    assert!(config.models["manhole"].ends_with("manhole-v1.toml"));
+    let h = cam.hazard.as_ref().unwrap();
+    assert_eq!((h.frames, h.window, h.min_score), (2, 5, None));
+    assert_eq!(h.cooldown, std::time::Duration::from_secs(3600));
+}
+
+#[test]
 fn the_example_settings_load() {
     let file = crate::support::repo().join("deploy/gateway.example.toml");
     let raw = RawConfig::load(&file).unwrap();
     let config = Config::from_raw(raw, &file).unwrap();
-    assert_eq!(config.cameras.len(), 1);
+    assert_eq!(config.cameras.len(), 2);
     assert!(config.cameras[0].crowd.as_ref().unwrap().zone.is_some());
+    assert!(config.cameras[1].hazard.is_some());
+    assert_eq!(config.cameras[1].model.as_deref(), Some("manhole"));
     assert!(
         config.patrol.is_some(),
         "the example serves patrol terminals"

@@ -1,10 +1,11 @@
-//! Gateway integration tests: the real model through ONNX Runtime on licensed test images,
-//! the model cache and fetch, the outbox, patrol terminals against real MQTT brokers, and
-//! the settings file.
+//! Gateway integration tests: the real models through ONNX Runtime on licensed test images
+//! and generated road scenes, the model cache and fetch, the outbox, patrol terminals
+//! against real MQTT brokers, and the settings file.
 
 mod config;
 mod detector;
 mod model_cache;
+mod model_quality;
 mod outbox;
 mod patrol;
 mod support;

@@ -19,7 +19,7 @@ async fn serve(body: &'static [u8]) -> String {
 
 fn manifest(url: String, body: &[u8]) -> ModelManifest {
     let mut m = ModelManifest::load(&repo().join("models/yolox-nano.toml")).unwrap();
-    m.url = url;
+    m.url = Some(url);
     m.file = "tiny.onnx".into();
     m.sha256 = hex::encode(Sha256::digest(body));
     m
@@ -40,7 +40,7 @@ async fn fetches_into_the_cache_once_and_verifies() {
     assert_eq!(std::fs::read(&path).unwrap(), BODY);
     // Found in the cache the second time, even with the server unreachable.
     let offline = ModelManifest {
-        url: "http://127.0.0.1:9/gone".into(),
+        url: Some("http://127.0.0.1:9/gone".into()),
         ..m
     };
     assert_eq!(
@@ -108,10 +108,43 @@ fn bad_manifests_are_refused_with_the_reason() {
         ),
         (good.replace("sha256 = \"695e", "sha256 = \"zz5e"), "sha256"),
         (good.replace("license =", "licence ="), "licence"),
+        (
+            good.replace("[events.person]", "[events.pedestrian]"),
+            "events.pedestrian",
+        ),
+        (
+            good.replace("rule = \"crowd\"", "rule = \"queue\""),
+            "events.person.rule",
+        ),
     ] {
         let path = dir.path().join("m.toml");
         std::fs::write(&path, broken).unwrap();
         let err = ModelManifest::load(&path).unwrap_err().to_string();
         assert!(err.contains(reason), "{err:?} should mention {reason:?}");
     }
+}
+
+#[tokio::test]
+async fn the_project_model_is_found_beside_its_manifest() {
+    let m = ModelManifest::load(&repo().join("models/manhole-v1.toml")).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let path = m
+        .resolve(&[empty.path().to_owned()], empty.path())
+        .await
+        .unwrap();
+    assert_eq!(path, repo().join("models/manhole-v1.onnx"));
+    // Elsewhere, with no URL to fetch from, the error says where it looked.
+    let moved = ModelManifest {
+        dir: empty.path().to_owned(),
+        ..m
+    };
+    let err = moved
+        .resolve(&[], empty.path())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("manhole-v1.onnx") && err.contains("names no url"),
+        "{err}"
+    );
 }

@@ -1,0 +1,275 @@
+//! The hazard rule: an object that is itself the problem (a broken or missing manhole
+//! cover). Pure: `step(detections, frame size, now)` with no clock and no I/O.
+//!
+//! A class counts as seen in a frame when a box of it scores at least `min_score` (with its
+//! centre inside the zone, if there is one). Seen in `frames` of the last `window` analysed
+//! frames → a hit for that class; then silence for `cooldown`, so a cover that stays broken
+//! raises one event, not one per frame. Single misses (a passing car) and single false
+//! alarms (a puddle for one frame) do not decide.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use protocol::{CategoryCode, Severity};
+
+use super::rules::Zone;
+use crate::config::HazardSettings;
+use crate::detect::{Detection, ModelManifest};
+
+/// A model class the rule watches, with the event it raises.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HazardClass {
+    pub class: usize,
+    pub label: String,
+    pub category: CategoryCode,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HazardRule {
+    pub classes: Vec<HazardClass>,
+    pub min_score: f32,
+    /// Frames of the last `window` the class must be seen in.
+    pub frames: usize,
+    pub window: usize,
+    pub cooldown: Duration,
+    pub zone: Option<Zone>,
+}
+
+/// A hazard seen: the class and its best box in the frame that decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HazardHit {
+    pub class: HazardClass,
+    pub best: Detection,
+}
+
+/// The rule's memory for one camera: per watched class, the recent frames and the last hit.
+#[derive(Debug, Default)]
+pub struct HazardState {
+    seen: Vec<VecDeque<bool>>,
+    last_hit: Vec<Option<DateTime<Utc>>>,
+}
+
+impl HazardRule {
+    /// The camera's settings with the classes its model's manifest marks `rule = "hazard"`
+    /// and, unless the camera sets one, the model's recorded operating score.
+    pub fn new(settings: &HazardSettings, manifest: &ModelManifest) -> Result<Self, String> {
+        let classes: Vec<HazardClass> = manifest
+            .events
+            .iter()
+            .filter(|(_, e)| e.rule == "hazard")
+            .filter_map(|(label, e)| {
+                Some(HazardClass {
+                    class: manifest.class_index(label)?,
+                    label: label.clone(),
+                    category: e.category.clone(),
+                    severity: e.severity.unwrap_or(Severity::Medium),
+                })
+            })
+            .collect();
+        if classes.is_empty() {
+            return Err(format!(
+                "the model {} names no hazard classes (events with rule = \"hazard\" in its manifest)",
+                manifest.id()
+            ));
+        }
+        Ok(Self {
+            classes,
+            min_score: settings
+                .min_score
+                .or(manifest.evaluation.as_ref().map(|e| e.score_threshold))
+                .unwrap_or(0.5),
+            frames: settings.frames,
+            window: settings.window,
+            cooldown: settings.cooldown,
+            zone: settings.zone.clone(),
+        })
+    }
+
+    /// The best box of `class` this rule accepts in a `width × height` frame.
+    fn best(
+        &self,
+        class: usize,
+        detections: &[Detection],
+        width: u32,
+        height: u32,
+    ) -> Option<Detection> {
+        detections
+            .iter()
+            .filter(|d| d.class == class && d.score >= self.min_score)
+            .filter(|d| {
+                let cx = (d.x1 + d.x2) / 2.0 / width as f32;
+                let cy = (d.y1 + d.y2) / 2.0 / height as f32;
+                self.zone.as_ref().is_none_or(|z| z.contains(cx, cy))
+            })
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .copied()
+    }
+
+    pub fn step(
+        &self,
+        state: &mut HazardState,
+        detections: &[Detection],
+        width: u32,
+        height: u32,
+        now: DateTime<Utc>,
+    ) -> Vec<HazardHit> {
+        state.seen.resize_with(self.classes.len(), VecDeque::new);
+        state.last_hit.resize(self.classes.len(), None);
+        let mut hits = Vec::new();
+        for (i, class) in self.classes.iter().enumerate() {
+            let best = self.best(class.class, detections, width, height);
+            let seen = &mut state.seen[i];
+            seen.push_back(best.is_some());
+            while seen.len() > self.window {
+                seen.pop_front();
+            }
+            let Some(best) = best else { continue };
+            if seen.iter().filter(|s| **s).count() < self.frames {
+                continue;
+            }
+            let cooling = state.last_hit[i].is_some_and(|t| {
+                now.signed_duration_since(t)
+                    .to_std()
+                    .is_ok_and(|d| d < self.cooldown)
+            });
+            if cooling {
+                continue;
+            }
+            state.last_hit[i] = Some(now);
+            hits.push(HazardHit {
+                class: class.clone(),
+                best,
+            });
+        }
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BROKEN: usize = 1;
+    const MISSING: usize = 2;
+
+    fn cover(class: usize, x: f32, score: f32) -> Detection {
+        Detection {
+            class,
+            score,
+            x1: x - 5.0,
+            y1: 45.0,
+            x2: x + 5.0,
+            y2: 55.0,
+        }
+    }
+
+    fn rule() -> HazardRule {
+        let watched = |class, label: &str, severity| HazardClass {
+            class,
+            label: label.into(),
+            category: "component:0114".parse().unwrap(),
+            severity,
+        };
+        HazardRule {
+            classes: vec![
+                watched(BROKEN, "manhole_broken", Severity::Medium),
+                watched(MISSING, "manhole_missing", Severity::High),
+            ],
+            min_score: 0.5,
+            frames: 2,
+            window: 3,
+            cooldown: Duration::from_secs(600),
+            zone: None,
+        }
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn needs_k_of_the_last_n_frames() {
+        let r = rule();
+        let mut s = HazardState::default();
+        let seen = [cover(BROKEN, 50.0, 0.8)];
+        assert!(
+            r.step(&mut s, &seen, 100, 100, t(0)).is_empty(),
+            "one frame is not enough"
+        );
+        assert!(
+            r.step(&mut s, &[], 100, 100, t(1)).is_empty(),
+            "a car passes over it"
+        );
+        let hits = r.step(&mut s, &seen, 100, 100, t(2));
+        assert_eq!(hits.len(), 1, "2 of the last 3 frames");
+        assert_eq!(hits[0].class.label, "manhole_broken");
+        assert_eq!(hits[0].best, seen[0]);
+    }
+
+    #[test]
+    fn scattered_false_alarms_never_decide() {
+        let r = rule();
+        let mut s = HazardState::default();
+        for i in 0..30 {
+            let dets = if i % 3 == 0 {
+                vec![cover(MISSING, 50.0, 0.9)]
+            } else {
+                vec![]
+            };
+            assert!(
+                r.step(&mut s, &dets, 100, 100, t(i)).is_empty(),
+                "frame {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn low_scores_and_unwatched_classes_are_ignored() {
+        let r = rule();
+        let mut s = HazardState::default();
+        let dets = [cover(BROKEN, 50.0, 0.4), cover(0, 20.0, 0.99)];
+        for i in 0..5 {
+            assert!(r.step(&mut s, &dets, 100, 100, t(i)).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_standing_hazard_raises_once_per_cooldown_per_class() {
+        let r = rule();
+        let mut s = HazardState::default();
+        let both = [cover(BROKEN, 20.0, 0.8), cover(MISSING, 70.0, 0.9)];
+        r.step(&mut s, &both, 100, 100, t(0));
+        let hits = r.step(&mut s, &both, 100, 100, t(1));
+        let labels: Vec<_> = hits.iter().map(|h| h.class.severity).collect();
+        assert_eq!(labels, vec![Severity::Medium, Severity::High]);
+        for i in 2..600 {
+            assert!(
+                r.step(&mut s, &both, 100, 100, t(i)).is_empty(),
+                "second {i}"
+            );
+        }
+        assert_eq!(r.step(&mut s, &both, 100, 100, t(601)).len(), 2);
+    }
+
+    #[test]
+    fn the_zone_takes_the_box_centre() {
+        let zone = Zone::new(vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]).unwrap();
+        let r = HazardRule {
+            zone: Some(zone),
+            frames: 1,
+            ..rule()
+        };
+        let mut s = HazardState::default();
+        assert!(
+            r.step(&mut s, &[cover(BROKEN, 80.0, 0.9)], 100, 100, t(0))
+                .is_empty()
+        );
+        assert_eq!(
+            r.step(&mut s, &[cover(BROKEN, 30.0, 0.9)], 100, 100, t(1))
+                .len(),
+            1
+        );
+    }
+}
