@@ -1,7 +1,7 @@
 //! Times the gateway's per-frame work on a still image, stage by stage, and prints a table
 //! that can be compared across machines (see docs/benchmarks.md).
 //!
-//! `cargo bench -p edge-gateway --bench detect -- [--image JPEG] [--iterations N]`
+//! `cargo bench -p edge-gateway --bench detect -- [--manifest TOML] [--image JPEG] [--iterations N]`
 //! (from the repository root, with `source .cache/env.sh`).
 
 use std::path::PathBuf;
@@ -20,7 +20,8 @@ struct Args {
     /// Model manifest.
     #[arg(long, default_value = "../models/yolox-nano.toml")]
     manifest: PathBuf,
-    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models beside the repository).
+    /// Folder holding the model file, when it is not beside its manifest (else MODEL_CACHE,
+    /// else ../shared/models beside the repository).
     #[arg(long)]
     models: Option<PathBuf>,
     #[arg(
@@ -65,12 +66,13 @@ fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
     let env = init_runtime(Some(&dylib))?;
-    let mut detector = Detector::new(
-        &env,
-        &models.join(&manifest.file),
-        manifest.clone(),
-        args.threads,
-    )?;
+    let beside = manifest.dir.join(&manifest.file);
+    let file = if beside.is_file() {
+        beside
+    } else {
+        models.join(&manifest.file)
+    };
+    let mut detector = Detector::new(&env, &file, manifest.clone(), args.threads)?;
     let img = image::open(&args.image)
         .with_context(|| format!("reading {}", args.image.display()))?
         .to_rgb8();

@@ -32,6 +32,8 @@ struct Status {
     model: String,
     cameras: Vec<CameraStatus>,
     outbox_pending: i64,
+    /// Seconds the oldest waiting event has waited; 0 when none waits.
+    outbox_oldest_age_s: f64,
     dead_letters: i64,
     events_created: u64,
     events_delivered: u64,
@@ -68,6 +70,14 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, 
         model: s.model.clone(),
         cameras: s.cameras.iter().map(|c| c.snapshot()).collect(),
         outbox_pending: s.outbox.pending().await.map_err(unavailable)?,
+        outbox_oldest_age_s: s
+            .outbox
+            .oldest_pending()
+            .await
+            .map_err(unavailable)?
+            .map_or(0.0, |t| {
+                (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            }),
         dead_letters: s.outbox.dead_letters().await.map_err(unavailable)?,
         events_created: GatewayStats::get(&stats.events_created),
         events_delivered: GatewayStats::get(&stats.events_delivered),
@@ -115,6 +125,7 @@ async fn metrics(
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         cameras: &status.cameras,
         outbox_pending: status.outbox_pending,
+        outbox_oldest_age_s: status.outbox_oldest_age_s,
         dead_letters: status.dead_letters,
         events_created: status.events_created,
         events_delivered: status.events_delivered,
@@ -122,6 +133,7 @@ async fn metrics(
         evicted_blobs: status.evicted_blobs,
         evicted_events: status.evicted_events,
         uplink_consecutive_failures: status.uplink.consecutive_failures,
+        uplink_retries: status.uplink.retries,
         patrol: patrol.as_ref().map(|(c, n)| (c, *n)),
     });
     Ok((

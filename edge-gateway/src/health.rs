@@ -70,6 +70,8 @@ pub struct UplinkStatus {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: u64,
+    /// Failed delivery attempts since the gateway started.
+    pub retries: u64,
 }
 
 impl GatewayStats {

@@ -12,6 +12,7 @@ use protocol::gateway::CameraState;
 pub struct Snapshot<'a> {
     pub cameras: &'a [CameraStatus],
     pub outbox_pending: i64,
+    pub outbox_oldest_age_s: f64,
     pub dead_letters: i64,
     pub events_created: u64,
     pub events_delivered: u64,
@@ -19,6 +20,7 @@ pub struct Snapshot<'a> {
     pub evicted_blobs: u64,
     pub evicted_events: u64,
     pub uplink_consecutive_failures: u64,
+    pub uplink_retries: u64,
     /// Patrol intake counters and terminals online, when patrol terminals are served.
     pub patrol: Option<(&'a Counters, usize)>,
 }
@@ -93,6 +95,12 @@ pub fn render(s: &Snapshot<'_>) -> String {
             s.outbox_pending as f64,
         ),
         (
+            "edge_outbox_oldest_event_age_seconds",
+            "gauge",
+            "How long the oldest event waiting for the hub has waited (0: none waits).",
+            s.outbox_oldest_age_s,
+        ),
+        (
             "edge_outbox_dead_letters",
             "gauge",
             "Events the hub refused for good, kept for inspection.",
@@ -133,6 +141,12 @@ pub fn render(s: &Snapshot<'_>) -> String {
             "gauge",
             "Failed deliveries since the last success.",
             s.uplink_consecutive_failures as f64,
+        ),
+        (
+            "edge_uplink_retries_total",
+            "counter",
+            "Failed delivery attempts, each retried after a backoff.",
+            s.uplink_retries as f64,
         ),
     ];
     write_samples(&mut out, &gateway);
@@ -217,6 +231,8 @@ mod tests {
             evicted_blobs: 0,
             evicted_events: 0,
             uplink_consecutive_failures: 2,
+            uplink_retries: 9,
+            outbox_oldest_age_s: 12.5,
             patrol: Some((
                 &Counters {
                     received: 12,
@@ -237,6 +253,8 @@ mod tests {
             "edge_outbox_pending_events 5",
             "edge_events_delivered_total 4",
             "edge_uplink_consecutive_failures 2",
+            "edge_uplink_retries_total 9",
+            "edge_outbox_oldest_event_age_seconds 12.5",
             "edge_patrol_messages_total 12",
             "edge_patrol_terminals_online 3",
             "edge_patrol_refused_total{code=\"not_json\"} 2",

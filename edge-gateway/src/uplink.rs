@@ -96,6 +96,7 @@ impl Uplink {
                     self.stats.uplink(|u| {
                         u.last_error = Some(reason);
                         u.consecutive_failures += 1;
+                        u.retries += 1;
                     });
                     self.pause(&shutdown, delay).await;
                 }

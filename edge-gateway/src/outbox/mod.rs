@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use protocol::{EventEnvelope, Severity};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -245,6 +245,15 @@ impl Outbox {
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
+    }
+
+    /// When the oldest event still waiting for the hub was stored; `None` when none waits.
+    pub async fn oldest_pending(&self) -> Result<Option<DateTime<Utc>>, OutboxError> {
+        let millis: Option<i64> = sqlx::query("SELECT MIN(created_at) AS t FROM outbox")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("t")?;
+        Ok(millis.and_then(DateTime::from_timestamp_millis))
     }
 
     /// Records that terminal `id` holds a persistent session; returns whether it already did.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::events::{crowd_event, hazard_event};
 use super::frames::{Frame, FrameSlots};
 use super::hazard::{HazardRule, HazardState};
-use super::rules::CrowdState;
+use super::rules::{CrowdState, PERSON};
 use super::snapshot;
 use crate::config::CameraConfig;
 use crate::detect::{Detection, Detector};
@@ -28,7 +28,9 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Fails when a camera's hazard rule has nothing to watch in its model.
+    /// Fails when a camera's rule has nothing to watch in its model: a hazard rule on a
+    /// model without hazard classes, or a crowd rule on a model whose class 0 is not the
+    /// crowd rule's `person`.
     pub fn new(
         gateway_id: String,
         cameras: Vec<Arc<CameraConfig>>,
@@ -36,6 +38,21 @@ impl Analysis {
         detectors: Vec<Detector>,
         camera_model: Vec<usize>,
     ) -> Result<Self, String> {
+        for (camera, &m) in cameras.iter().zip(&camera_model) {
+            let manifest = detectors[m].manifest();
+            let counts_people = manifest
+                .events
+                .iter()
+                .any(|(label, e)| e.rule == "crowd" && manifest.class_index(label) == Some(PERSON));
+            if camera.crowd.is_some() && !counts_people {
+                return Err(format!(
+                    "camera {}: crowd: the model {} has no person class for the crowd rule \
+                     (class 0 with rule = \"crowd\" in its manifest)",
+                    camera.id,
+                    manifest.id()
+                ));
+            }
+        }
         let hazards = cameras
             .iter()
             .zip(&camera_model)

@@ -265,3 +265,23 @@ async fn over_budget_evidence_goes_first_then_low_risk_events() {
         "a high-risk event went while low-risk ones stayed: {low_left} low, {high_left} high left"
     );
 }
+
+#[tokio::test]
+async fn the_oldest_waiting_event_is_known_until_it_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
+    assert_eq!(outbox.oldest_pending().await.unwrap(), None);
+    let before = Utc::now() - chrono::Duration::milliseconds(1);
+    let first = event(Severity::Low, None);
+    outbox.push(&first).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = event(Severity::High, None);
+    outbox.push(&second).await.unwrap();
+    let oldest = outbox.oldest_pending().await.unwrap().unwrap();
+    assert!(oldest >= before && oldest < Utc::now(), "{oldest}");
+    outbox.ack(&[first.envelope.id]).await.unwrap();
+    let next = outbox.oldest_pending().await.unwrap().unwrap();
+    assert!(next > oldest, "{next} should be after {oldest}");
+    outbox.ack(&[second.envelope.id]).await.unwrap();
+    assert_eq!(outbox.oldest_pending().await.unwrap(), None);
+}
