@@ -205,3 +205,34 @@ fn the_example_settings_load() {
         "the example serves patrol terminals"
     );
 }
+
+#[test]
+fn the_hazard_rule_takes_its_classes_and_score_from_the_model() {
+    use edge_gateway::detect::ModelManifest;
+    use edge_gateway::pipeline::hazard::HazardRule;
+    use protocol::Severity;
+
+    let text = format!("{VALID}\n[camera.hazard]\nframes = 2\n");
+    let settings = load(&text).unwrap().cameras[0].hazard.clone().unwrap();
+    let models = crate::support::repo().join("models");
+    let manhole = ModelManifest::load(&models.join("manhole-v1.toml")).unwrap();
+    let rule = HazardRule::new(&settings, &manhole).unwrap();
+    let watched: Vec<_> = rule
+        .classes
+        .iter()
+        .map(|c| (c.class, c.label.as_str(), c.category.as_str(), c.severity))
+        .collect();
+    assert_eq!(
+        watched,
+        [
+            (1, "manhole_broken", "component:0114", Severity::Medium),
+            (2, "manhole_missing", "component:0114", Severity::High),
+        ]
+    );
+    let recorded = manhole.evaluation.as_ref().unwrap().score_threshold;
+    assert_eq!(rule.min_score, recorded, "the model's operating score");
+    // A model without hazard classes cannot serve a hazard rule.
+    let yolox = ModelManifest::load(&models.join("yolox-nano.toml")).unwrap();
+    let err = HazardRule::new(&settings, &yolox).unwrap_err();
+    assert!(err.contains("names no hazard classes"), "{err}");
+}
