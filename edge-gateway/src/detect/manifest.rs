@@ -106,7 +106,8 @@ pub struct InputSpec {
 pub struct DecoderSpec {
     /// `yolox`: `[1, cells, 5 + classes]`, raw grid regressions with sigmoided objectness
     /// and class scores; `fastestdet`: `[1, 5 + classes, H, W]`, one grid (see
-    /// `detect/fastestdet.rs`).
+    /// `detect/fastestdet.rs`); `yolov5` / `yolov8`: boxes in input pixels (see
+    /// `detect/yolo_pixels.rs`).
     pub kind: String,
     #[serde(default)]
     pub strides: Vec<u32>,
@@ -153,12 +154,16 @@ impl ModelManifest {
         if m.file.contains('/') || m.file.contains('\\') || m.file.starts_with('.') {
             return Err(fail("file must be a plain file name".into()));
         }
-        if !matches!(m.decoder.kind.as_str(), "yolox" | "fastestdet") {
+        if !matches!(
+            m.decoder.kind.as_str(),
+            "yolox" | "fastestdet" | "yolov5" | "yolov8"
+        ) {
             return Err(fail(format!(
-                "decoder.kind {:?} is not supported (yolox and fastestdet are)",
+                "decoder.kind {:?} is not supported (yolox, fastestdet, yolov5 and yolov8 are)",
                 m.decoder.kind
             )));
         }
+        let grid = matches!(m.decoder.kind.as_str(), "yolox" | "fastestdet");
         if m.decoder.kind == "fastestdet" && m.decoder.strides.len() != 1 {
             return Err(fail("decoder.strides: fastestdet has one grid".into()));
         }
@@ -173,10 +178,11 @@ impl ModelManifest {
         if m.input.width == 0
             || m.input.height == 0
             || m.labels.is_empty()
-            || m.decoder.strides.is_empty()
+            || (grid && m.decoder.strides.is_empty())
         {
             return Err(fail(
-                "input size, labels and decoder.strides must not be empty".into(),
+                "input size, labels and (for grid decoders) decoder.strides must not be empty"
+                    .into(),
             ));
         }
         m.check_labels().map_err(fail)?;

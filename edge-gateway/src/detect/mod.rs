@@ -8,6 +8,7 @@ pub mod fastestdet;
 pub mod geometry;
 pub mod manifest;
 pub mod preprocess;
+pub mod yolo_pixels;
 pub mod yolox;
 
 use std::path::Path;
@@ -106,17 +107,29 @@ impl Detector {
         let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
         let d = &self.manifest.decoder;
         let classes = self.manifest.labels.len();
-        // Both layouts have 5 + classes values per grid cell.
-        let expected = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
-        if data.len() != expected {
+        // Grid layouts have 5 + classes values per cell of the strides' grids; the
+        // Ultralytics layouts any number of candidates of 5 + classes (v5) or 4 + classes (v8).
+        let grid = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
+        let row = if d.kind == "yolov8" {
+            4 + classes
+        } else {
+            5 + classes
+        };
+        let fits = match d.kind.as_str() {
+            "yolov5" | "yolov8" => data.len() % row == 0,
+            _ => data.len() == grid,
+        };
+        if !fits {
             return Err(DetectError::OutputShape {
                 actual: data.len(),
-                expected,
+                expected: if d.strides.is_empty() { row } else { grid },
             });
         }
         let (iw, ih, t) = (spec.width, spec.height, d.score_threshold);
         let raw = match d.kind.as_str() {
             "fastestdet" => fastestdet::decode(data, classes, iw, ih, d.strides[0], t),
+            "yolov5" => yolo_pixels::decode_v5(data, classes, t),
+            "yolov8" => yolo_pixels::decode_v8(data, classes, t),
             _ => yolox::decode(data, classes, iw, ih, &d.strides, t),
         };
         let (w, h, (rx, ry)) = (width as f32, height as f32, input.ratio);

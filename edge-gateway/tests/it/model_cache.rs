@@ -148,3 +148,18 @@ async fn the_project_model_is_found_beside_its_manifest() {
         "{err}"
     );
 }
+
+#[test]
+fn ultralytics_layouts_need_no_strides_but_grids_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo().join("models/yolox-nano.toml")).unwrap();
+    let path = dir.path().join("m.toml");
+    let v8 = good
+        .replace("kind = \"yolox\"", "kind = \"yolov8\"")
+        .replace("strides = [8, 16, 32]\n", "");
+    std::fs::write(&path, &v8).unwrap();
+    assert_eq!(ModelManifest::load(&path).unwrap().decoder.kind, "yolov8");
+    std::fs::write(&path, v8.replace("yolov8", "yolox")).unwrap();
+    let err = ModelManifest::load(&path).unwrap_err().to_string();
+    assert!(err.contains("decoder.strides"), "{err}");
+}
