@@ -44,14 +44,7 @@ pub fn decode(
         let cx = (gx + ox[i].tanh()) / gw as f32 * w;
         let cy = (gy + oy[i].tanh()) / gh as f32 * h;
         let (bw, bh) = (sigmoid(sw[i]) * w, sigmoid(sh[i]) * h);
-        out.push(Detection {
-            class,
-            score,
-            x1: cx - bw / 2.0,
-            y1: cy - bh / 2.0,
-            x2: cx + bw / 2.0,
-            y2: cy + bh / 2.0,
-        });
+        out.push(Detection::from_centre(class, score, cx, cy, bw, bh));
     }
     out
 }

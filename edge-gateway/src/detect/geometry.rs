@@ -12,6 +12,18 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// A box given by its centre and size, as detector heads output it.
+    pub fn from_centre(class: usize, score: f32, cx: f32, cy: f32, w: f32, h: f32) -> Self {
+        Self {
+            class,
+            score,
+            x1: cx - w / 2.0,
+            y1: cy - h / 2.0,
+            x2: cx + w / 2.0,
+            y2: cy + h / 2.0,
+        }
+    }
+
     pub fn area(&self) -> f32 {
         (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
     }

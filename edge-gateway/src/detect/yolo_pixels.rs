@@ -10,17 +10,6 @@
 
 use super::geometry::Detection;
 
-fn boxed(class: usize, score: f32, cx: f32, cy: f32, w: f32, h: f32) -> Detection {
-    Detection {
-        class,
-        score,
-        x1: cx - w / 2.0,
-        y1: cy - h / 2.0,
-        x2: cx + w / 2.0,
-        y2: cy + h / 2.0,
-    }
-}
-
 /// The best class of `scores` (index, value).
 fn best(scores: impl Iterator<Item = f32>) -> (usize, f32) {
     scores
@@ -37,7 +26,8 @@ pub fn decode_v5(output: &[f32], classes: usize, threshold: f32) -> Vec<Detectio
         .filter_map(|r| {
             let (class, cls) = best(r[5..].iter().copied());
             let score = r[4] * cls;
-            (score >= threshold).then(|| boxed(class, score, r[0], r[1], r[2], r[3]))
+            (score >= threshold)
+                .then(|| Detection::from_centre(class, score, r[0], r[1], r[2], r[3]))
         })
         .collect()
 }
@@ -49,8 +39,8 @@ pub fn decode_v8(output: &[f32], classes: usize, threshold: f32) -> Vec<Detectio
     (0..n)
         .filter_map(|i| {
             let (class, score) = best((0..classes).map(|c| at(4 + c, i)));
-            (score >= threshold)
-                .then(|| boxed(class, score, at(0, i), at(1, i), at(2, i), at(3, i)))
+            let (cx, cy, w, h) = (at(0, i), at(1, i), at(2, i), at(3, i));
+            (score >= threshold).then(|| Detection::from_centre(class, score, cx, cy, w, h))
         })
         .collect()
 }

@@ -44,14 +44,7 @@ pub fn decode(
                 let cy = (v[1] + gy as f32) * s;
                 let w = v[2].exp() * s;
                 let h = v[3].exp() * s;
-                out.push(Detection {
-                    class,
-                    score,
-                    x1: cx - w / 2.0,
-                    y1: cy - h / 2.0,
-                    x2: cx + w / 2.0,
-                    y2: cy + h / 2.0,
-                });
+                out.push(Detection::from_centre(class, score, cx, cy, w, h));
             }
         }
     }
