@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use edge_gateway::detect::{Detector, ModelManifest, init_runtime, preprocess};
+use edge_gateway::detect::{Detector, ModelManifest, init_runtime, load_bgr, preprocess};
 use edge_gateway::pipeline::snapshot;
 
 #[derive(Parser)]
@@ -73,15 +73,8 @@ fn main() -> anyhow::Result<()> {
         models.join(&manifest.file)
     };
     let mut detector = Detector::new(&env, &file, manifest.clone(), args.threads)?;
-    let img = image::open(&args.image)
-        .with_context(|| format!("reading {}", args.image.display()))?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
-    let bgr: Vec<u8> = img
-        .into_raw()
-        .chunks_exact(3)
-        .flat_map(|p| [p[2], p[1], p[0]])
-        .collect();
+    let (bgr, w, h) =
+        load_bgr(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
     let n = args.iterations;
 
     let mut resizer = fast_image_resize::Resizer::new();

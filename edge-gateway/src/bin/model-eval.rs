@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Parser;
 use edge_gateway::detect::evaluate::Evaluation;
-use edge_gateway::detect::{Detection, Detector, ModelManifest, init_runtime};
+use edge_gateway::detect::{Detection, Detector, ModelManifest, init_runtime, load_bgr};
 
 #[derive(Parser)]
 #[command(about = "Precision, recall, AP@0.5 and latency of a model on labelled images")]
@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     let mut eval = Evaluation::new(labels.len(), iou, score);
     let mut times = Vec::with_capacity(images.len());
     for path in &images {
-        let (bgr, w, h) = load_bgr(path)?;
+        let (bgr, w, h) = load_bgr(path).with_context(|| format!("reading {}", path.display()))?;
         let truths = load_labels(&args.data, path, w, h)?;
         let started = Instant::now();
         let found = detector.detect(&bgr, w, h)?;
@@ -167,19 +167,6 @@ fn main() -> anyhow::Result<()> {
         println!("check: every class within the record's margin");
     }
     Ok(())
-}
-
-fn load_bgr(path: &Path) -> anyhow::Result<(Vec<u8>, u32, u32)> {
-    let img = image::open(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
-    let bgr = img
-        .into_raw()
-        .chunks_exact(3)
-        .flat_map(|p| [p[2], p[1], p[0]])
-        .collect();
-    Ok((bgr, w, h))
 }
 
 /// The image's labels in pixels; `labels/<stem>.txt` beside `images/`.

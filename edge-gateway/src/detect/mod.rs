@@ -57,6 +57,14 @@ pub fn init_runtime(dylib: Option<&Path>) -> Result<Environment, DetectError> {
         .map_err(ort_err)
 }
 
+/// Reads a still image (JPEG) into tightly packed BGR, as decoded camera frames come:
+/// for evaluation, benchmarks and tests.
+pub fn load_bgr(path: &Path) -> Result<(Vec<u8>, u32, u32), image::ImageError> {
+    let img = image::open(path)?.to_rgb8();
+    let (w, h) = img.dimensions();
+    Ok((preprocess::swap_red_blue(img.as_raw()), w, h))
+}
+
 /// One loaded model, ready to run on frames.
 pub struct Detector {
     session: Session,

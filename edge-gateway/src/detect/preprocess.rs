@@ -8,6 +8,14 @@ use ndarray::Array4;
 
 use super::manifest::InputSpec;
 
+/// RGB pixels as BGR, or BGR as RGB: the first and third byte of each pixel swapped.
+pub fn swap_red_blue(pixels: &[u8]) -> Vec<u8> {
+    pixels
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}
+
 /// The model input and the factors that map model coordinates back to frame pixels.
 pub struct Letterboxed {
     pub tensor: Array4<f32>,
@@ -117,6 +125,11 @@ mod tests {
         assert_eq!(out.ratio, (1.0, 1.0));
         assert!((out.tensor[[0, 0, 0, 0]] - 1.0).abs() < 1e-6);
         assert!((out.tensor[[0, 0, 0, 5]] - 114.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn red_and_blue_swap_per_pixel() {
+        assert_eq!(swap_red_blue(&[1, 2, 3, 4, 5, 6]), [3, 2, 1, 6, 5, 4]);
     }
 
     #[test]

@@ -18,10 +18,7 @@ pub fn render(
     height: u32,
     boxes: &[Detection],
 ) -> Result<Blob, image::ImageError> {
-    let rgb: Vec<u8> = bgr
-        .chunks_exact(3)
-        .flat_map(|p| [p[2], p[1], p[0]])
-        .collect();
+    let rgb = crate::detect::preprocess::swap_red_blue(bgr);
     let mut img =
         RgbImage::from_raw(width, height, rgb).expect("the frame buffer matches its size");
     for b in boxes {

@@ -13,14 +13,5 @@ pub fn onnxruntime() -> PathBuf {
 
 /// Decodes a JPEG into tightly packed BGR.
 pub fn load_bgr(name: &str) -> (Vec<u8>, u32, u32) {
-    let img = image::open(shared().join("testdata").join(name))
-        .unwrap()
-        .to_rgb8();
-    let (w, h) = img.dimensions();
-    let bgr = img
-        .into_raw()
-        .chunks_exact(3)
-        .flat_map(|p| [p[2], p[1], p[0]])
-        .collect();
-    (bgr, w, h)
+    edge_gateway::detect::load_bgr(&shared().join("testdata").join(name)).unwrap()
 }
