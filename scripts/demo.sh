@@ -59,6 +59,9 @@ export MODEL_CACHE=${MODEL_CACHE:-$PWD/.cache/models}
 
 export HUB_DATABASE_URL="sqlite:$PWD/$demo/hub.db"
 export HUB_LISTEN="127.0.0.1:$HUB_PORT"
+# Reference data for the first start (afterwards: `hub import KIND FILE`).
+export HUB_DEPARTMENTS="$PWD/deploy/departments.example.csv"
+export HUB_CATEGORIES="$PWD/deploy/categories.example.csv"
 export HUB_OWNERSHIP_LIST="$PWD/deploy/ownership.example.toml"
 export HUB_WEB_ROOT="$PWD/hub/web/dist"
 export HUB_AREAS="$PWD/deploy/areas.example.geojson"

@@ -1,7 +1,9 @@
 //! The gateway's periodic report to the hub (`PUT /api/v1/gateway/report`): its version and
-//! backlog, its cameras' health, its patrol terminals' presence and positions, and the
-//! terminals' answers to tasks; the hub answers with the tasks waiting for those terminals, which go to the
-//! downlink. An answer leaves the gateway's disk only once the hub has acknowledged it.
+//! backlog, its cameras' health, its patrol terminals' presence and positions, the
+//! terminals' answers to tasks and the answers to re-inspections; the hub answers with the
+//! tasks waiting for those terminals, which go to the downlink, and the re-inspections
+//! waiting for its cameras, which go to the detection thread. An answer leaves the gateway
+//! only once the hub has acknowledged it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use protocol::PROTOCOL_VERSION;
-use protocol::gateway::{CameraReport, GatewayReport, GatewayReportAck, TerminalPresence};
+use protocol::gateway::{
+    CameraReport, GatewayReport, GatewayReportAck, ReinspectionOutcome, ReinspectionResult,
+    TerminalPresence,
+};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -18,6 +23,7 @@ use crate::health::{CameraHealth, CameraStatus};
 use crate::outbox::Outbox;
 use crate::patrol::Board;
 use crate::patrol::downlink::Downlink;
+use crate::reinspection::{Answer, Desk};
 
 pub struct HubReport {
     pub hub_url: Url,
@@ -27,6 +33,11 @@ pub struct HubReport {
     /// Patrol terminals, when the gateway serves them.
     pub patrol: Option<(Arc<Board>, Downlink)>,
     pub cameras: Vec<Arc<CameraHealth>>,
+    /// Re-inspections: requests in, answers out.
+    pub reinspections: Arc<Desk>,
+    /// Whether a detection thread takes up re-inspections; without one they are answered
+    /// `not_checked` here.
+    pub analysing: bool,
     pub interval: Duration,
     /// Each camera's decoded-frame count at the previous report, for its frame rate.
     pub previous: Mutex<HashMap<String, (u64, Instant)>>,
@@ -58,6 +69,7 @@ impl HubReport {
             Some((board, downlink)) => (presence(board), downlink.unreported_acks().await?),
             None => (Vec::new(), (Vec::new(), 0)),
         };
+        let answers = self.reinspection_answers(client).await?;
         let report = GatewayReport {
             v: PROTOCOL_VERSION,
             gateway_id: self.gateway_id.clone(),
@@ -71,6 +83,7 @@ impl HubReport {
                 let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
                 camera_reports(&statuses, &mut previous, Instant::now())
             },
+            reinspections: answers.iter().map(|a| a.result.clone()).collect(),
         };
         let resp = client
             .put(url.clone())
@@ -92,7 +105,50 @@ impl HubReport {
             }
             downlink.add(&ack.tasks).await?;
         }
+        let delivered: Vec<_> = answers.iter().map(|a| a.result.id).collect();
+        self.reinspections.delivered(&delivered);
+        self.reinspections.file(&ack.reinspections);
         Ok(())
+    }
+
+    /// The re-inspection answers to send, their snapshots uploaded first.
+    async fn reinspection_answers(&self, client: &reqwest::Client) -> anyhow::Result<Vec<Answer>> {
+        if !self.analysing {
+            for request in self.reinspections.take_incoming() {
+                self.reinspections.answer(Answer {
+                    result: ReinspectionResult {
+                        id: request.id,
+                        outcome: ReinspectionOutcome::NotChecked,
+                        checked_at: Utc::now(),
+                        frames: 0,
+                        score: None,
+                        snapshot: None,
+                        note: Some("this gateway runs no detection".into()),
+                    },
+                    snapshot: None,
+                });
+            }
+        }
+        let answers = self.reinspections.answers();
+        for snapshot in answers.iter().filter_map(|a| a.snapshot.as_ref()) {
+            let url = self
+                .hub_url
+                .join(&format!("api/v1/blobs/{}", snapshot.sha256))?;
+            let resp = client
+                .put(url)
+                .bearer_auth(self.token.expose_secret())
+                .header(reqwest::header::CONTENT_TYPE, snapshot.content_type)
+                .body(snapshot.data.clone())
+                .send()
+                .await?;
+            if !resp.status().is_success() {
+                anyhow::bail!(
+                    "uploading a re-inspection snapshot: the hub answered {}",
+                    resp.status()
+                );
+            }
+        }
+        Ok(answers)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod patrol;
 pub mod pipeline;
+pub mod reinspection;
 pub mod storage;
 pub mod uplink;
 
@@ -107,6 +108,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .iter()
         .map(|c| Arc::new(CameraHealth::new(&c.id, &c.name)))
         .collect();
+    let desk = Arc::new(reinspection::Desk::default());
     // Checked before any camera starts: a rule with nothing to watch fails the start.
     let analysis = if detectors.is_empty() {
         None
@@ -117,6 +119,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             health.clone(),
             detectors,
             camera_model,
+            desk.clone(),
         );
         Some(analysis.map_err(anyhow::Error::msg)?)
     };
@@ -216,6 +219,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 .as_ref()
                 .map(|p| (p.board.clone(), p.downlink.clone())),
             cameras: health.clone(),
+            reinspections: desk.clone(),
+            analysing: analysis_thread.is_some(),
             interval: config.report_interval,
             previous: Default::default(),
         }

@@ -9,9 +9,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::magic::RelativePathBuf;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{
-    AreaMap, CalendarConfig, CorrelationConfig, DeadlineConfig, OwnershipList, WorkingCalendar,
-};
+use crate::engine::{AreaMap, CalendarConfig, CorrelationConfig, DeadlineConfig, WorkingCalendar};
+use crate::reference::{self, Kind, Set};
 
 /// The settings as written, before checking.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -21,8 +20,13 @@ pub struct RawConfig {
     pub listen: SocketAddr,
     /// `sqlite:PATH` (default) or `postgres://USER@HOST/DB`.
     pub database_url: String,
-    /// The ownership list (TOML); without it every case goes to joint review. A relative
-    /// path is relative to the settings file that names it.
+    /// First-start reference data: the department list, the category catalogue and the
+    /// ownership list, each a CSV or TOML file. Each is imported when the database holds
+    /// no set of its kind yet; after that the database is the source, changed by
+    /// `hub import` or the API. Without an ownership list every case goes to joint review.
+    /// A relative path is relative to the settings file that names it.
+    pub departments: Option<RelativePathBuf>,
+    pub categories: Option<RelativePathBuf>,
     pub ownership_list: Option<RelativePathBuf>,
     /// The area map (GeoJSON FeatureCollection of county, townships, villages and grids):
     /// events without a division code or grid get them from it, and the dashboard's map
@@ -151,6 +155,8 @@ impl Default for RawConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite:hub.db".into(),
+            departments: None,
+            categories: None,
             ownership_list: None,
             areas: None,
             map: MapSettings::default(),
@@ -173,7 +179,8 @@ impl Default for RawConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
-    pub ownership: OwnershipList,
+    /// The first-start reference files, parsed and checked row by row, in import order.
+    pub reference_seed: Vec<ReferenceFile>,
     pub areas: AreaMap,
     pub map: MapSettings,
     pub calendar: WorkingCalendar,
@@ -188,12 +195,47 @@ pub struct Config {
 pub enum ConfigError {
     #[error("{0}")]
     Figment(#[from] Box<figment::Error>),
-    #[error("ownership list {path}: {message}")]
-    Ownership { path: PathBuf, message: String },
+    #[error("{kind} file {}:\n{message}", path.display())]
+    Reference {
+        kind: Kind,
+        path: PathBuf,
+        message: String,
+    },
     #[error("area map {path}: {message}")]
     Areas { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A first-start reference file, read and checked row by row.
+#[derive(Debug, Clone)]
+pub struct ReferenceFile {
+    pub path: PathBuf,
+    pub set: Set,
+    /// SHA-256 of the file, hex, for the import log.
+    pub sha256: String,
+}
+
+impl ReferenceFile {
+    /// Reads `path` (`.csv` or `.toml`) as a set of `kind`; every bad row is reported.
+    pub fn read(kind: Kind, path: PathBuf) -> Result<Self, ConfigError> {
+        let fail = |message: String| ConfigError::Reference {
+            kind,
+            path: path.clone(),
+            message,
+        };
+        let format = reference::Format::from_path(&path)
+            .ok_or_else(|| fail("must be a .csv or a .toml file".into()))?;
+        let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+        let text = reference::text(&bytes).map_err(|e| fail(e.to_string()))?;
+        let set =
+            Set::parse(kind, format, text).map_err(|errors| fail(reference::report(&errors)))?;
+        Ok(Self {
+            sha256: crate::reference_sync::digest(&bytes),
+            path,
+            set,
+        })
+    }
 }
 
 impl RawConfig {
@@ -221,19 +263,14 @@ impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
-        let ownership = match raw.ownership_list.as_ref().map(RelativePathBuf::relative) {
-            None => OwnershipList::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Ownership {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-                OwnershipList::parse(&text).map_err(|e| ConfigError::Ownership {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-            }
-        };
+        let reference_seed = [
+            (Kind::Departments, &raw.departments),
+            (Kind::Categories, &raw.categories),
+            (Kind::Ownership, &raw.ownership_list),
+        ]
+        .into_iter()
+        .filter_map(|(kind, path)| Some(ReferenceFile::read(kind, path.as_ref()?.relative())))
+        .collect::<Result<_, _>>()?;
         let areas = match raw.areas.as_ref().map(RelativePathBuf::relative) {
             None => AreaMap::default(),
             Some(path) => std::fs::read_to_string(&path)
@@ -295,7 +332,7 @@ impl TryFrom<RawConfig> for Config {
         Ok(Config {
             listen: raw.listen,
             database_url: raw.database_url,
-            ownership,
+            reference_seed,
             areas,
             map: raw.map,
             calendar,
@@ -316,10 +353,19 @@ mod tests {
     fn the_example_settings_load() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/hub.example.toml");
         let config = Config::try_from(RawConfig::load(Some(&file)).unwrap()).unwrap();
+        let rows: Vec<(Kind, usize)> = config
+            .reference_seed
+            .iter()
+            .map(|f| (f.set.kind(), f.set.len()))
+            .collect();
         assert_eq!(
-            config.ownership.items.len(),
-            6,
-            "the example list, found next to the file"
+            rows,
+            [
+                (Kind::Departments, 6),
+                (Kind::Categories, 27),
+                (Kind::Ownership, 6)
+            ],
+            "the example lists, found next to the file"
         );
         assert_eq!(config.correlation.radius_m, 50.0);
         assert_eq!(config.areas.len(), 8, "the example area map");
@@ -338,6 +384,7 @@ mod tests {
             ("[calendar]\nutc_offset = \"CST\"", "utc_offset"),
             ("ownership_list = \"missing.toml\"", "missing.toml"),
             ("areas = \"missing.geojson\"", "missing.geojson"),
+            ("departments = \"departments.xlsx\"", ".csv or a .toml"),
             (
                 "[map]\ntile_url = \"https://tiles.example.org/{z}/{x}.png\"",
                 "map.tile_url",

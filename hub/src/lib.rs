@@ -13,6 +13,8 @@ pub mod engine;
 pub mod http;
 pub mod live;
 pub mod password;
+pub mod reference;
+pub mod reference_sync;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -32,9 +34,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let reference = reference_sync::load_with_seed(&store, &config.reference_seed)
+        .await
+        .map_err(|e| std::io::Error::other(format!("loading the reference data: {e}")))?;
+    let loaded = (
+        reference.departments.len(),
+        reference.categories.len(),
+        reference.ownership.items.len(),
+    );
     let state = http::AppState {
         store: store.clone(),
-        ownership: Arc::new(config.ownership),
+        reference: reference::Shared::new(reference),
         areas: Arc::new(config.areas),
         map: config.map,
         calendar: Arc::new(config.calendar),
@@ -54,13 +64,15 @@ pub async fn run(
     tracing::info!(
         addr = %listener.local_addr()?,
         backend = ?store.backend(),
-        ownership_items = state.ownership.items.len(),
+        departments = loaded.0,
+        categories = loaded.1,
+        ownership_items = loaded.2,
         areas = state.areas.len(),
         "hub listening"
     );
-    if state.ownership.items.is_empty() {
+    if loaded.2 == 0 {
         tracing::warn!(
-            "no ownership list is loaded: every case goes to the joint review queue (set ownership_list)"
+            "no ownership list is loaded: every case goes to the joint review queue (import one with `hub import ownership FILE`)"
         );
     }
     match &config.web_root {
@@ -73,6 +85,11 @@ pub async fn run(
         state.live.clone(),
         shutdown.clone(),
     ));
+    let follower = tokio::spawn(reference_sync::follow(
+        store.clone(),
+        state.reference.clone(),
+        shutdown.clone(),
+    ));
     let app = http::router(state, config.web_root.as_deref());
     axum::serve(
         listener,
@@ -82,6 +99,7 @@ pub async fn run(
     .await?;
     // The worker stops on the same signal; wait so it never writes to a closed store.
     let _ = worker.await;
+    let _ = follower.await;
     store.close().await;
     Ok(())
 }

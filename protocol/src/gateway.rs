@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::category::CategoryCode;
+use crate::event::BoundingBox;
 use crate::patrol::{Presence, Task, TaskState, TrackPoint};
 
 /// `PUT /api/v1/gateway/report` body.
@@ -28,6 +30,10 @@ pub struct GatewayReport {
     /// Its cameras' health.
     #[serde(default)]
     pub cameras: Vec<CameraReport>,
+    /// Answers to the hub's re-inspection requests since the last report the hub
+    /// acknowledged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reinspections: Vec<ReinspectionResult>,
 }
 
 /// One camera's health, as its gateway last saw it.
@@ -96,13 +102,74 @@ pub struct TerminalTaskAck {
     pub note: Option<String>,
 }
 
-/// The hub's answer: the tasks not yet done for this gateway's terminals (the same task may
-/// come again until a `done` acknowledgement for it has reached the hub).
+/// The hub's answer: the tasks not yet done for this gateway's terminals, and the
+/// re-inspections of its cameras not yet answered (each comes again until its answer has
+/// reached the hub).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayReportAck {
     pub v: u32,
     pub tasks: Vec<AssignedTask>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reinspections: Vec<Reinspection>,
+}
+
+/// The hub asks a gateway to look again through one of its cameras (自动核查): a department
+/// has reported a hazard that camera detected as dealt with, and the answer goes on the
+/// case as evidence before the centre verifies and closes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reinspection {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub camera_id: String,
+    /// The case's category; the gateway looks for the classes its models map onto it.
+    pub category: CategoryCode,
+    /// Where in the frame the hazard was seen (normalised), when the detection said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<BoundingBox>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A gateway's answer to a [`Reinspection`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReinspectionResult {
+    pub id: Uuid,
+    pub outcome: ReinspectionOutcome,
+    pub checked_at: DateTime<Utc>,
+    /// Frames analysed for the answer.
+    pub frames: u32,
+    /// The best score among the hazard's classes in those frames, if any was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// SHA-256 of a snapshot uploaded (`PUT /api/v1/blobs/…`) before the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Why the camera could not be checked, or what else the gateway wants said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReinspectionOutcome {
+    /// The hazard's classes were not seen in the frames analysed.
+    Cleared,
+    /// They still are.
+    StillPresent,
+    /// The camera could not be checked (offline, unknown, no model for the category).
+    NotChecked,
+}
+
+impl ReinspectionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReinspectionOutcome::Cleared => "cleared",
+            ReinspectionOutcome::StillPresent => "still_present",
+            ReinspectionOutcome::NotChecked => "not_checked",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -33,6 +33,14 @@ async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
             .display()
             .to_string(),
     ));
+    // The category catalogue, so screens show names beside codes.
+    hub.env.push((
+        "HUB_CATEGORIES",
+        repo()
+            .join("deploy/categories.example.csv")
+            .display()
+            .to_string(),
+    ));
     let gateway_token = hub.add_gateway("gw-web")?;
     for (name, role, department) in [
         ("op-web", "operator", None),

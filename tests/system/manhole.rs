@@ -1,6 +1,8 @@
 //! A generated road scene with a broken manhole cover, streamed over RTSP to a gateway that
 //! runs the project's manhole model with the hazard rule: the hub opens a case in the
-//! component catalogue, routed to the department the ownership list names.
+//! component catalogue, routed to the department the ownership list names. When the
+//! department reports it handled, the hub asks the camera to look again; the clip still
+//! shows the broken cover, and the case learns so.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{Scenario, System};
-use system_tests::{repo, wait_for};
+use system_tests::{hub_command, repo, wait_for};
 
 /// Renders the road still with the project's scene generator (`SYNTH_PYTHON`, set by
 /// `.cache/env.sh` after scripts/install-deps.sh).
@@ -106,6 +108,50 @@ async fn broken_cover_case_reaches_the_hub() {
         // The broken cover is not a crowd, and the intact-looking road raises nothing else.
         let all = system.hub.get("/api/v1/cases").await?;
         anyhow::ensure!(all["total"] == 1, "one case expected: {all}");
+
+        // The housing bureau says it is fixed; the camera still sees it broken.
+        let housing = hub_command(
+            &system.hub.env,
+            &[
+                "user",
+                "add",
+                "housing-1",
+                "--role",
+                "department",
+                "--department",
+                "housing",
+            ],
+        )?;
+        for body in [
+            serde_json::json!({"action": "accept"}),
+            serde_json::json!({"action": "handle", "reason": "cover replaced"}),
+        ] {
+            let resp = system
+                .client
+                .post(format!("{}/api/v1/cases/{id}/actions", system.hub.url))
+                .bearer_auth(housing.trim())
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "{body}: {}", resp.text().await?);
+        }
+        let answered = wait_for(
+            "the camera's re-inspection at the hub",
+            Duration::from_secs(60),
+            || async {
+                let detail = system.hub.get(&format!("/api/v1/cases/{id}")).await?;
+                let r = detail["reinspections"][0].clone();
+                Ok(r["outcome"].is_string().then_some(r))
+            },
+        )
+        .await?;
+        anyhow::ensure!(answered["camera_id"] == "road-1", "{answered}");
+        anyhow::ensure!(answered["outcome"] == "still_present", "{answered}");
+        anyhow::ensure!(
+            answered["frames"] == 3 && answered["score"].as_f64() > Some(0.3),
+            "{answered}"
+        );
+        anyhow::ensure!(answered["snapshot_url"].is_string(), "{answered}");
         Ok::<_, anyhow::Error>(())
     }
     .await;

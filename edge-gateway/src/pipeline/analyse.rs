@@ -1,20 +1,28 @@
 //! The detection thread: takes the newest frame of each camera, runs the camera's model,
-//! applies the camera's rules and hands events (never dropped) to the outbox writer.
+//! applies the camera's rules and hands events (never dropped) to the outbox writer; it also
+//! looks into the hub's re-inspection requests with the cameras' hazard rules.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+use protocol::gateway::{Reinspection, ReinspectionOutcome, ReinspectionResult};
 use tokio::sync::mpsc;
 
 use super::events::{crowd_event, hazard_event};
 use super::frames::{Frame, FrameSlots};
 use super::hazard::{HazardRule, HazardState};
+use super::reinspect::{Finding, Inspection};
 use super::rules::{CrowdState, PERSON};
 use super::snapshot;
 use crate::config::CameraConfig;
 use crate::detect::{Detection, Detector};
 use crate::event::{Blob, NewEvent};
 use crate::health::CameraHealth;
+use crate::reinspection::{Answer, Desk};
+
+/// How long a camera may take to deliver the frames a re-inspection needs.
+const REINSPECTION_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct Analysis {
     gateway_id: String,
@@ -25,6 +33,8 @@ pub struct Analysis {
     camera_model: Vec<usize>,
     /// Each camera's hazard rule, with its model's hazard classes.
     hazards: Vec<Option<HazardRule>>,
+    /// Re-inspections asked by the hub, and the answers.
+    desk: Arc<Desk>,
 }
 
 impl Analysis {
@@ -37,6 +47,7 @@ impl Analysis {
         health: Vec<Arc<CameraHealth>>,
         detectors: Vec<Detector>,
         camera_model: Vec<usize>,
+        desk: Arc<Desk>,
     ) -> Result<Self, String> {
         for (camera, &m) in cameras.iter().zip(&camera_model) {
             let manifest = detectors[m].manifest();
@@ -72,6 +83,7 @@ impl Analysis {
             detectors,
             camera_model,
             hazards,
+            desk,
         })
     }
 
@@ -85,7 +97,13 @@ impl Analysis {
             .iter()
             .map(|_| HazardState::default())
             .collect();
+        let mut inspections: Vec<Vec<Inspection>> =
+            self.cameras.iter().map(|_| Vec::new()).collect();
         while let Some(frames) = slots.take(Duration::from_secs(1)) {
+            for request in self.desk.take_incoming() {
+                self.take_up(request, &mut inspections);
+            }
+            self.expire(&mut inspections);
             for frame in frames {
                 let i = frame.camera;
                 let camera = &self.cameras[i];
@@ -102,6 +120,16 @@ impl Analysis {
                 };
                 health.update(|h| h.frames_analysed += 1);
                 let (w, h, at) = (frame.width, frame.height, frame.captured_at);
+                if let Some(rule) = &self.hazards[i] {
+                    inspections[i].retain_mut(|inspection| {
+                        let Some(finding) = inspection.step(rule, &detections, w, h) else {
+                            return true;
+                        };
+                        let snap = snapshot_of(camera, &frame, finding.best.as_slice());
+                        self.desk.answer(found(&inspection.request, &finding, snap));
+                        false
+                    });
+                }
                 let mut raised = Vec::new();
                 if let Some(rule) = &camera.crowd
                     && let Some(hit) = rule.step(&mut crowd[i], &detections, w, h, at)
@@ -145,6 +173,69 @@ impl Analysis {
                 }
             }
         }
+    }
+}
+
+impl Analysis {
+    /// Starts looking into `request` on its camera, or answers at once why it cannot.
+    fn take_up(&self, request: Reinspection, inspections: &mut [Vec<Inspection>]) {
+        let Some(i) = self.cameras.iter().position(|c| c.id == request.camera_id) else {
+            let note = format!("no camera {} on this gateway", request.camera_id);
+            self.desk.answer(not_checked(&request, 0, note));
+            return;
+        };
+        match Inspection::new(&request, self.hazards[i].as_ref(), Utc::now()) {
+            Ok(inspection) => inspections[i].push(inspection),
+            Err(note) => self.desk.answer(not_checked(&request, 0, note)),
+        }
+    }
+
+    /// Answers the inspections whose cameras have not delivered their frames in time.
+    fn expire(&self, inspections: &mut [Vec<Inspection>]) {
+        let now = Utc::now();
+        for open in inspections {
+            open.retain(
+                |inspection| match inspection.expired(now, REINSPECTION_LIMIT) {
+                    Some(note) => {
+                        let frames = inspection.frames();
+                        self.desk
+                            .answer(not_checked(&inspection.request, frames, note));
+                        false
+                    }
+                    None => true,
+                },
+            );
+        }
+    }
+}
+
+fn found(request: &Reinspection, finding: &Finding, snapshot: Option<Blob>) -> Answer {
+    Answer {
+        result: ReinspectionResult {
+            id: request.id,
+            outcome: finding.outcome,
+            checked_at: Utc::now(),
+            frames: finding.frames,
+            score: finding.best.map(|b| b.score),
+            snapshot: snapshot.as_ref().map(|b| b.sha256.clone()),
+            note: None,
+        },
+        snapshot,
+    }
+}
+
+fn not_checked(request: &Reinspection, frames: u32, note: String) -> Answer {
+    Answer {
+        result: ReinspectionResult {
+            id: request.id,
+            outcome: ReinspectionOutcome::NotChecked,
+            checked_at: Utc::now(),
+            frames,
+            score: None,
+            snapshot: None,
+            note: Some(note),
+        },
+        snapshot: None,
     }
 }
 

@@ -88,7 +88,7 @@ impl HazardRule {
     }
 
     /// The best box of `class` this rule accepts in a `width × height` frame.
-    fn best(
+    pub(super) fn best(
         &self,
         class: usize,
         detections: &[Detection],

@@ -1,5 +1,5 @@
 //! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled) → `frames`
-//! (latest wins) → `analyse` (detect + `rules`, `hazard`) → `events` (+ `snapshot`) → the outbox.
+//! (latest wins) → `analyse` (detect + `rules`, `hazard`, `reinspect`) → `events` (+ `snapshot`) → the outbox.
 
 pub mod analyse;
 pub mod camera;
@@ -7,5 +7,6 @@ pub mod decode;
 pub mod events;
 pub mod frames;
 pub mod hazard;
+pub mod reinspect;
 pub mod rules;
 pub mod snapshot;

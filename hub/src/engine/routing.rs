@@ -39,53 +39,25 @@ pub struct OwnershipItem {
     pub closing: Option<String>,
     /// Higher wins when several items match; then the most specific area, then category.
     #[serde(default)]
-    pub priority: i32,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OwnershipListError {
-    #[error("the ownership list is not valid TOML: {0}")]
-    Toml(#[from] toml::de::Error),
-    #[error("the {ordinal} [[item]]: {message}")]
-    Item { ordinal: String, message: String },
+    pub priority: Option<i32>,
 }
 
 impl OwnershipList {
-    /// Parses and checks the TOML text of a list; every item must be usable.
-    pub fn parse(text: &str) -> Result<Self, OwnershipListError> {
-        let list: OwnershipList = toml::from_str(text)?;
-        for (i, item) in list.items.iter().enumerate() {
-            let fail = |message: String| OwnershipListError::Item {
-                ordinal: ordinal(i + 1),
-                message,
-            };
-            let (ns, code) = item.category.split_once(':').ok_or_else(|| {
-                fail(format!(
-                    "category {:?} must start with `component:` or `event:`",
-                    item.category
-                ))
-            })?;
-            if !matches!(ns, "component" | "event")
-                || code.len() > 4
-                || !code.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(fail(format!(
-                    "category {:?} must be `component:` or `event:` followed by up to 4 digits",
-                    item.category
-                )));
-            }
-            if let Some(area) = &item.area
-                && (area.is_empty() || area.len() > 12 || !area.bytes().all(|b| b.is_ascii_digit()))
-            {
-                return Err(fail(format!(
-                    "area {area:?} must be a prefix of a 12-digit division code"
-                )));
-            }
-            if item.department.trim().is_empty() {
-                return Err(fail("department must not be empty".into()));
-            }
+    /// Parses and checks the TOML text of a list (`[[item]]` tables); every item must be
+    /// usable. Imports go through [`crate::reference`], which also checks the names.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use crate::reference::{Format, Kind, Set};
+        match Set::parse(Kind::Ownership, Format::Toml, text) {
+            Ok(Set::Ownership(rows)) => Ok(Self {
+                items: rows.into_iter().map(|(_, item)| item).collect(),
+            }),
+            Ok(_) => unreachable!("an ownership document parses to an ownership set"),
+            Err(errors) => Err(errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")),
         }
-        Ok(list)
     }
 
     /// The item that answers for `category` at `area`, or `None`: the case then goes to the
@@ -101,22 +73,12 @@ impl OwnershipList {
             })
             .max_by_key(|item| {
                 (
-                    item.priority,
+                    item.priority.unwrap_or(0),
                     item.area.as_ref().map_or(0, String::len),
                     item.category.len(),
                 )
             })
     }
-}
-
-fn ordinal(n: usize) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (1, r) if r != 11 => "st",
-        (2, r) if r != 12 => "nd",
-        (3, r) if r != 13 => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
 }
 
 /// A time limit (处置时限) in one of the four units the centres use.
@@ -272,7 +234,7 @@ mod tests {
 category = "fire"
 department = "x"
 time_limit = "1 urgent_hours""#,
-                "1st [[item]]",
+                "line 1: category \"fire\"",
             ),
             (
                 r#"[[item]]
@@ -291,7 +253,7 @@ category = "event:04"
 area = "33a"
 department = "x"
 time_limit = "1 urgent_hours""#,
-                "2nd [[item]]: area",
+                "line 5: area",
             ),
             (
                 r#"[[item]]

@@ -14,7 +14,7 @@ use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
     Assignment, AttachmentRow, CallbackRow, CaseDetail, CaseFilter, CaseRow, CaseSort,
-    CaseVisibility, ExtensionRow, Principal, SupervisionRow, TaskRow, Transition,
+    CaseVisibility, ExtensionRow, Principal, ReinspectionRow, SupervisionRow, TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +37,10 @@ pub struct ListQuery {
 
 #[derive(Serialize)]
 pub struct CaseList {
+    /// Matching cases, counted up to 10,000.
     total: i64,
+    /// More than `total` match (the count stopped at its cap).
+    more: bool,
     items: Vec<CaseRow>,
 }
 
@@ -95,8 +98,8 @@ pub async fn list(
         limit,
         offset,
     };
-    let (total, items) = app.store.list_cases(&visibility, &filter).await?;
-    Ok(Json(CaseList { total, items }))
+    let (total, more, items) = app.store.list_cases(&visibility, &filter).await?;
+    Ok(Json(CaseList { total, more, items }))
 }
 
 /// A case with its events; each event lists where its evidence can be downloaded.
@@ -116,6 +119,9 @@ pub struct CaseView {
     /// Requests for more time and their decisions; callbacks after closing.
     extensions: Vec<ExtensionRow>,
     callbacks: Vec<CallbackRow>,
+    /// Re-inspections asked of the cameras that saw the hazard, once it was reported
+    /// handled, with the gateways' answers.
+    reinspections: Vec<ReinspectionRow>,
 }
 
 pub async fn get(
@@ -149,6 +155,7 @@ pub async fn get(
     let attachments = app.store.list_attachments(&detail.case.id).await?;
     let extensions = app.store.list_extensions(&detail.case.id).await?;
     let callbacks = app.store.list_callbacks(&detail.case.id).await?;
+    let reinspections = app.store.list_reinspections(&detail.case.id).await?;
     Ok(Json(CaseView {
         detail,
         evidence_urls,
@@ -158,6 +165,7 @@ pub async fn get(
         attachments,
         extensions,
         callbacks,
+        reinspections,
     }))
 }
 
@@ -304,9 +312,18 @@ fn assignment(
         .category
         .parse()
         .map_err(|e: protocol::CategoryError| ApiError::bad_request(e.to_string()))?;
-    let route = app.ownership.route(&category, case.area_code.as_deref());
+    let reference = app.reference.current();
+    let route = reference
+        .ownership
+        .route(&category, case.area_code.as_deref());
     let department = match (req.department.as_deref().map(str::trim), route) {
         (Some(""), _) => return Err(ApiError::invalid_field("department", "must not be empty")),
+        (Some(d), _) if !reference.departments.is_empty() && reference.department(d).is_none() => {
+            return Err(ApiError::invalid_field(
+                "department",
+                format!("{d:?} is not in the department list"),
+            ));
+        }
         (Some(d), _) => d.to_owned(),
         (None, Some(r)) => r.department.clone(),
         (None, None) => {

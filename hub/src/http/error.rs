@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::reference::RowError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -14,9 +15,11 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     /// For 409 on a case: the actions possible now.
-    allowed: Option<Vec<&'static str>>,
+    allowed: Option<Box<[&'static str]>>,
     /// For 429: seconds to wait, sent as `Retry-After`.
     retry_after: Option<u64>,
+    /// For a refused reference document: every bad row.
+    rows: Option<Box<[RowError]>>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +35,8 @@ struct Inner<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allowed: Option<&'a [&'static str]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<&'a [RowError]>,
 }
 
 impl ApiError {
@@ -43,6 +48,16 @@ impl ApiError {
             field: None,
             allowed: None,
             retry_after: None,
+            rows: None,
+        }
+    }
+
+    /// 422: a reference document with bad rows; each is listed with its line.
+    pub fn invalid_rows(rows: Vec<RowError>) -> Self {
+        let message = format!("{} problem(s) found; nothing was imported", rows.len());
+        Self {
+            rows: Some(rows.into_boxed_slice()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", message)
         }
     }
 
@@ -99,7 +114,7 @@ impl ApiError {
     /// 409: the case is not in a state where this can happen.
     pub fn conflict(message: impl Into<String>, allowed: Vec<&'static str>) -> Self {
         Self {
-            allowed: Some(allowed),
+            allowed: Some(allowed.into_boxed_slice()),
             ..Self::new(StatusCode::CONFLICT, "conflict", message)
         }
     }
@@ -128,6 +143,7 @@ impl IntoResponse for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
                 allowed: self.allowed.as_deref(),
+                rows: self.rows.as_deref(),
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

@@ -81,10 +81,11 @@ pub async fn post(
         }
     }
     let now = Utc::now();
+    let reference = app.reference.current();
     let outcome = app
         .store
         .ingest(gateway_id, &valid, &app.correlation, |event| {
-            let route = app
+            let route = reference
                 .ownership
                 .route(&event.category, event.location.area_code.as_deref());
             open_case(

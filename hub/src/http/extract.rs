@@ -73,6 +73,24 @@ impl Principal {
         }
     }
 
+    /// Any signed-in person; 403 for gateways.
+    pub fn user(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::User { .. } => Ok(()),
+            Principal::Gateway { .. } => Err(ApiError::forbidden("gateways may not do this")),
+        }
+    }
+
+    /// Admins only.
+    pub fn admin(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::User {
+                role: Role::Admin, ..
+            } => Ok(()),
+            _ => Err(ApiError::forbidden("only admins may do this")),
+        }
+    }
+
     /// Gateways, cameras and terminals are for admins, operators and technicians.
     pub fn device_viewer(&self) -> Result<(), ApiError> {
         match self {

@@ -11,6 +11,7 @@ mod extract;
 mod gateways;
 mod map;
 mod photos;
+mod reference;
 mod session;
 mod side_records;
 mod stats;
@@ -29,7 +30,7 @@ use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Limits, MapSettings, SessionSettings};
-use crate::engine::{AreaMap, CorrelationConfig, DeadlineConfig, OwnershipList, WorkingCalendar};
+use crate::engine::{AreaMap, CorrelationConfig, DeadlineConfig, WorkingCalendar};
 use crate::live::LiveFeed;
 use crate::store::{Principal, Store};
 use error::ApiError;
@@ -39,7 +40,8 @@ pub use throttle::Throttle;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub ownership: Arc<OwnershipList>,
+    /// Departments, categories and the ownership list in force.
+    pub reference: crate::reference::Shared,
     pub areas: Arc<AreaMap>,
     pub map: MapSettings,
     pub calendar: Arc<WorkingCalendar>,
@@ -101,6 +103,10 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
             post(session::login)
                 .get(session::current)
                 .delete(session::logout),
+        )
+        .route(
+            "/api/v1/reference/{kind}",
+            get(reference::get).put(reference::put),
         )
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stats", get(stats::get))

@@ -29,11 +29,9 @@ pub async fn report(
 ) -> Result<Json<GatewayReportAck>, ApiError> {
     let gateway = principal.gateway()?;
     validate(gateway, &report)?;
-    let tasks = app.store.apply_gateway_report(gateway, &report).await?;
-    Ok(Json(GatewayReportAck {
-        v: PROTOCOL_VERSION,
-        tasks,
-    }))
+    Ok(Json(
+        app.store.apply_gateway_report(gateway, &report).await?,
+    ))
 }
 
 fn validate(gateway: &str, r: &GatewayReport) -> Result<(), ApiError> {
@@ -77,6 +75,40 @@ fn validate(gateway: &str, r: &GatewayReport) -> Result<(), ApiError> {
             at.validate().map_err(|e| {
                 ApiError::invalid_field(format!("terminals[{i}].position.{}", e.path), e.message)
             })?;
+        }
+    }
+    if r.reinspections.len() > MAX_CAMERAS {
+        return Err(ApiError::invalid_field(
+            "reinspections",
+            format!("at most {MAX_CAMERAS} re-inspection answers per report"),
+        ));
+    }
+    for (i, a) in r.reinspections.iter().enumerate() {
+        let field = |name: &str| format!("reinspections[{i}].{name}");
+        if a.score
+            .is_some_and(|s| !(s.is_finite() && (0.0..=1.0).contains(&s)))
+        {
+            return Err(ApiError::invalid_field(field("score"), "must be 0..=1"));
+        }
+        if a.snapshot.as_ref().is_some_and(|s| {
+            s.len() != 64
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }) {
+            return Err(ApiError::invalid_field(
+                field("snapshot"),
+                "must be a SHA-256 in lower-case hex",
+            ));
+        }
+        if a.note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_TEXT)
+        {
+            return Err(ApiError::invalid_field(
+                field("note"),
+                format!("longer than {MAX_TEXT} characters"),
+            ));
         }
     }
     if r.cameras.len() > MAX_CAMERAS {

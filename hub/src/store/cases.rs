@@ -98,32 +98,70 @@ macro_rules! case_columns {
     };
 }
 
-/// The case-queue filter; `$1`…`$7` are state, queue, department, category, severity, the
-/// time past which open cases are overdue, and a division-code prefix pattern (`330106001%`).
-macro_rules! case_filter {
-    () => {
-        "($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
-         AND ($3 IS NULL OR department = $3) AND ($4 IS NULL OR category = $4) \
-         AND ($5 IS NULL OR severity = $5) \
-         AND ($6 IS NULL OR (due_at < $6 AND state NOT IN ('closed', 'force_closed', 'void'))) \
-         AND ($7 IS NULL OR area_code LIKE $7)"
-    };
+/// A value for a placeholder of a query assembled from fixed fragments.
+enum Value {
+    Text(String),
+    Int(i64),
 }
 
-/// The case list for one sort order, as a `'static` query.
-macro_rules! case_list {
-    ($order:literal) => {
-        concat!(
-            "SELECT ",
-            case_columns!(),
-            " FROM cases WHERE ",
-            case_filter!(),
-            " ORDER BY ",
-            $order,
-            " LIMIT $8 OFFSET $9"
-        )
+/// The `WHERE` clause of the case queue for the filters given, from fixed fragments only
+/// (a filter left out is left out of the SQL, so the planner can use the index that fits),
+/// and the values for its placeholders `$1`…`$n`.
+fn queue_filter(filter: &CaseFilter, department: Option<&str>) -> (String, Vec<Value>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values = Vec::new();
+    let mut equal = |column: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            values.push(Value::Text(v.to_owned()));
+            conditions.push(format!("{column} = ${}", values.len()));
+        }
     };
+    equal("state", filter.state.as_deref());
+    equal("queue", filter.queue.as_deref());
+    equal("department", department);
+    equal("category", filter.category.as_deref());
+    equal("severity", filter.severity.as_deref());
+    if let Some(at) = filter.overdue_at {
+        values.push(Value::Int(to_ms(at)));
+        conditions.push(format!(
+            "due_at < ${} AND state NOT IN ('closed', 'force_closed', 'void')",
+            values.len()
+        ));
+    }
+    if let Some(prefix) = &filter.area {
+        // Codes are digits, and `:` sorts right after `9`: the codes under a prefix are
+        // the range [prefix, prefix + ":"), which an ordinary index serves on both backends.
+        values.push(Value::Text(prefix.clone()));
+        values.push(Value::Text(format!("{prefix}:")));
+        conditions.push(format!(
+            "area_code >= ${} AND area_code < ${}",
+            values.len() - 1,
+            values.len()
+        ));
+    }
+    let clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    (clause, values)
 }
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    values: &[Value],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for v in values {
+        q = match v {
+            Value::Text(t) => q.bind(t.clone()),
+            Value::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// The most cases the queue counts exactly; beyond it the count says "more than this".
+pub const COUNT_CAP: i64 = 10_000;
 
 /// How the case queue is ordered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,47 +216,52 @@ fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
 }
 
 impl Store {
-    /// The case queue in `filter.sort` order, with the number of matching cases.
+    /// The case queue in `filter.sort` order, with the number of matching cases (at most
+    /// [`COUNT_CAP`]) and whether more than that match.
     pub async fn list_cases(
         &self,
         visibility: &CaseVisibility,
         filter: &CaseFilter,
-    ) -> Result<(i64, Vec<CaseRow>), StoreError> {
+    ) -> Result<(i64, bool, Vec<CaseRow>), StoreError> {
         // A department handler's own department overrides any department filter it sent.
         let department = match visibility {
             CaseVisibility::All => filter.department.clone(),
             CaseVisibility::Department(d) => Some(d.clone()),
         };
-        let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
-            q.bind(filter.state.clone())
-                .bind(filter.queue.clone())
-                .bind(department.clone())
-                .bind(filter.category.clone())
-                .bind(filter.severity.clone())
-                .bind(filter.overdue_at.map(to_ms))
-                .bind(filter.area.as_ref().map(|a| format!("{a}%")))
-        };
-        let count_sql = concat!("SELECT COUNT(*) AS n FROM cases WHERE ", case_filter!());
-        let total: i64 = bind(sqlx::query(count_sql))
+        let (clause, values) = queue_filter(filter, department.as_deref());
+        // Counting stops past the cap: an exact count of a million rows costs more than
+        // the page itself, and no one pages that far.
+        let count_sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM cases{clause} LIMIT {}) AS matched",
+            COUNT_CAP + 1
+        );
+        // Assembled from the fixed fragments above; every value is a bound parameter.
+        let counted: i64 = bind_all(sqlx::query(sqlx::AssertSqlSafe(count_sql)), &values)
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?;
-        let list_sql = match filter.sort {
-            CaseSort::Newest => case_list!("opened_at DESC, id DESC"),
-            CaseSort::Due => case_list!(
-                "CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, opened_at DESC, id DESC"
-            ),
-            CaseSort::Risk => case_list!(
+        // Each order is exactly that of an index (migration `case_queue`).
+        let order = match filter.sort {
+            CaseSort::Newest => "opened_at DESC, id DESC",
+            CaseSort::Due => "COALESCE(due_at, 9223372036854775807), id",
+            CaseSort::Risk => {
                 "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, opened_at DESC, id DESC"
-            ),
+            }
         };
-        let rows = bind(sqlx::query(list_sql))
+        let n = values.len();
+        let list_sql = format!(
+            "SELECT {} FROM cases{clause} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            case_columns!(),
+            n + 1,
+            n + 2
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(list_sql)), &values)
             .bind(filter.limit)
             .bind(filter.offset)
             .fetch_all(&self.pool)
             .await?;
         let items = rows.iter().map(case_row).collect::<Result<_, _>>()?;
-        Ok((total, items))
+        Ok((counted.min(COUNT_CAP), counted > COUNT_CAP, items))
     }
 
     /// One case without its events and timeline, if it exists and the caller may see it.
@@ -388,7 +431,78 @@ impl Store {
         .bind(note)
         .execute(&mut *tx)
         .await?;
+        if t.to == CaseState::Handled {
+            super::reinspections::request(&mut tx, t.case_id, "hub", to_ms(t.at)).await?;
+        }
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(values: &[Value]) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| match v {
+                Value::Text(t) => t.clone(),
+                Value::Int(i) => i.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_queue_filter_names_only_the_filters_given() {
+        let mut filter = CaseFilter {
+            state: None,
+            queue: None,
+            department: None,
+            category: None,
+            severity: None,
+            overdue_at: None,
+            area: None,
+            sort: CaseSort::Newest,
+            limit: 20,
+            offset: 0,
+        };
+        let (clause, values) = queue_filter(&filter, None);
+        assert_eq!(clause, "");
+        assert!(values.is_empty());
+
+        filter.state = Some("dispatched".into());
+        filter.area = Some("330106001".into());
+        filter.overdue_at = DateTime::from_timestamp(1_800_000_000, 0);
+        let (clause, values) = queue_filter(&filter, Some("police"));
+        assert_eq!(
+            clause,
+            " WHERE state = $1 AND department = $2 \
+             AND due_at < $3 AND state NOT IN ('closed', 'force_closed', 'void') \
+             AND area_code >= $4 AND area_code < $5"
+        );
+        assert_eq!(
+            texts(&values),
+            [
+                "dispatched",
+                "police",
+                "1800000000000",
+                "330106001",
+                "330106001:"
+            ]
+        );
+        // Every code under the prefix falls in the range, and no other.
+        for (code, inside) in [
+            ("330106001", true),
+            ("330106001999", true),
+            ("330106002000", false),
+            ("330106000999", false),
+        ] {
+            assert_eq!(
+                ("330106001".."330106001:").contains(&code),
+                inside,
+                "{code}"
+            );
+        }
     }
 }

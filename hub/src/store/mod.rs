@@ -9,6 +9,8 @@ mod cases;
 mod deadlines;
 mod events;
 mod principals;
+mod reference;
+mod reinspections;
 mod sessions;
 mod side_records;
 mod stats;
@@ -28,6 +30,8 @@ pub use cases::{
 pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
+pub use reference::{ReferenceImport, SetInfo};
+pub use reinspections::ReinspectionRow;
 pub use sessions::{LoginRecord, SessionIssued};
 pub use side_records::{CallbackRow, ExtensionRow, NewDeadline};
 pub use terminals::{CameraRow, NewTask, TaskRow, TerminalRow};

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use protocol::PROTOCOL_VERSION;
-use protocol::gateway::{AssignedTask, GatewayReport};
+use protocol::gateway::{AssignedTask, GatewayReport, GatewayReportAck};
 use protocol::patrol::{Task, TaskKind, TaskState};
 use serde::Serialize;
 use sqlx::Row;
@@ -98,12 +98,13 @@ fn advances(from: &str, to: TaskState) -> bool {
 }
 
 impl Store {
-    /// Records gateway `gateway_id`'s report and returns the open tasks of its terminals.
+    /// Records gateway `gateway_id`'s report and returns what waits for it: the open tasks
+    /// of its terminals and the unanswered re-inspections of its cameras.
     pub async fn apply_gateway_report(
         &self,
         gateway_id: &str,
         report: &GatewayReport,
-    ) -> Result<Vec<AssignedTask>, StoreError> {
+    ) -> Result<GatewayReportAck, StoreError> {
         let now = to_ms(Utc::now());
         {
             let _turn = self.write_turn().await;
@@ -206,6 +207,7 @@ impl Store {
                 )
                 .await?;
             }
+            super::reinspections::answer(&mut tx, gateway_id, &report.reinspections, now).await?;
             tx.commit().await?;
         }
         let rows = sqlx::query(
@@ -216,7 +218,8 @@ impl Store {
         .bind(gateway_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let tasks = rows
+            .iter()
             .map(|r| {
                 let id: String = r.try_get("id")?;
                 let case_id: String = r.try_get("case_id")?;
@@ -236,8 +239,12 @@ impl Store {
                     },
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(GatewayReportAck {
+            v: PROTOCOL_VERSION,
+            tasks,
+            reinspections: self.open_reinspections(gateway_id).await?,
+        })
     }
 
     /// Creates a task for a known terminal about an existing case; `Err("case")` or
@@ -333,7 +340,6 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Every terminal a gateway has reported, by id.
     /// Every camera the gateways have reported, by gateway and camera.
     pub async fn list_cameras(&self) -> Result<Vec<CameraRow>, StoreError> {
         let rows = sqlx::query(

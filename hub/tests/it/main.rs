@@ -5,6 +5,7 @@ mod api;
 mod dashboard;
 mod deadlines;
 mod openapi;
+mod reference;
 mod side_records;
 mod support;
 mod terminals;

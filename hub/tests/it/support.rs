@@ -28,6 +28,7 @@ pub struct TestHub {
     pub database_url: String,
     pub client: reqwest::Client,
     pub gateway_token: String,
+    pub admin_token: String,
     pub operator_token: String,
     pub police_token: String,
     pub fire_token: String,
@@ -74,6 +75,7 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
         let store = store.clone();
         async move { store.add_user(name, role, dept).await.unwrap().token }
     };
+    let admin_token = user("admin-1", Role::Admin, None).await;
     let operator_token = user("op", Role::Operator, None).await;
     let police_token = user("police-1", Role::Department, Some("police")).await;
     let fire_token = user("fire-1", Role::Department, Some("fire")).await;
@@ -93,6 +95,7 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
         database_url,
         client: reqwest::Client::new(),
         gateway_token,
+        admin_token,
         operator_token,
         police_token,
         fire_token,

@@ -3,6 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::on_both_backends;
 use crate::support::{TestHub, batch, event};
@@ -225,5 +226,104 @@ on_both_backends!(
             .await
             .unwrap();
         assert_eq!(police.status(), StatusCode::FORBIDDEN);
+    }
+);
+
+on_both_backends!(
+    a_handled_camera_case_is_reinspected_by_its_camera,
+    |hub: TestHub| async move {
+        hub.post_events(vec![event("event:0407")]).await;
+        let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
+        let id = cases["items"][0]["id"].as_str().unwrap().to_owned();
+        let act = |body: Value| {
+            hub.post_json(
+                &format!("/api/v1/cases/{id}/actions"),
+                &hub.police_token,
+                &body,
+            )
+            .send()
+        };
+        assert_eq!(
+            act(json!({"action": "accept"})).await.unwrap().status(),
+            StatusCode::OK
+        );
+        let ack = json(send_report(&hub, &report(json!([]), json!([]))).await).await;
+        assert_eq!(ack.get("reinspections"), None, "nothing to look at yet");
+        assert_eq!(
+            act(json!({"action": "handle", "reason": "dispersed"}))
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+
+        // The camera's gateway is asked to look again, where the event saw the crowd, and
+        // is asked again each report until it answers.
+        for _ in 0..2 {
+            let ack = json(send_report(&hub, &report(json!([]), json!([]))).await).await;
+            let asked = ack["reinspections"].as_array().unwrap();
+            assert_eq!(asked.len(), 1, "{ack}");
+            assert_eq!(asked[0]["case_id"], id.as_str());
+            assert_eq!(asked[0]["camera_id"], "cam-1");
+            assert_eq!(asked[0]["category"], "event:0407");
+            assert_eq!(asked[0]["bbox"]["w"], 0.2);
+        }
+        let ack = json(send_report(&hub, &report(json!([]), json!([]))).await).await;
+        let request_id = ack["reinspections"][0]["id"].clone();
+
+        // It answers with a snapshot it uploaded first; the answer goes on the case.
+        let jpeg: &[u8] = b"\xFF\xD8\xFF\xE0 the square, empty again";
+        let sha = hex::encode(Sha256::digest(jpeg));
+        let put = hub
+            .put(&format!("/api/v1/blobs/{sha}"), &hub.gateway_token)
+            .header("content-type", "image/jpeg")
+            .body(jpeg)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::CREATED);
+        let mut answered = report(json!([]), json!([]));
+        answered["reinspections"] = json!([{
+            "id": request_id, "outcome": "cleared", "checked_at": "2026-11-22T09:00:00Z",
+            "frames": 5, "score": 0.12, "snapshot": sha
+        }]);
+        for _ in 0..2 {
+            let resp = send_report(&hub, &answered).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(json(resp).await.get("reinspections"), None);
+        }
+        let detail = hub
+            .get_json(&format!("/api/v1/cases/{id}"), &hub.police_token)
+            .await;
+        let r = &detail["reinspections"][0];
+        assert_eq!(r["outcome"], "cleared", "{detail}");
+        assert_eq!(r["frames"], 5);
+        assert_eq!(r["snapshot_url"], format!("/api/v1/blobs/{sha}"));
+        let actions: Vec<&str> = detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["action"].as_str().unwrap())
+            .filter(|a| a.starts_with("reinspection"))
+            .collect();
+        assert_eq!(
+            actions,
+            ["reinspection_requested", "reinspection_cleared"],
+            "answered once, however often it is sent"
+        );
+        assert_eq!(detail["attachments"][0]["kind"], "after");
+        // The department that holds the case sees the snapshot.
+        let blob = hub
+            .get(&format!("/api/v1/blobs/{sha}"), &hub.police_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(blob.status(), StatusCode::OK);
+
+        // A bad answer is refused whole, naming the field.
+        answered["reinspections"][0]["score"] = json!(7.0);
+        let resp = send_report(&hub, &answered).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json(resp).await["error"]["field"], "reinspections[0].score");
     }
 );

@@ -129,10 +129,20 @@ on_both_backends!(
             .iter()
             .map(|t| t["action"].as_str().unwrap())
             .collect();
+        // The camera that raised it is asked to look again at the first `handle`; the
+        // second finds that request still open and asks nothing more.
         assert_eq!(
             actions,
             [
-                "open", "accept", "handle", "verify", "rework", "handle", "verify", "close"
+                "open",
+                "accept",
+                "handle",
+                "reinspection_requested",
+                "verify",
+                "rework",
+                "handle",
+                "verify",
+                "close"
             ]
         );
         assert_eq!(c["timeline"][2]["note"], "crowd dispersed by two officers");

@@ -46,7 +46,9 @@ after(async () => {
 /** Collects `page`'s console errors and uncaught errors into `problems`. */
 function watch(page, who) {
   page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`${who}: console error: ${msg.text()}`)
+    if (msg.type() !== 'error') return
+    const url = msg.location()?.url
+    problems.push(`${who}: console error: ${msg.text()}${url ? ` (${url})` : ''}`)
   })
   page.on('pageerror', (err) => problems.push(`${who}: page error: ${err.message}`))
   return page
@@ -136,6 +138,7 @@ test('operators and departments run a case through the dashboard', async () => {
   const latency = Date.now() - posted
   console.log(`live feed: the event appeared ${latency} ms after it was posted`)
   assert.ok(await row.locator('img.thumb').isVisible(), 'the photo thumbnail is shown')
+  assert.match(await row.innerText(), /无主井盖 component:0114/, 'the category by its catalogue name')
   assert.match(await row.getAttribute('class'), /sev-high/, 'high risk is highlighted')
   await op.locator('img.thumb').first().evaluate((img) => img.decode())
   await shot(op, '02-live-event')
@@ -269,6 +272,12 @@ test('signing out ends the session', async () => {
   const page = await newPage('signout')
   await signIn(page, 'op-web')
   await page.getByTestId('feed-status').filter({ hasText: '已连接' }).waitFor()
+  // As a user would: once the feed shows its names and thumbnails, so no load of the page
+  // is still waiting for a connection when the session ends.
+  await page.getByText('无主井盖 component:0114').first().waitFor()
+  await page.waitForFunction(() =>
+    [...document.images].filter((img) => img.getBoundingClientRect().top < innerHeight).every((img) => img.complete),
+  )
   await page.getByRole('button', { name: '退出' }).click()
   await page.getByRole('button', { name: '登录' }).waitFor()
   const after = await page.context().request.get(`${HUB}/api/v1/cases`)

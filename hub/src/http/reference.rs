@@ -1,0 +1,142 @@
+//! `GET|PUT /api/v1/reference/{kind}`: the department list, the category catalogue and the
+//! ownership list. Anyone signed in reads them (JSON, or CSV for `Accept: text/csv`);
+//! admins replace a whole set with a CSV or TOML document, checked row by row and against
+//! the other sets, imported whole or not at all.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::extract::QueryParams;
+use super::{AppState, error::ApiError};
+use crate::reference::{self, Format, Kind, Set};
+use crate::reference_sync::{self, ImportError, Origin};
+use crate::store::{Principal, SetInfo, StoreError};
+
+#[derive(Serialize)]
+struct SetView {
+    kind: Kind,
+    /// The revision of all reference data in force.
+    revision: i64,
+    /// When and by whom this set was last imported; absent before the first import.
+    imported: Option<SetInfo>,
+    rows: serde_json::Value,
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.user()?;
+    let kind = parse_kind(&kind)?;
+    let reference = app.reference.current();
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if wants_csv {
+        let body = reference.to_csv(kind).map_err(ApiError::internal)?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{kind}.csv\""),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(SetView {
+        kind,
+        revision: reference.revision,
+        imported: app.store.reference_set_info(kind).await?,
+        rows: reference.rows_json(kind),
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Check the document and report, without importing it.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+pub struct ImportOutcome {
+    kind: Kind,
+    rows: usize,
+    /// The revision in force afterwards (unchanged by a dry run).
+    revision: i64,
+    dry_run: bool,
+}
+
+pub async fn put(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(kind): Path<String>,
+    QueryParams(query): QueryParams<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ImportOutcome>, ApiError> {
+    principal.admin()?;
+    let kind = parse_kind(&kind)?;
+    let format = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_media_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the document as text/csv or application/toml",
+            )
+        })?;
+    let text = reference::text(&body).map_err(|e| ApiError::invalid_rows(vec![e]))?;
+    let set = Set::parse(kind, format, text).map_err(ApiError::invalid_rows)?;
+    let rows = set.len();
+    let current = app.reference.current();
+    if query.dry_run {
+        current.with(set).map_err(ApiError::invalid_rows)?;
+        return Ok(Json(ImportOutcome {
+            kind,
+            rows,
+            revision: current.revision,
+            dry_run: true,
+        }));
+    }
+    let origin = Origin {
+        actor: &principal.actor(),
+        source: "api",
+        sha256: &reference_sync::digest(&body),
+    };
+    let next = reference_sync::import(&app.store, &current, set, origin)
+        .await
+        .map_err(|e| match e {
+            ImportError::Rejected(errors) => ApiError::invalid_rows(errors),
+            ImportError::Store(StoreError::Conflict(message)) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            ImportError::Store(e) => e.into(),
+        })?;
+    let revision = next.revision;
+    app.reference.install(next);
+    Ok(Json(ImportOutcome {
+        kind,
+        rows,
+        revision,
+        dry_run: false,
+    }))
+}
+
+fn parse_kind(kind: &str) -> Result<Kind, ApiError> {
+    Kind::parse(kind).ok_or_else(|| ApiError::not_found("reference set"))
+}
