@@ -18,7 +18,9 @@ pub mod metrics;
 pub mod outbox;
 pub mod patrol;
 pub mod pipeline;
+pub mod probe;
 pub mod reinspection;
+pub mod rtsp;
 pub mod storage;
 pub mod uplink;
 

@@ -2,12 +2,17 @@
 //! settings, starts logging and hands over to the library.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edge_gateway::patrol::terminals::{TerminalsFile, new_terminal};
+use edge_gateway::probe::{self, ProbeRequest};
+use edge_gateway::rtsp::{self, Vendor};
 use edge_gateway::{Config, RawConfig};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +36,50 @@ enum Command {
     /// Patrol terminals served by the embedded MQTT broker.
     #[command(subcommand)]
     Terminal(TerminalCommand),
+    /// Connects to a camera as the gateway would and reports codec, resolution, frame rate,
+    /// key frame interval and time to first frame, or why it failed.
+    Probe(ProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// The stream's URL (`rtsp://[user:password@]host[:port]/path`); or give --vendor and
+    /// --host instead.
+    #[arg(required_unless_present = "vendor", conflicts_with = "vendor")]
+    url: Option<String>,
+    /// The camera's maker, to build the URL from its pattern (cameras without ONVIF).
+    #[arg(long, value_enum, requires = "host")]
+    vendor: Option<Vendor>,
+    /// The camera's or NVR's address, with --vendor.
+    #[arg(long)]
+    host: Option<String>,
+    /// The RTSP port, with --vendor (554 when not given).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The channel, with --vendor (from 1).
+    #[arg(long, default_value_t = 1)]
+    channel: u32,
+    /// The sub-stream rather than the main stream, with --vendor.
+    #[arg(long)]
+    sub: bool,
+    /// The user name (the password comes from EDGE_CAMERA_PASSWORD, never the command line).
+    #[arg(long)]
+    user: Option<String>,
+    /// RTP over the RTSP connection (TCP) rather than UDP.
+    #[arg(long)]
+    tcp: bool,
+    /// Seconds to watch the stream after its first frame.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Seconds allowed for each RTSP step and for the first frame.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Where to save the first picture as JPEG.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// The report as JSON on standard output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -60,8 +109,12 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Some(Command::Terminal(TerminalCommand::Add { file, holder, ids })) = cli.command {
-        return add_terminals(&file, holder, &ids);
+    match cli.command {
+        Some(Command::Terminal(TerminalCommand::Add { file, holder, ids })) => {
+            return add_terminals(&file, holder, &ids);
+        }
+        Some(Command::Probe(args)) => return probe(args).await,
+        None => {}
     }
     let file = cli
         .config
@@ -112,6 +165,53 @@ fn add_terminals(
         file.display(),
         terminals.terminals.len()
     );
+    Ok(())
+}
+
+async fn probe(args: ProbeArgs) -> anyhow::Result<()> {
+    let url = match (&args.url, args.vendor, &args.host) {
+        (Some(url), _, _) => Url::parse(url).with_context(|| format!("the URL {url:?}"))?,
+        (None, Some(vendor), Some(host)) => {
+            rtsp::vendor_url(vendor, host, args.port, args.channel, args.sub)
+                .map_err(anyhow::Error::msg)?
+        }
+        _ => anyhow::bail!("give a URL, or --vendor and --host"),
+    };
+    let password = std::env::var("EDGE_CAMERA_PASSWORD")
+        .ok()
+        .map(SecretString::from);
+    let (url, credentials) =
+        probe::split_credentials(url, args.user, password).map_err(anyhow::Error::msg)?;
+    ffmpeg_next::init().context("initialising FFmpeg")?;
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
+    let request = ProbeRequest {
+        url,
+        credentials,
+        tcp: args.tcp,
+        watch: Duration::from_secs(args.seconds),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    let report = match probe::probe(&request).await {
+        Ok(report) => report,
+        // An answer about the camera, not a fault of this program: no backtrace.
+        Err(e) => {
+            eprintln!("探测失败 probe failed: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let (Some(path), Some(jpeg)) = (&args.snapshot, &report.snapshot) {
+        std::fs::write(path, jpeg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", probe::describe(&report));
+    }
+    match (&args.snapshot, &report.snapshot) {
+        (Some(path), Some(_)) => eprintln!("快照 snapshot: {}", path.display()),
+        (Some(_), None) => anyhow::bail!("no picture could be decoded for the snapshot"),
+        _ => {}
+    }
     Ok(())
 }
 

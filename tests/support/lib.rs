@@ -2,6 +2,7 @@
 //! GStreamer RTSP server, and run the real `hub` and `edge-gateway` binaries as processes on
 //! free ports. Every process is killed when its handle drops.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -126,11 +127,17 @@ impl Drop for Process {
 
 /// The GStreamer RTSP server from `deploy/demo/rtsp-server.py`, serving `clip`.
 pub fn rtsp_server(clip: &Path) -> anyhow::Result<(Process, String)> {
+    rtsp_server_with(&[OsStr::new("--clip"), clip.as_os_str()])
+}
+
+/// The RTSP server with other options (`--test-pattern`, `--user`, `--password`, `--mount`);
+/// returns it with its stream's URL.
+pub fn rtsp_server_with(args: &[&OsStr]) -> anyhow::Result<(Process, String)> {
     let port = free_port();
     let mut child = Command::new("/usr/bin/python3")
         .arg(repo().join("deploy/demo/rtsp-server.py"))
-        .args(["--port", &port.to_string(), "--clip"])
-        .arg(clip)
+        .args(["--port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -148,7 +155,6 @@ pub fn rtsp_server(clip: &Path) -> anyhow::Result<(Process, String)> {
     }
 }
 
-/// Runs a `hub` subcommand to completion and returns its stdout.
 pub fn hub_command(env: &[(&str, String)], args: &[&str]) -> anyhow::Result<String> {
     hub_command_with_input(env, args, "")
 }

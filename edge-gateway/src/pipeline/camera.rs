@@ -1,4 +1,4 @@
-//! One task per camera: open the RTSP session with `retina`, pass encoded frames to the
+//! One task per camera: open the RTSP session (`crate::rtsp`), pass encoded frames to the
 //! camera's decoder, and reconnect with capped exponential backoff and jitter when the
 //! stream fails, ends or stalls.
 
@@ -7,18 +7,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use retina::client::{
-    PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
-    UdpTransportOptions,
-};
-use retina::codec::{CodecItem, FrameFormat};
-use secrecy::ExposeSecret;
+use retina::codec::CodecItem;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::decode::{Codec, DecoderInput};
+use super::decode::DecoderInput;
 use crate::config::CameraConfig;
 use crate::health::CameraHealth;
+use crate::rtsp::{self, Opened};
 use protocol::gateway::CameraState;
 
 /// A camera that sends nothing for this long is treated as hung (retina alone would wait
@@ -103,63 +99,16 @@ async fn run_once(
     health: &CameraHealth,
     decoder: &mpsc::Sender<DecoderInput>,
 ) -> Result<(), String> {
-    let creds = camera
-        .credentials
-        .as_ref()
-        .map(|(u, p)| retina::client::Credentials {
-            username: u.clone(),
-            password: p.expose_secret().to_owned(),
-        });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("edge-gateway/{}", env!("CARGO_PKG_VERSION")));
-    let mut session = tokio::time::timeout(
+    let Opened {
+        mut stream, codec, ..
+    } = rtsp::open(
+        &camera.url,
+        camera.credentials.as_ref(),
+        camera.tcp,
         FRAME_TIMEOUT,
-        Session::describe(camera.url.clone(), options),
     )
     .await
-    .map_err(|_| "DESCRIBE timed out".to_owned())?
-    .map_err(|e| format!("DESCRIBE failed: {e}"))?;
-    let (index, codec) = session
-        .streams()
-        .iter()
-        .enumerate()
-        .find_map(|(i, s)| match (s.media(), s.encoding_name()) {
-            ("video", "h264") => Some((i, Codec::H264)),
-            ("video", "h265") => Some((i, Codec::H265)),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            let offered: Vec<String> = session
-                .streams()
-                .iter()
-                .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-                .collect();
-            format!(
-                "no H.264 or H.265 video stream (offered: {})",
-                offered.join(", ")
-            )
-        })?;
-    let transport = if camera.tcp {
-        Transport::Tcp(TcpTransportOptions::default())
-    } else {
-        Transport::Udp(UdpTransportOptions::default())
-    };
-    session
-        .setup(
-            index,
-            SetupOptions::default()
-                .transport(transport)
-                .frame_format(FrameFormat::SIMPLE),
-        )
-        .await
-        .map_err(|e| format!("SETUP failed: {e}"))?;
-    let mut stream = session
-        .play(PlayOptions::default())
-        .await
-        .map_err(|e| format!("PLAY failed: {e}"))?
-        .demuxed()
-        .map_err(|e| format!("cannot demux: {e}"))?;
+    .map_err(|e| e.to_string())?;
     decoder
         .send(DecoderInput::Start(codec))
         .await

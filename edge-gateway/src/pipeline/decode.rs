@@ -105,6 +105,27 @@ impl Decoder {
     }
 }
 
+/// The first picture `frames` (access units in Annex B form, from a key frame on) decode
+/// to, as tightly packed BGR: for snapshots outside the camera pipeline (the probe).
+pub fn first_picture(
+    codec: Codec,
+    frames: &[Vec<u8>],
+) -> Result<Option<(u32, u32, Vec<u8>)>, ffmpeg::Error> {
+    let mut decoder = Decoder::open(codec)?;
+    let mut picture = ffmpeg::frame::Video::empty();
+    for data in frames {
+        decoder.video.send_packet(&ffmpeg::Packet::copy(data))?;
+        if decoder.video.receive_frame(&mut picture).is_ok() {
+            return decoder.convert_to_bgr(&picture).map(Some);
+        }
+    }
+    decoder.video.send_eof()?;
+    if decoder.video.receive_frame(&mut picture).is_ok() {
+        return decoder.convert_to_bgr(&picture).map(Some);
+    }
+    Ok(None)
+}
+
 /// Runs until the camera task drops its sender.
 pub fn run(
     camera: usize,

@@ -8,4 +8,5 @@ mod model_cache;
 mod model_quality;
 mod outbox;
 mod patrol;
+mod probe;
 mod support;
