@@ -65,6 +65,10 @@ export HUB_CATEGORIES="$PWD/deploy/categories.example.csv"
 export HUB_OWNERSHIP_LIST="$PWD/deploy/ownership.example.toml"
 export HUB_WEB_ROOT="$PWD/hub/web/dist"
 export HUB_AREAS="$PWD/deploy/areas.example.geojson"
+# The key that seals camera passwords in the device registry, made once for this demo.
+[ -s "$demo/registry.key" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$demo/registry.key"
+HUB_REGISTRY_KEY=$(cat "$demo/registry.key")
+export HUB_REGISTRY_KEY
 # Tokens and users belong to the database they were made in.
 [ -f "$demo/hub.db" ] || rm -f "$demo"/*.token "$demo/password"
 if [ ! -s "$demo/gateway.token" ]; then
@@ -84,6 +88,7 @@ demo_user() {  # NAME ROLE-ARGS…: creates the user, or resets the password of 
 if [ ! -s "$demo/password" ]; then
   head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$demo/password"
   demo_user demo-operator --role operator
+  demo_user demo-technician --role technician
   for dept in housing-bureau county-police; do
     demo_user "demo-$dept" --role department --department "$dept"
   done
@@ -176,7 +181,7 @@ cat <<INFO
   The system is running (logs in $demo/*.log). Ctrl-C stops it.
 
   Dashboard 仪表盘:                        http://127.0.0.1:$HUB_PORT/
-    sign in as demo-operator, demo-housing-bureau or demo-county-police
+    sign in as demo-operator, demo-housing-bureau, demo-county-police or demo-technician
     password: $(cat "$demo/password")
   Hub API:                                 http://127.0.0.1:$HUB_PORT/api/v1/cases
     curl -H "Authorization: Bearer \$(cat $demo/demo-operator.token)" http://127.0.0.1:$HUB_PORT/api/v1/cases

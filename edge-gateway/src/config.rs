@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use protocol::device::{CameraSpec, CrowdSpec, HazardSpec, Transport};
 use protocol::{CategoryCode, check_identifier};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -30,7 +31,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub models: BTreeMap<String, RawNamedModel>,
     #[serde(default, rename = "camera")]
-    pub cameras: Vec<RawCamera>,
+    pub cameras: Vec<CameraSpec>,
     /// Patrol terminals over MQTT; absent = no terminals.
     #[serde(default)]
     pub patrol: Option<RawPatrol>,
@@ -106,7 +107,7 @@ pub struct RawGateway {
     /// Where the gateway stands, for its own fault events; the first camera's place when
     /// absent.
     #[serde(default)]
-    pub location: Option<RawLocation>,
+    pub location: Option<protocol::Location>,
 }
 
 fn default_outbox_max_mib() -> u64 {
@@ -177,126 +178,6 @@ pub struct RawNamedModel {
 
 fn default_threads() -> usize {
     2
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCamera {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    pub url: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<SecretString>,
-    /// `tcp` (default) or `udp`.
-    #[serde(default = "default_transport")]
-    pub transport: String,
-    /// Frames analysed per second; the rest are decoded (H.264 needs them) but not converted
-    /// or analysed.
-    #[serde(default = "default_fps")]
-    pub detect_fps: f64,
-    pub location: RawLocation,
-    /// A model of `models` by name; absent = the default `model`.
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub crowd: Option<RawCrowd>,
-    /// Raise an event for the classes the model's manifest calls hazards (a broken or
-    /// missing manhole cover).
-    #[serde(default)]
-    pub hazard: Option<RawHazard>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHazard {
-    /// Boxes below this score are not counted; default: the operating score the model's
-    /// manifest records (`evaluation.score_threshold`), else 0.5.
-    #[serde(default)]
-    pub min_score: Option<f32>,
-    /// Seen in this many of the last `window` analysed frames → an event.
-    #[serde(default = "default_hazard_frames")]
-    pub frames: usize,
-    #[serde(default = "default_hazard_window")]
-    pub window: usize,
-    /// Seconds after an event before the same camera raises the same class again.
-    #[serde(default = "default_hazard_cooldown")]
-    pub cooldown_s: u64,
-    /// Polygon in normalised coordinates; a box counts when its centre is inside.
-    #[serde(default)]
-    pub zone: Option<Vec<[f32; 2]>>,
-}
-
-fn default_hazard_frames() -> usize {
-    3
-}
-
-fn default_hazard_window() -> usize {
-    5
-}
-
-fn default_hazard_cooldown() -> u64 {
-    3600
-}
-
-fn default_transport() -> String {
-    "tcp".into()
-}
-
-fn default_fps() -> f64 {
-    2.0
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLocation {
-    pub lat: f64,
-    pub lon: f64,
-    #[serde(default)]
-    pub area_code: Option<String>,
-    #[serde(default)]
-    pub grid: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCrowd {
-    /// Persons counted (inside the zone, if any) that raise the event.
-    pub min_persons: u32,
-    /// Detections below this score are not counted.
-    #[serde(default = "default_score")]
-    pub min_score: f32,
-    /// Seconds the count must stay at or above `min_persons` before an event (0: at once).
-    #[serde(default)]
-    pub dwell_s: u64,
-    /// Seconds after an event before the same camera raises another.
-    #[serde(default = "default_cooldown")]
-    pub cooldown_s: u64,
-    /// Count at which the risk is medium / high; default 2× and 4× `min_persons`.
-    #[serde(default)]
-    pub medium_at: Option<u32>,
-    #[serde(default)]
-    pub high_at: Option<u32>,
-    /// Polygon in normalised coordinates ([x, y] with 0..1); persons count when their foot
-    /// point is inside. Absent = the whole frame.
-    #[serde(default)]
-    pub zone: Option<Vec<[f32; 2]>>,
-    #[serde(default = "default_crowd_category")]
-    pub category: String,
-}
-
-fn default_score() -> f32 {
-    0.25
-}
-
-fn default_cooldown() -> u64 {
-    60
-}
-
-fn default_crowd_category() -> String {
-    "event:0407".into()
 }
 
 /// Checked settings.
@@ -437,67 +318,14 @@ impl Config {
         let mut cameras = Vec::new();
         for (i, cam) in raw.cameras.into_iter().enumerate() {
             let key = |k: &str| format!("camera[{i}].{k}");
-            check_identifier(&cam.id).map_err(|m| invalid(&key("id"), m))?;
+            cam.validate(&format!("camera[{i}]"))
+                .map_err(|e| invalid(&e.path, e.message))?;
             if !seen.insert(cam.id.clone()) {
                 return Err(invalid(
                     &key("id"),
                     format!("{:?} is used by two cameras", cam.id),
                 ));
             }
-            let url = Url::parse(&cam.url).map_err(|e| invalid(&key("url"), format!("{e}")))?;
-            if !matches!(url.scheme(), "rtsp" | "rtsps") {
-                return Err(invalid(&key("url"), "must be an rtsp:// URL".into()));
-            }
-            if !url.username().is_empty() || url.password().is_some() {
-                return Err(invalid(
-                    &key("url"),
-                    "put credentials in username/password, not in the URL".into(),
-                ));
-            }
-            let credentials = match (cam.username, cam.password) {
-                (Some(u), Some(p)) => Some((u, p)),
-                (None, None) => None,
-                _ => {
-                    return Err(invalid(
-                        &key("username"),
-                        "username and password go together".into(),
-                    ));
-                }
-            };
-            let tcp = match cam.transport.as_str() {
-                "tcp" => true,
-                "udp" => false,
-                other => {
-                    return Err(invalid(
-                        &key("transport"),
-                        format!("{other:?} must be tcp or udp"),
-                    ));
-                }
-            };
-            if !(cam.detect_fps > 0.0 && cam.detect_fps <= 30.0) {
-                return Err(invalid(
-                    &key("detect_fps"),
-                    format!("{} must be in (0, 30]", cam.detect_fps),
-                ));
-            }
-            let location = protocol::Location {
-                lat: cam.location.lat,
-                lon: cam.location.lon,
-                area_code: cam.location.area_code,
-                grid: cam.location.grid,
-            };
-            // The same rules the hub applies, so a bad location fails here, not at the hub.
-            location
-                .validate()
-                .map_err(|e| invalid(&key(&format!("location.{}", e.path)), e.message))?;
-            let crowd = cam
-                .crowd
-                .map(|c| crowd_rule(c).map_err(|(k, m)| invalid(&key(&format!("crowd.{k}")), m)))
-                .transpose()?;
-            let hazard = cam
-                .hazard
-                .map(|h| hazard(h).map_err(|(k, m)| invalid(&key(&format!("hazard.{k}")), m)))
-                .transpose()?;
             if let Some(name) = &cam.model
                 && !models.contains_key(name)
             {
@@ -506,17 +334,22 @@ impl Config {
                     format!("{name:?} is not one of [models]"),
                 ));
             }
+            let url = Url::parse(&cam.url).map_err(|e| invalid(&key("url"), format!("{e}")))?;
+            let credentials = cam
+                .username
+                .zip(cam.password)
+                .map(|(u, p)| (u, SecretString::from(p.expose())));
             cameras.push(CameraConfig {
                 name: cam.name.unwrap_or_else(|| cam.id.clone()),
                 id: cam.id,
                 url,
                 credentials,
-                tcp,
+                tcp: cam.transport == Transport::Tcp,
                 detect_interval: Duration::from_secs_f64(1.0 / cam.detect_fps),
-                location,
+                location: cam.location,
                 model: cam.model,
-                crowd,
-                hazard,
+                crowd: cam.crowd.map(crowd_rule),
+                hazard: cam.hazard.map(hazard),
             });
         }
         let patrol = raw
@@ -539,12 +372,6 @@ impl Config {
             .map_err(|e| invalid("gateway.fault_category", format!("{e}")))?;
         let location = match raw.gateway.location {
             Some(l) => {
-                let l = protocol::Location {
-                    lat: l.lat,
-                    lon: l.lon,
-                    area_code: l.area_code,
-                    grid: l.grid,
-                };
                 l.validate()
                     .map_err(|e| invalid(&format!("gateway.location.{}", e.path), e.message))?;
                 Some(l)
@@ -654,56 +481,28 @@ fn patrol(
     Ok(PatrolConfig { broker, limits })
 }
 
-fn hazard(h: RawHazard) -> Result<HazardSettings, (&'static str, String)> {
-    if let Some(score) = h.min_score
-        && !(0.0..=1.0).contains(&score)
-    {
-        return Err(("min_score", format!("{score} must be in 0..=1")));
-    }
-    if !(1..=100).contains(&h.window) {
-        return Err(("window", "must be 1..=100 frames".into()));
-    }
-    if !(1..=h.window).contains(&h.frames) {
-        return Err(("frames", format!("must be 1..={} (the window)", h.window)));
-    }
-    let zone = h.zone.map(Zone::new).transpose().map_err(|m| ("zone", m))?;
-    Ok(HazardSettings {
+/// A camera's hazard settings; `HazardSpec::validate` has checked them.
+fn hazard(h: HazardSpec) -> HazardSettings {
+    HazardSettings {
         min_score: h.min_score,
         frames: h.frames,
         window: h.window,
         cooldown: Duration::from_secs(h.cooldown_s),
-        zone,
-    })
+        zone: h.zone.map(Zone::checked),
+    }
 }
 
-fn crowd_rule(c: RawCrowd) -> Result<CrowdRule, (&'static str, String)> {
-    if c.min_persons == 0 {
-        return Err(("min_persons", "must be at least 1".into()));
-    }
-    if !(0.0..=1.0).contains(&c.min_score) {
-        return Err(("min_score", format!("{} must be in 0..=1", c.min_score)));
-    }
-    let category: CategoryCode = c
-        .category
-        .parse()
-        .map_err(|e| ("category", format!("{e}")))?;
-    let zone = c.zone.map(Zone::new).transpose().map_err(|m| ("zone", m))?;
-    let medium_at = c.medium_at.unwrap_or(c.min_persons * 2);
-    let high_at = c.high_at.unwrap_or(c.min_persons * 4);
-    if !(c.min_persons <= medium_at && medium_at <= high_at) {
-        return Err((
-            "medium_at",
-            "min_persons <= medium_at <= high_at must hold".into(),
-        ));
-    }
-    Ok(CrowdRule {
+/// A camera's crowd rule; `CrowdSpec::validate` has checked it.
+fn crowd_rule(c: CrowdSpec) -> CrowdRule {
+    let (medium_at, high_at) = c.levels();
+    CrowdRule {
         min_persons: c.min_persons,
         min_score: c.min_score,
         dwell: Duration::from_secs(c.dwell_s),
         cooldown: Duration::from_secs(c.cooldown_s),
         medium_at,
         high_at,
-        zone,
-        category,
-    })
+        zone: c.zone.map(Zone::checked),
+        category: c.category,
+    }
 }

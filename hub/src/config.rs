@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{AreaMap, CalendarConfig, CorrelationConfig, DeadlineConfig, WorkingCalendar};
 use crate::reference::{self, Kind, Set};
+use crate::sealing::SealKey;
+use protocol::device::Secret;
 
 /// The settings as written, before checking.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -41,6 +43,10 @@ pub struct RawConfig {
     /// The built dashboard (`hub/web/dist`, made by `npm run build`); without it the hub
     /// serves only the API. A relative path is relative to the settings file that names it.
     pub web_root: Option<RelativePathBuf>,
+    /// 64 hex digits (`openssl rand -hex 32`) that seal camera passwords in the device
+    /// registry; prefer `HUB_REGISTRY_KEY` to writing it here. Without it the registry
+    /// refuses passwords. Losing it loses the stored passwords (enter them again).
+    pub registry_key: Option<Secret>,
 }
 
 /// The dashboard's map.
@@ -170,6 +176,7 @@ impl Default for RawConfig {
             },
             session: SessionSettings::default(),
             web_root: None,
+            registry_key: None,
         }
     }
 }
@@ -189,6 +196,7 @@ pub struct Config {
     pub limits: Limits,
     pub session: SessionSettings,
     pub web_root: Option<PathBuf>,
+    pub registry_key: Option<SealKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +337,12 @@ impl TryFrom<RawConfig> for Config {
                 root.display()
             )));
         }
+        let registry_key = raw
+            .registry_key
+            .as_ref()
+            .map(|k| SealKey::from_hex(k.expose()))
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("registry_key: {e}")))?;
         Ok(Config {
             listen: raw.listen,
             database_url: raw.database_url,
@@ -341,6 +355,7 @@ impl TryFrom<RawConfig> for Config {
             limits: raw.limits,
             session: raw.session,
             web_root,
+            registry_key,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod live;
 pub mod password;
 pub mod reference;
 pub mod reference_sync;
+pub mod sealing;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub async fn run(
             Duration::from_secs(config.session.failure_window_s),
         ))),
         session: config.session,
+        registry_key: config.registry_key,
+        registry_changed: Arc::new(tokio::sync::Notify::new()),
         live: match store.backend() {
             store::Backend::Postgres => live::LiveFeed::shared(store.clone(), shutdown.clone()),
             store::Backend::Sqlite => live::LiveFeed::new(shutdown.clone()),

@@ -10,6 +10,7 @@
 //! they drift from the code.
 
 mod category;
+pub mod device;
 mod event;
 pub mod gateway;
 pub mod patrol;
@@ -60,6 +61,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "gateway-report-ack.schema.json",
             schema_value::<gateway::GatewayReportAck>(),
+        ),
+        (
+            "gateway-config.schema.json",
+            schema_value::<device::GatewayConfig>(),
         ),
     ]
 }

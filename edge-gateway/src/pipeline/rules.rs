@@ -19,13 +19,14 @@ pub struct Zone(Vec<[f32; 2]>);
 
 impl Zone {
     pub fn new(points: Vec<[f32; 2]>) -> Result<Self, String> {
-        if points.len() < 3 {
-            return Err("a zone needs at least 3 points".into());
-        }
-        if points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
-            return Err("zone points are normalised coordinates in 0..=1".into());
-        }
+        protocol::device::check_zone(Some(&points))?;
         Ok(Self(points))
+    }
+
+    /// A zone `CameraSpec::validate` has already checked.
+    pub fn checked(points: Vec<[f32; 2]>) -> Self {
+        debug_assert!(protocol::device::check_zone(Some(&points)).is_ok());
+        Self(points)
     }
 
     /// Even-odd ray casting.

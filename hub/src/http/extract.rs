@@ -104,6 +104,19 @@ impl Principal {
         }
     }
 
+    /// Admins and technicians change devices; returns the actor for the audit.
+    pub fn device_manager(&self) -> Result<String, ApiError> {
+        match self {
+            Principal::User {
+                role: Role::Admin | Role::Technician,
+                ..
+            } => Ok(self.actor()),
+            _ => Err(ApiError::forbidden(
+                "only admins and technicians may change devices",
+            )),
+        }
+    }
+
     /// Which cases this caller may read, or 403 when it may read none.
     pub fn case_visibility(&self) -> Result<CaseVisibility, ApiError> {
         match self {

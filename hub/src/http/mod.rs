@@ -12,6 +12,7 @@ mod gateways;
 mod map;
 mod photos;
 mod reference;
+mod registry;
 mod session;
 mod side_records;
 mod stats;
@@ -53,6 +54,11 @@ pub struct AppState {
     pub throttle: Arc<Mutex<Throttle>>,
     /// What just happened, for open dashboards.
     pub live: LiveFeed,
+    /// Seals camera passwords in the device registry; `None`: passwords are refused.
+    pub registry_key: Option<crate::sealing::SealKey>,
+    /// Wakes gateways waiting for a new configuration after a registry change here
+    /// (changes made through another hub are seen by polling).
+    pub registry_changed: Arc<tokio::sync::Notify>,
 }
 
 /// The API under `/api/v1`, the liveness probe, and the dashboard's files from `web_root`.
@@ -96,6 +102,15 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         )
         .route("/api/v1/gateways", get(gateways::list))
         .route("/api/v1/gateway/report", put(terminals::report))
+        .route("/api/v1/gateway/config", get(registry::gateway_config))
+        .route("/api/v1/registry/cameras", get(registry::list))
+        .route(
+            "/api/v1/registry/cameras/{id}",
+            get(registry::get)
+                .put(registry::put)
+                .delete(registry::delete),
+        )
+        .route("/api/v1/registry/audit", get(registry::audit))
         .route("/api/v1/terminals", get(terminals::list))
         .route("/api/v1/cameras", get(terminals::cameras))
         .route(

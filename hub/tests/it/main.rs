@@ -6,6 +6,7 @@ mod dashboard;
 mod deadlines;
 mod openapi;
 mod reference;
+mod registry;
 mod side_records;
 mod support;
 mod terminals;

@@ -12,6 +12,9 @@ time_limit = "2 urgent_hours"
 closing = "crowd dispersed"
 "#;
 
+/// The key the test hubs seal camera passwords with.
+pub const REGISTRY_KEY: &str = "5f0e7a2c9b1d4e3f8a6b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f";
+
 /// The dashboard password of users `op` and `police-1`.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -63,6 +66,7 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
         ..RawConfig::default()
     };
     let mut config = Config::try_from(raw).unwrap();
+    config.registry_key = Some(hub::sealing::SealKey::from_hex(REGISTRY_KEY).unwrap());
     config.limits.max_batch_bytes = 64 * 1024;
     config.limits.max_blob_bytes = 64 * 1024;
     let store = Store::connect(&database_url).await.unwrap();

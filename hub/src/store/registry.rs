@@ -1,0 +1,292 @@
+//! The device registry: the cameras each gateway should run, each gateway's configuration
+//! revision (grown in the same transaction as any change to its cameras), and the audit of
+//! every change. Passwords arrive here sealed and are stored apart from the settings.
+
+use chrono::{DateTime, Utc};
+use protocol::device::CameraSpec;
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreError, from_ms, to_ms};
+
+/// A camera as the registry holds it. `spec.password` is always `None` here.
+#[derive(Debug, Clone)]
+pub struct RegistryCamera {
+    pub id: String,
+    pub gateway_id: String,
+    pub spec: CameraSpec,
+    /// The password, sealed (`crate::sealing`); `None` when the camera has none.
+    pub password_sealed: Option<String>,
+    pub sub_url: Option<String>,
+    pub asset_code: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+/// What a change does to a camera's stored password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordChange {
+    Keep,
+    Set(String),
+    Clear,
+}
+
+/// The outcome of entering a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entered {
+    pub created: bool,
+    /// The owning gateway's configuration revision after the change.
+    pub revision: i64,
+}
+
+/// One change to devices, for the audit.
+#[derive(Debug, Serialize)]
+pub struct AuditRow {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: serde_json::Value,
+}
+
+const COLUMNS: &str =
+    "id, gateway_id, spec, password_sealed, sub_url, asset_code, updated_at, updated_by";
+
+fn camera_from_row(row: &sqlx::any::AnyRow) -> Result<RegistryCamera, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    let id: String = row.try_get("id")?;
+    let spec = serde_json::from_str(&spec).map_err(|e| {
+        StoreError::Conflict(format!(
+            "the registry's entry for camera {id} is damaged: {e}"
+        ))
+    })?;
+    Ok(RegistryCamera {
+        id,
+        gateway_id: row.try_get("gateway_id")?,
+        spec,
+        password_sealed: row.try_get("password_sealed")?,
+        sub_url: row.try_get("sub_url")?,
+        asset_code: row.try_get("asset_code")?,
+        updated_at: from_ms(row.try_get("updated_at")?),
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+impl Store {
+    /// The registry's cameras, by id; those of `gateway` only when given.
+    pub async fn registry_cameras(
+        &self,
+        gateway: Option<&str>,
+    ) -> Result<Vec<RegistryCamera>, StoreError> {
+        let rows = match gateway {
+            Some(g) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM camera_registry WHERE gateway_id = $1 ORDER BY id"
+                )))
+                .bind(g)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM camera_registry ORDER BY id"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(camera_from_row).collect()
+    }
+
+    pub async fn registry_camera(&self, id: &str) -> Result<Option<RegistryCamera>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM camera_registry WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(camera_from_row)
+        .transpose()
+    }
+
+    /// Enters or replaces a camera (`spec.password` must be `None`; the password comes as
+    /// `password`), grows the configuration revision of its gateway (and of the gateway it
+    /// left, if it moved) and records `detail` in the audit, all in one transaction.
+    /// `Ok(None)` when the gateway is not registered.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enter_camera(
+        &self,
+        gateway_id: &str,
+        spec: &CameraSpec,
+        password: &PasswordChange,
+        sub_url: Option<&str>,
+        asset_code: Option<&str>,
+        actor: &str,
+        at: DateTime<Utc>,
+        detail: serde_json::Value,
+    ) -> Result<Option<Entered>, StoreError> {
+        debug_assert!(
+            spec.password.is_none(),
+            "passwords are stored sealed, apart"
+        );
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let gateway = sqlx::query("SELECT id FROM gateways WHERE id = $1")
+            .bind(gateway_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if gateway.is_none() {
+            return Ok(None);
+        }
+        let before =
+            sqlx::query("SELECT gateway_id, password_sealed FROM camera_registry WHERE id = $1")
+                .bind(&spec.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (previous_gateway, stored_password) = match &before {
+            Some(row) => (
+                Some(row.try_get::<String, _>("gateway_id")?),
+                row.try_get::<Option<String>, _>("password_sealed")?,
+            ),
+            None => (None, None),
+        };
+        let sealed = match password {
+            PasswordChange::Keep => stored_password,
+            PasswordChange::Set(sealed) => Some(sealed.clone()),
+            PasswordChange::Clear => None,
+        };
+        let spec_json = serde_json::to_string(spec).expect("a camera spec is always JSON");
+        sqlx::query("DELETE FROM camera_registry WHERE id = $1")
+            .bind(&spec.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO camera_registry (id, gateway_id, spec, password_sealed, sub_url, asset_code, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&spec.id)
+        .bind(gateway_id)
+        .bind(spec_json)
+        .bind(sealed)
+        .bind(sub_url)
+        .bind(asset_code)
+        .bind(to_ms(at))
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(previous) = previous_gateway.as_deref().filter(|g| *g != gateway_id) {
+            bump_revision(&mut tx, previous).await?;
+        }
+        let revision = bump_revision(&mut tx, gateway_id).await?;
+        let action = if before.is_some() {
+            "camera_updated"
+        } else {
+            "camera_created"
+        };
+        audit(&mut tx, at, actor, action, &spec.id, &detail).await?;
+        tx.commit().await?;
+        Ok(Some(Entered {
+            created: before.is_none(),
+            revision,
+        }))
+    }
+
+    /// Removes a camera from the registry; `false` when it was not there.
+    pub async fn remove_camera(
+        &self,
+        id: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let Some(row) = sqlx::query("SELECT gateway_id FROM camera_registry WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let gateway_id: String = row.try_get("gateway_id")?;
+        sqlx::query("DELETE FROM camera_registry WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        bump_revision(&mut tx, &gateway_id).await?;
+        let detail = serde_json::json!({ "gateway_id": gateway_id });
+        audit(&mut tx, at, actor, "camera_removed", id, &detail).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The gateway's configuration revision; `None` when the gateway is not registered.
+    pub async fn config_revision(&self, gateway_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT config_revision FROM gateways WHERE id = $1")
+            .bind(gateway_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("config_revision")).transpose()?)
+    }
+
+    /// The newest changes to devices first, at most `limit`.
+    pub async fn device_audit(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, target, detail FROM device_audit ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(AuditRow {
+                    at: from_ms(r.try_get("at")?),
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+async fn bump_revision(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    gateway_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query("UPDATE gateways SET config_revision = config_revision + 1 WHERE id = $1")
+        .bind(gateway_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("SELECT config_revision FROM gateways WHERE id = $1")
+        .bind(gateway_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("config_revision")
+}
+
+async fn audit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO device_audit (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(to_ms(at))
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
