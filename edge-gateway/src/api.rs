@@ -9,7 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::health::{CameraHealth, CameraStatus, GatewayStats, UplinkStatus};
+use crate::cameras::CameraBoard;
+use crate::health::{CameraStatus, GatewayStats, UplinkStatus};
 use crate::outbox::Outbox;
 use crate::patrol::Board;
 use crate::patrol::terminals::{Counters, TerminalState};
@@ -18,7 +19,7 @@ use crate::patrol::terminals::{Counters, TerminalState};
 pub struct ApiState {
     pub gateway_id: String,
     pub model: String,
-    pub cameras: Vec<Arc<CameraHealth>>,
+    pub cameras: Arc<CameraBoard>,
     pub stats: Arc<GatewayStats>,
     pub outbox: Outbox,
     /// Patrol terminals, when the gateway serves them.
@@ -68,7 +69,7 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, (StatusCode, 
         gateway_id: s.gateway_id.clone(),
         version: env!("CARGO_PKG_VERSION"),
         model: s.model.clone(),
-        cameras: s.cameras.iter().map(|c| c.snapshot()).collect(),
+        cameras: s.cameras.snapshot(),
         outbox_pending: s.outbox.pending().await.map_err(unavailable)?,
         outbox_oldest_age_s: s
             .outbox

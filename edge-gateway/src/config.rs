@@ -129,6 +129,11 @@ pub struct RawHub {
     /// Seconds between reports of the gateway's state (and its terminals') to the hub.
     #[serde(default = "default_report_interval")]
     pub report_interval_s: f64,
+    /// Take the cameras from the hub's device registry instead of `[[cameras]]`: changes
+    /// there are applied without a restart, and the last good list is kept on disk for
+    /// when the hub cannot be reached.
+    #[serde(default)]
+    pub camera_registry: bool,
 }
 
 fn default_batch_size() -> usize {
@@ -193,6 +198,8 @@ pub struct Config {
     pub hub_token: SecretString,
     pub batch_size: usize,
     pub report_interval: Duration,
+    /// The cameras come from the hub's device registry (`cameras` is empty).
+    pub camera_registry: bool,
     pub api_listen: SocketAddr,
     pub model_manifest: PathBuf,
     /// Further models' manifests by name (`models`).
@@ -209,6 +216,9 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct CameraConfig {
+    /// The settings as written (in the file or the hub's registry): a camera is replaced
+    /// when they change.
+    pub spec: CameraSpec,
     pub id: String,
     pub name: String,
     pub url: Url,
@@ -314,44 +324,15 @@ impl Config {
             check_identifier(&name).map_err(|e| invalid(&format!("models.{name}"), e))?;
             models.insert(name, base.join(m.manifest));
         }
-        let mut seen = HashSet::new();
-        let mut cameras = Vec::new();
-        for (i, cam) in raw.cameras.into_iter().enumerate() {
-            let key = |k: &str| format!("camera[{i}].{k}");
-            cam.validate(&format!("camera[{i}]"))
-                .map_err(|e| invalid(&e.path, e.message))?;
-            if !seen.insert(cam.id.clone()) {
-                return Err(invalid(
-                    &key("id"),
-                    format!("{:?} is used by two cameras", cam.id),
-                ));
-            }
-            if let Some(name) = &cam.model
-                && !models.contains_key(name)
-            {
-                return Err(invalid(
-                    &key("model"),
-                    format!("{name:?} is not one of [models]"),
-                ));
-            }
-            let url = Url::parse(&cam.url).map_err(|e| invalid(&key("url"), format!("{e}")))?;
-            let credentials = cam
-                .username
-                .zip(cam.password)
-                .map(|(u, p)| (u, SecretString::from(p.expose())));
-            cameras.push(CameraConfig {
-                name: cam.name.unwrap_or_else(|| cam.id.clone()),
-                id: cam.id,
-                url,
-                credentials,
-                tcp: cam.transport == Transport::Tcp,
-                detect_interval: Duration::from_secs_f64(1.0 / cam.detect_fps),
-                location: cam.location,
-                model: cam.model,
-                crowd: cam.crowd.map(crowd_rule),
-                hazard: cam.hazard.map(hazard),
-            });
+        if raw.hub.camera_registry && !raw.cameras.is_empty() {
+            return Err(invalid(
+                "hub.camera_registry",
+                "the cameras come from the hub's registry: leave out [[cameras]]".into(),
+            ));
         }
+        let model_names: HashSet<&str> = models.keys().map(String::as_str).collect();
+        let cameras = cameras_from_specs(raw.cameras, &model_names, "camera")
+            .map_err(|e| invalid(&e.path, e.message))?;
         let patrol = raw
             .patrol
             .map(|p| {
@@ -388,6 +369,7 @@ impl Config {
             hub_token: raw.hub.token,
             batch_size: raw.hub.batch_size,
             report_interval: Duration::from_secs_f64(raw.hub.report_interval_s),
+            camera_registry: raw.hub.camera_registry,
             api_listen: raw.api.listen,
             model_manifest: base.join(raw.model.manifest),
             models,
@@ -479,6 +461,59 @@ fn patrol(
         })
     };
     Ok(PatrolConfig { broker, limits })
+}
+
+/// Checks cameras as written (`[[cameras]]`, or the hub's configuration document) into
+/// what the gateway runs; `prefix` names the list in errors (`camera[2].url`). Every
+/// camera's `model` must be one of `models` (absent = the default model).
+pub fn cameras_from_specs(
+    specs: Vec<CameraSpec>,
+    models: &HashSet<&str>,
+    prefix: &str,
+) -> Result<Vec<CameraConfig>, protocol::FieldError> {
+    let mut seen = HashSet::new();
+    let mut cameras = Vec::with_capacity(specs.len());
+    for (i, cam) in specs.into_iter().enumerate() {
+        let invalid = |k: &str, message: String| protocol::FieldError {
+            path: format!("{prefix}[{i}].{k}"),
+            message,
+        };
+        cam.validate(&format!("{prefix}[{i}]"))?;
+        if !seen.insert(cam.id.clone()) {
+            return Err(invalid(
+                "id",
+                format!("{:?} is used by two cameras", cam.id),
+            ));
+        }
+        if let Some(name) = &cam.model
+            && !models.contains(name.as_str())
+        {
+            return Err(invalid(
+                "model",
+                format!("{name:?} is not one of the gateway's [models]"),
+            ));
+        }
+        let url = Url::parse(&cam.url).map_err(|e| invalid("url", format!("{e}")))?;
+        let spec = cam.clone();
+        let credentials = cam
+            .username
+            .zip(cam.password)
+            .map(|(u, p)| (u, SecretString::from(p.expose())));
+        cameras.push(CameraConfig {
+            spec,
+            name: cam.name.unwrap_or_else(|| cam.id.clone()),
+            id: cam.id,
+            url,
+            credentials,
+            tcp: cam.transport == Transport::Tcp,
+            detect_interval: Duration::from_secs_f64(1.0 / cam.detect_fps),
+            location: cam.location,
+            model: cam.model,
+            crowd: cam.crowd.map(crowd_rule),
+            hazard: cam.hazard.map(hazard),
+        });
+    }
+    Ok(cameras)
 }
 
 /// A camera's hazard settings; `HazardSpec::validate` has checked them.

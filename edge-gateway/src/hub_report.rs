@@ -19,7 +19,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::health::{CameraHealth, CameraStatus};
+use crate::cameras::CameraBoard;
+use crate::config_sync::ConfigStatus;
+use crate::health::CameraStatus;
 use crate::outbox::Outbox;
 use crate::patrol::Board;
 use crate::patrol::downlink::Downlink;
@@ -32,9 +34,11 @@ pub struct HubReport {
     pub outbox: Outbox,
     /// Patrol terminals, when the gateway serves them.
     pub patrol: Option<(Arc<Board>, Downlink)>,
-    pub cameras: Vec<Arc<CameraHealth>>,
+    pub cameras: Arc<CameraBoard>,
     /// Re-inspections: requests in, answers out.
     pub reinspections: Arc<Desk>,
+    /// The registry configuration running, for a gateway that takes its cameras from the hub.
+    pub config: Option<Arc<ConfigStatus>>,
     /// Whether a detection thread takes up re-inspections; without one they are answered
     /// `not_checked` here.
     pub analysing: bool,
@@ -70,6 +74,8 @@ impl HubReport {
             None => (Vec::new(), (Vec::new(), 0)),
         };
         let answers = self.reinspection_answers(client).await?;
+        let (config_revision, config_error) =
+            self.config.as_ref().map(|c| c.get()).unwrap_or_default();
         let report = GatewayReport {
             v: PROTOCOL_VERSION,
             gateway_id: self.gateway_id.clone(),
@@ -78,12 +84,13 @@ impl HubReport {
             terminals,
             task_acks: acks,
             cameras: {
-                let statuses: Vec<CameraStatus> =
-                    self.cameras.iter().map(|c| c.snapshot()).collect();
+                let statuses: Vec<CameraStatus> = self.cameras.snapshot();
                 let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
                 camera_reports(&statuses, &mut previous, Instant::now())
             },
             reinspections: answers.iter().map(|a| a.result.clone()).collect(),
+            config_revision,
+            config_error,
         };
         let resp = client
             .put(url.clone())

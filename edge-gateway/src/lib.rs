@@ -9,7 +9,9 @@
 //! that.
 
 pub mod api;
+pub mod cameras;
 pub mod config;
+pub mod config_sync;
 pub mod detect;
 pub mod event;
 pub mod health;
@@ -29,40 +31,43 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use cameras::{CameraBoard, Cameras, Models};
 pub use config::{Config, RawConfig};
+use config_sync::{ConfigStatus, ConfigSync};
 use detect::{Detector, ModelManifest};
 use event::NewEvent;
-use health::{CameraHealth, GatewayStats};
+use health::GatewayStats;
 use outbox::Outbox;
 use pipeline::analyse::Analysis;
 use pipeline::frames::FrameSlots;
 
 /// Loads each model the cameras use (from a cache folder, or fetched) into ONNX Runtime,
-/// once; returns them with the index of each camera's model.
-async fn load_detectors(config: &Config) -> anyhow::Result<(Vec<Detector>, Vec<usize>)> {
-    let mut names: Vec<Option<&String>> = Vec::new();
-    let camera_model = config
-        .cameras
-        .iter()
-        .map(|c| {
-            let name = c.model.as_ref();
-            names.iter().position(|n| *n == name).unwrap_or_else(|| {
-                names.push(name);
-                names.len() - 1
-            })
-        })
-        .collect();
+/// once; with `all`, every model the settings name (cameras may come later).
+async fn load_detectors(config: &Config, all: bool) -> anyhow::Result<(Vec<Detector>, Models)> {
+    let mut names: Vec<Option<String>> = Vec::new();
+    let wanted = config.cameras.iter().map(|c| c.model.clone()).chain(
+        all.then(|| std::iter::once(None).chain(config.models.keys().cloned().map(Some)))
+            .into_iter()
+            .flatten(),
+    );
+    for name in wanted {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     let mut models = Vec::new();
-    for name in names {
-        let path = name.map_or(&config.model_manifest, |n| &config.models[n]);
+    for name in &names {
+        let path = name
+            .as_ref()
+            .map_or(&config.model_manifest, |n| &config.models[n]);
         let manifest = ModelManifest::load(path)?;
         let file = manifest
             .resolve(&config.model_search, &config.model_cache)
             .await?;
         models.push((manifest, file));
     }
+    let manifests = models.iter().map(|(m, _)| m.clone()).collect();
     let onnxruntime = config.onnxruntime.clone();
     let threads = config.intra_threads;
     let detectors = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Detector>> {
@@ -78,7 +83,7 @@ async fn load_detectors(config: &Config) -> anyhow::Result<(Vec<Detector>, Vec<u
             .collect()
     })
     .await??;
-    Ok((detectors, camera_model))
+    Ok((detectors, Models { names, manifests }))
 }
 
 /// Runs the gateway until `shutdown` is cancelled, then stops the stages in flow order so
@@ -91,12 +96,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let outbox = Outbox::open(&config.data_dir.join("outbox.db"))
         .await
         .with_context(|| format!("opening the outbox in {}", config.data_dir.display()))?;
-    // A gateway for patrol terminals only needs neither a model nor ONNX Runtime.
-    let (detectors, camera_model) = if config.cameras.is_empty() {
+    // A gateway for patrol terminals only needs neither a model nor ONNX Runtime; one whose
+    // cameras come from the hub loads every model its settings name.
+    let (detectors, models) = if config.camera_registry {
+        load_detectors(&config, true).await?
+    } else if config.cameras.is_empty() {
         tracing::info!("no cameras configured: no model is loaded");
-        (Vec::new(), Vec::new())
+        (Vec::new(), Models::default())
     } else {
-        load_detectors(&config).await?
+        load_detectors(&config, false).await?
     };
     let model_id = detectors
         .iter()
@@ -105,67 +113,58 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .join(", ");
 
     let stats = Arc::new(GatewayStats::default());
-    let cameras: Vec<_> = config.cameras.into_iter().map(Arc::new).collect();
-    let health: Vec<_> = cameras
-        .iter()
-        .map(|c| Arc::new(CameraHealth::new(&c.id, &c.name)))
-        .collect();
+    let board = Arc::new(CameraBoard::default());
     let desk = Arc::new(reinspection::Desk::default());
-    // Checked before any camera starts: a rule with nothing to watch fails the start.
-    let analysis = if detectors.is_empty() {
-        None
-    } else {
-        let analysis = Analysis::new(
-            config.gateway_id.clone(),
-            cameras.clone(),
-            health.clone(),
-            detectors,
-            camera_model,
-            desk.clone(),
-        );
-        Some(analysis.map_err(anyhow::Error::msg)?)
-    };
-    let slots = Arc::new(FrameSlots::new(cameras.len()));
+    let slots = Arc::new(FrameSlots::default());
     let (event_tx, mut event_rx) = mpsc::channel::<NewEvent>(64);
     let wake = Arc::new(Notify::new());
 
-    // Sources: one camera task and one decode thread per camera.
-    let camera_stop = CancellationToken::new();
-    let cameras_tracker = TaskTracker::new();
-    let mut decode_threads = Vec::new();
-    for (i, cam) in cameras.iter().enumerate() {
-        let (packet_tx, packet_rx) = mpsc::channel(32);
-        let (slots, h, id, interval) = (
-            slots.clone(),
-            health[i].clone(),
-            cam.id.clone(),
-            cam.detect_interval,
+    // Detection and rules: one thread for all cameras, told of cameras as they start.
+    let (changes, analysis_thread) = if detectors.is_empty() {
+        drop(event_tx); // nothing raises camera events: the writer ends with the patrol intake
+        (None, None)
+    } else {
+        let (changes, changes_rx) = std::sync::mpsc::channel();
+        let analysis = Analysis::new(
+            config.gateway_id.clone(),
+            detectors,
+            changes_rx,
+            desk.clone(),
         );
-        decode_threads.push(
-            std::thread::Builder::new()
-                .name(format!("decode-{id}"))
-                .spawn(move || pipeline::decode::run(i, &id, interval, packet_rx, &slots, &h))?,
-        );
-        cameras_tracker.spawn(pipeline::camera::run(
-            cam.clone(),
-            health[i].clone(),
-            packet_tx,
-            camera_stop.clone(),
-        ));
+        let analysis_slots = slots.clone();
+        let thread = std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || analysis.run(&analysis_slots, event_tx))?;
+        (Some(changes), Some(thread))
+    };
+    // Sources: one camera task and one decode thread per camera, from the settings file (a
+    // rule with nothing to watch in its model fails the start) or the hub's registry.
+    let mut cameras = Cameras::new(models, slots.clone(), changes, board.clone());
+    if let Err(e) = cameras.apply(config.cameras).await {
+        cameras.stop_all().await;
+        slots.close();
+        anyhow::bail!(e);
     }
-    cameras_tracker.close();
-
-    // Detection and rules.
-    let analysis_thread = match analysis {
-        Some(analysis) => {
-            let analysis_slots = slots.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("detect".into())
-                    .spawn(move || analysis.run(&analysis_slots, event_tx))?,
-            )
-        }
-        None => None,
+    let cameras = Arc::new(tokio::sync::Mutex::new(cameras));
+    let sync_stop = CancellationToken::new();
+    let (sync, config_status) = if config.camera_registry {
+        let status = Arc::new(ConfigStatus::default());
+        let sync = ConfigSync {
+            hub_url: config.hub_url.clone(),
+            token: config.hub_token.clone(),
+            gateway_id: config.gateway_id.clone(),
+            file: config.data_dir.join("cameras.json"),
+            models: config.models.keys().cloned().collect(),
+            cameras: cameras.clone(),
+            status: status.clone(),
+        };
+        sync.resume().await;
+        (
+            Some(tokio::spawn(sync.run(sync_stop.clone()))),
+            Some(status),
+        )
+    } else {
+        (None, None)
     };
 
     // Outbox writer: events are stored in batches, retried until stored, never dropped.
@@ -220,8 +219,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             patrol: patrol
                 .as_ref()
                 .map(|p| (p.board.clone(), p.downlink.clone())),
-            cameras: health.clone(),
+            cameras: board.clone(),
             reinspections: desk.clone(),
+            config: config_status,
             analysing: analysis_thread.is_some(),
             interval: config.report_interval,
             previous: Default::default(),
@@ -247,7 +247,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let api_state = api::ApiState {
         gateway_id: config.gateway_id,
         model: model_id,
-        cameras: health,
+        cameras: board,
         stats,
         outbox,
         terminals: patrol.as_ref().map(|p| p.board.clone()),
@@ -260,12 +260,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: cameras, then detection, then the outbox");
-    camera_stop.cancel();
-    cameras_tracker.wait().await;
+    sync_stop.cancel();
+    if let Some(sync) = sync {
+        sync.await?;
+    }
+    cameras.lock().await.stop_all().await;
     tokio::task::spawn_blocking(move || {
-        for t in decode_threads {
-            let _ = t.join();
-        }
         slots.close();
         if let Some(t) = analysis_thread {
             let _ = t.join();

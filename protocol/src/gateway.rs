@@ -34,6 +34,13 @@ pub struct GatewayReport {
     /// acknowledged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reinspections: Vec<ReinspectionResult>,
+    /// For a gateway that takes its cameras from the hub's registry: the revision of the
+    /// configuration it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_revision: Option<i64>,
+    /// Why the newest configuration could not be applied (the one in force stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 /// One camera's health, as its gateway last saw it.

@@ -8,6 +8,7 @@
 mod dashboard;
 mod manhole;
 mod patrol;
+mod registry;
 mod store_forward;
 
 use std::path::PathBuf;

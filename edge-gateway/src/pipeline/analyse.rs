@@ -3,6 +3,7 @@
 //! looks into the hub's re-inspection requests with the cameras' hazard rules.
 
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -11,14 +12,14 @@ use tokio::sync::mpsc;
 
 use super::events::{crowd_event, hazard_event};
 use super::frames::{Frame, FrameSlots};
-use super::hazard::{HazardRule, HazardState};
+use super::hazard::HazardState;
 use super::reinspect::{Finding, Inspection};
-use super::rules::{CrowdState, PERSON};
+use super::rules::CrowdState;
 use super::snapshot;
+use crate::cameras::{CameraChange, CameraSlot};
 use crate::config::CameraConfig;
 use crate::detect::{Detection, Detector};
 use crate::event::{Blob, NewEvent};
-use crate::health::CameraHealth;
 use crate::reinspection::{Answer, Desk};
 
 /// How long a camera may take to deliver the frames a re-inspection needs.
@@ -26,89 +27,85 @@ const REINSPECTION_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct Analysis {
     gateway_id: String,
-    cameras: Vec<Arc<CameraConfig>>,
-    health: Vec<Arc<CameraHealth>>,
     detectors: Vec<Detector>,
-    /// The index in `detectors` of each camera's model.
-    camera_model: Vec<usize>,
-    /// Each camera's hazard rule, with its model's hazard classes.
-    hazards: Vec<Option<HazardRule>>,
+    /// The running cameras by slot (see `crate::cameras`); `None` once stopped.
+    cameras: Vec<Option<Live>>,
+    changes: Receiver<CameraChange>,
     /// Re-inspections asked by the hub, and the answers.
     desk: Arc<Desk>,
 }
 
+/// A running camera with its rules' state.
+struct Live {
+    camera: CameraSlot,
+    crowd: CrowdState,
+    hazard: HazardState,
+    inspections: Vec<Inspection>,
+}
+
 impl Analysis {
-    /// Fails when a camera's rule has nothing to watch in its model: a hazard rule on a
-    /// model without hazard classes, or a crowd rule on a model whose class 0 is not the
-    /// crowd rule's `person`.
+    /// The detection thread's state; cameras arrive through `changes`.
     pub fn new(
         gateway_id: String,
-        cameras: Vec<Arc<CameraConfig>>,
-        health: Vec<Arc<CameraHealth>>,
         detectors: Vec<Detector>,
-        camera_model: Vec<usize>,
+        changes: Receiver<CameraChange>,
         desk: Arc<Desk>,
-    ) -> Result<Self, String> {
-        for (camera, &m) in cameras.iter().zip(&camera_model) {
-            let manifest = detectors[m].manifest();
-            let counts_people = manifest
-                .events
-                .iter()
-                .any(|(label, e)| e.rule == "crowd" && manifest.class_index(label) == Some(PERSON));
-            if camera.crowd.is_some() && !counts_people {
-                return Err(format!(
-                    "camera {}: crowd: the model {} has no person class for the crowd rule \
-                     (class 0 with rule = \"crowd\" in its manifest)",
-                    camera.id,
-                    manifest.id()
-                ));
+    ) -> Self {
+        Self {
+            gateway_id,
+            detectors,
+            cameras: Vec::new(),
+            changes,
+            desk,
+        }
+    }
+
+    /// Takes up cameras started and stopped since the last frame.
+    fn follow_changes(&mut self) {
+        for change in self.changes.try_iter() {
+            match change {
+                CameraChange::Start(slot, camera) => {
+                    if self.cameras.len() <= slot {
+                        self.cameras.resize_with(slot + 1, || None);
+                    }
+                    self.cameras[slot] = Some(Live {
+                        camera,
+                        crowd: CrowdState::default(),
+                        hazard: HazardState::default(),
+                        inspections: Vec::new(),
+                    });
+                }
+                CameraChange::Stop(slot) => {
+                    if let Some(live) = self.cameras.get_mut(slot).and_then(Option::take) {
+                        for inspection in live.inspections {
+                            let note = format!("camera {} was stopped", live.camera.config.id);
+                            self.desk.answer(not_checked(
+                                &inspection.request,
+                                inspection.frames(),
+                                note,
+                            ));
+                        }
+                    }
+                }
             }
         }
-        let hazards = cameras
-            .iter()
-            .zip(&camera_model)
-            .map(|(camera, &m)| {
-                camera
-                    .hazard
-                    .as_ref()
-                    .map(|h| HazardRule::new(h, detectors[m].manifest()))
-                    .transpose()
-                    .map_err(|e| format!("camera {}: hazard: {e}", camera.id))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            gateway_id,
-            cameras,
-            health,
-            detectors,
-            camera_model,
-            hazards,
-            desk,
-        })
     }
 
     /// Runs until `slots` is closed or the outbox writer is gone.
     pub fn run(mut self, slots: &FrameSlots, events: mpsc::Sender<NewEvent>) {
         let model_ids: Vec<String> = self.detectors.iter().map(|d| d.manifest().id()).collect();
-        let mut crowd: Vec<CrowdState> =
-            self.cameras.iter().map(|_| CrowdState::default()).collect();
-        let mut hazard: Vec<HazardState> = self
-            .cameras
-            .iter()
-            .map(|_| HazardState::default())
-            .collect();
-        let mut inspections: Vec<Vec<Inspection>> =
-            self.cameras.iter().map(|_| Vec::new()).collect();
         while let Some(frames) = slots.take(Duration::from_secs(1)) {
+            self.follow_changes();
             for request in self.desk.take_incoming() {
-                self.take_up(request, &mut inspections);
+                self.take_up(request);
             }
-            self.expire(&mut inspections);
+            self.expire();
             for frame in frames {
-                let i = frame.camera;
-                let camera = &self.cameras[i];
-                let health = &self.health[i];
-                let model = self.camera_model[i];
+                let Some(Some(live)) = self.cameras.get_mut(frame.camera) else {
+                    continue;
+                };
+                let (camera, health, model) =
+                    (&live.camera.config, &live.camera.health, live.camera.model);
                 let detected = self.detectors[model].detect(&frame.bgr, frame.width, frame.height);
                 let detections = match detected {
                     Ok(d) => d,
@@ -120,8 +117,8 @@ impl Analysis {
                 };
                 health.update(|h| h.frames_analysed += 1);
                 let (w, h, at) = (frame.width, frame.height, frame.captured_at);
-                if let Some(rule) = &self.hazards[i] {
-                    inspections[i].retain_mut(|inspection| {
+                if let Some(rule) = &live.camera.hazard {
+                    live.inspections.retain_mut(|inspection| {
                         let Some(finding) = inspection.step(rule, &detections, w, h) else {
                             return true;
                         };
@@ -132,7 +129,7 @@ impl Analysis {
                 }
                 let mut raised = Vec::new();
                 if let Some(rule) = &camera.crowd
-                    && let Some(hit) = rule.step(&mut crowd[i], &detections, w, h, at)
+                    && let Some(hit) = rule.step(&mut live.crowd, &detections, w, h, at)
                 {
                     let snap = snapshot_of(camera, &frame, &hit.persons);
                     let event = crowd_event(
@@ -146,8 +143,8 @@ impl Analysis {
                     tracing::info!(camera = %camera.id, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, "crowd detected");
                     raised.push(event);
                 }
-                if let Some(rule) = &self.hazards[i] {
-                    for hit in rule.step(&mut hazard[i], &detections, w, h, at) {
+                if let Some(rule) = &live.camera.hazard {
+                    for hit in rule.step(&mut live.hazard, &detections, w, h, at) {
                         let snap = snapshot_of(camera, &frame, &[hit.best]);
                         let event = hazard_event(
                             &self.gateway_id,
@@ -178,24 +175,29 @@ impl Analysis {
 
 impl Analysis {
     /// Starts looking into `request` on its camera, or answers at once why it cannot.
-    fn take_up(&self, request: Reinspection, inspections: &mut [Vec<Inspection>]) {
-        let Some(i) = self.cameras.iter().position(|c| c.id == request.camera_id) else {
+    fn take_up(&mut self, request: Reinspection) {
+        let live = self
+            .cameras
+            .iter_mut()
+            .flatten()
+            .find(|live| live.camera.config.id == request.camera_id);
+        let Some(live) = live else {
             let note = format!("no camera {} on this gateway", request.camera_id);
             self.desk.answer(not_checked(&request, 0, note));
             return;
         };
-        match Inspection::new(&request, self.hazards[i].as_ref(), Utc::now()) {
-            Ok(inspection) => inspections[i].push(inspection),
+        match Inspection::new(&request, live.camera.hazard.as_ref(), Utc::now()) {
+            Ok(inspection) => live.inspections.push(inspection),
             Err(note) => self.desk.answer(not_checked(&request, 0, note)),
         }
     }
 
     /// Answers the inspections whose cameras have not delivered their frames in time.
-    fn expire(&self, inspections: &mut [Vec<Inspection>]) {
+    fn expire(&mut self) {
         let now = Utc::now();
-        for open in inspections {
-            open.retain(
-                |inspection| match inspection.expired(now, REINSPECTION_LIMIT) {
+        for live in self.cameras.iter_mut().flatten() {
+            live.inspections.retain(|inspection| {
+                match inspection.expired(now, REINSPECTION_LIMIT) {
                     Some(note) => {
                         let frames = inspection.frames();
                         self.desk
@@ -203,8 +205,8 @@ impl Analysis {
                         false
                     }
                     None => true,
-                },
-            );
+                }
+            });
         }
     }
 }

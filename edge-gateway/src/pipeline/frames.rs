@@ -1,6 +1,7 @@
-//! The hand-over from decoders to the detector: one slot per camera holding the newest
-//! frame. Frames are perishable, so a newer frame replaces an unanalysed one (counted as a
-//! drop) and a slow detector never builds a queue.
+//! The hand-over from decoders to the detector: one slot per running camera holding the
+//! newest frame. Frames are perishable, so a newer frame replaces an unanalysed one (counted
+//! as a drop) and a slow detector never builds a queue. Slots are numbered as cameras start
+//! (`crate::cameras`); a stopped camera's slot is emptied and never used again.
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -21,21 +22,34 @@ pub struct FrameSlots {
     ready: Condvar,
 }
 
-impl FrameSlots {
-    pub fn new(cameras: usize) -> Self {
+impl Default for FrameSlots {
+    fn default() -> Self {
         Self {
-            slots: Mutex::new(((0..cameras).map(|_| None).collect(), false)),
+            slots: Mutex::new((Vec::new(), false)),
             ready: Condvar::new(),
         }
     }
+}
 
+impl FrameSlots {
     /// Offers a frame; returns true when it replaced one the detector never saw.
     pub fn put(&self, frame: Frame) -> bool {
         let mut guard = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let camera = frame.camera;
+        if guard.0.len() <= camera {
+            guard.0.resize_with(camera + 1, || None);
+        }
         let replaced = guard.0[camera].replace(frame).is_some();
         self.ready.notify_one();
         replaced
+    }
+
+    /// Drops the frame waiting in a stopped camera's slot.
+    pub fn forget(&self, camera: usize) {
+        let mut guard = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = guard.0.get_mut(camera) {
+            *slot = None;
+        }
     }
 
     /// Takes every waiting frame, waiting up to `timeout` for one. `None` once closed.
@@ -76,7 +90,7 @@ mod tests {
 
     #[test]
     fn latest_frame_wins_per_camera() {
-        let slots = FrameSlots::new(2);
+        let slots = FrameSlots::default();
         assert!(!slots.put(frame(0, 1)));
         assert!(
             slots.put(frame(0, 2)),
@@ -88,11 +102,15 @@ mod tests {
         let tags: Vec<u8> = taken.iter().map(|f| f.bgr[0]).collect();
         assert_eq!(tags, vec![2, 3]);
         assert!(slots.take(Duration::from_millis(1)).unwrap().is_empty());
+        slots.put(frame(1, 4));
+        slots.forget(1);
+        slots.forget(7);
+        assert!(slots.take(Duration::from_millis(1)).unwrap().is_empty());
     }
 
     #[test]
     fn close_wakes_a_waiting_detector() {
-        let slots = std::sync::Arc::new(FrameSlots::new(1));
+        let slots = std::sync::Arc::new(FrameSlots::default());
         let s = slots.clone();
         let waiter = std::thread::spawn(move || s.take(Duration::from_secs(60)));
         std::thread::sleep(Duration::from_millis(20));

@@ -50,6 +50,15 @@ fn validate(gateway: &str, r: &GatewayReport) -> Result<(), ApiError> {
             r.gateway_id
         )));
     }
+    if r.config_error
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > 2000)
+    {
+        return Err(ApiError::invalid_field(
+            "config_error",
+            "longer than 2000 characters",
+        ));
+    }
     if r.version.chars().count() > 64 {
         return Err(ApiError::invalid_field(
             "version",

@@ -219,13 +219,19 @@ pub struct GatewayRow {
     pub version: Option<String>,
     pub outbox_pending: Option<i64>,
     pub reported_at: Option<chrono::DateTime<Utc>>,
+    /// The revision of its cameras in the device registry, the revision the gateway
+    /// reports running (absent for a gateway on its own settings file), and why it could
+    /// not apply a newer one.
+    pub config_revision: i64,
+    pub config_applied: Option<i64>,
+    pub config_error: Option<String>,
 }
 
 impl Store {
     /// Every registered gateway, by id.
     pub async fn list_gateways(&self) -> Result<Vec<GatewayRow>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, created_at, last_seen_at, version, outbox_pending, reported_at FROM gateways ORDER BY id")
+            sqlx::query("SELECT id, name, created_at, last_seen_at, version, outbox_pending, reported_at, config_revision, config_applied, config_error FROM gateways ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
@@ -242,6 +248,9 @@ impl Store {
                     reported_at: r
                         .try_get::<Option<i64>, _>("reported_at")?
                         .map(super::from_ms),
+                    config_revision: r.try_get("config_revision")?,
+                    config_applied: r.try_get("config_applied")?,
+                    config_error: r.try_get("config_error")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -110,11 +110,14 @@ impl Store {
             let _turn = self.write_turn().await;
             let mut tx = self.begin_write().await?;
             sqlx::query(
-                "UPDATE gateways SET version = $1, outbox_pending = $2, reported_at = $3 WHERE id = $4",
+                "UPDATE gateways SET version = $1, outbox_pending = $2, reported_at = $3, \
+                 config_applied = $4, config_error = $5 WHERE id = $6",
             )
             .bind(&report.version)
             .bind(i64::try_from(report.outbox_pending).unwrap_or(i64::MAX))
             .bind(now)
+            .bind(report.config_revision)
+            .bind(report.config_error.as_deref())
             .bind(gateway_id)
             .execute(&mut *tx)
             .await?;
