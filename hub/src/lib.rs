@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod deadlines;
+pub mod devices;
 pub mod engine;
 pub mod http;
 pub mod live;

@@ -199,6 +199,20 @@ impl CameraSpec {
 }
 
 impl CrowdSpec {
+    /// A crowd rule raising at `min_persons`, with every other setting at its default.
+    pub fn new(min_persons: u32) -> Self {
+        Self {
+            min_persons,
+            min_score: default_score(),
+            dwell_s: 0,
+            cooldown_s: default_crowd_cooldown(),
+            medium_at: None,
+            high_at: None,
+            zone: None,
+            category: default_crowd_category(),
+        }
+    }
+
     /// The counts at which the risk becomes medium and high.
     pub fn levels(&self) -> (u32, u32) {
         (
@@ -220,6 +234,18 @@ impl CrowdSpec {
             ));
         }
         check_zone(self.zone.as_deref()).map_err(|m| ("zone", m))
+    }
+}
+
+impl Default for HazardSpec {
+    fn default() -> Self {
+        Self {
+            min_score: None,
+            frames: default_hazard_frames(),
+            window: default_hazard_window(),
+            cooldown_s: default_hazard_cooldown(),
+            zone: None,
+        }
     }
 }
 
@@ -297,6 +323,9 @@ mod tests {
         assert_eq!(c.detect_fps, 2.0);
         let h = c.hazard.unwrap();
         assert_eq!((h.frames, h.window, h.cooldown_s), (3, 5, 3600));
+        assert_eq!(h, HazardSpec::default(), "the same defaults in code");
+        let crowd: CrowdSpec = serde_json::from_str(r#"{"min_persons": 4}"#).unwrap();
+        assert_eq!(crowd, CrowdSpec::new(4));
         camera().validate("camera").unwrap();
     }
 
@@ -321,12 +350,7 @@ mod tests {
                 "camera.hazard.zone",
             ),
             (
-                |c| {
-                    c.crowd = Some(CrowdSpec {
-                        min_persons: 0,
-                        ..serde_json::from_str(r#"{"min_persons": 1}"#).unwrap()
-                    })
-                },
+                |c| c.crowd = Some(CrowdSpec::new(0)),
                 "camera.crowd.min_persons",
             ),
         ];

@@ -103,7 +103,10 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
         .route("/api/v1/gateways", get(gateways::list))
         .route("/api/v1/gateway/report", put(terminals::report))
         .route("/api/v1/gateway/config", get(registry::gateway_config))
-        .route("/api/v1/registry/cameras", get(registry::list))
+        .route(
+            "/api/v1/registry/cameras",
+            get(registry::list).post(registry::import),
+        )
         .route(
             "/api/v1/registry/cameras/{id}",
             get(registry::get)

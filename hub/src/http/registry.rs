@@ -4,6 +4,8 @@
 //! - `PUT /api/v1/registry/cameras/{id}` `{gateway_id, camera, sub_url?, asset_code?,
 //!   clear_password?}`: admins and technicians enter or replace a camera (a password left
 //!   out keeps the stored one);
+//! - `POST /api/v1/registry/cameras[?dry_run=]`: admins and technicians enter many cameras
+//!   from a CSV or TOML document, all or none, every bad row reported with its line;
 //! - `DELETE /api/v1/registry/cameras/{id}`;
 //! - `GET /api/v1/registry/audit[?limit=]`: every change, newest first (admins, technicians);
 //! - `GET /api/v1/gateway/config[?wait_s=]`: a gateway's own cameras with their passwords,
@@ -18,13 +20,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use protocol::PROTOCOL_VERSION;
-use protocol::device::{CameraSpec, GatewayConfig, Secret, check_stream_url};
+use std::collections::{HashMap, HashSet};
+
+use axum::body::Bytes;
+use protocol::device::{CameraSpec, GatewayConfig, Secret};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::extract::{JsonBody, QueryParams};
 use super::{AppState, error::ApiError};
-use crate::store::{AuditRow, PasswordChange, Principal, RegistryCamera};
+use crate::devices::{CameraEntry, CameraRow, check_entry};
+use crate::reference::RowError;
+use crate::reference::format::{self, Format};
+use crate::store::{AuditRow, Principal, RegistryCamera};
 
 /// How long a gateway may ask to wait for a change.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -91,22 +98,6 @@ pub async fn get(
     Ok(Json(camera.into()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraEntry {
-    gateway_id: String,
-    camera: CameraSpec,
-    /// The sub-stream, for previews and low-bandwidth links.
-    #[serde(default)]
-    sub_url: Option<String>,
-    /// The asset the camera watches (a manhole cover's component code).
-    #[serde(default)]
-    asset_code: Option<String>,
-    /// Forget the stored password (the camera needs none now).
-    #[serde(default)]
-    clear_password: bool,
-}
-
 pub async fn put(
     State(app): State<AppState>,
     principal: Principal,
@@ -114,88 +105,21 @@ pub async fn put(
     JsonBody(entry): JsonBody<CameraEntry>,
 ) -> Result<Response, ApiError> {
     let actor = principal.device_manager()?;
-    let CameraEntry {
-        gateway_id,
-        mut camera,
-        sub_url,
-        asset_code,
-        clear_password,
-    } = entry;
-    if camera.id != id {
-        return Err(ApiError::invalid_field(
-            "camera.id",
-            format!(
-                "{:?} differs from the camera in the path ({id:?})",
-                camera.id
-            ),
-        ));
-    }
-    let password = camera.password.take();
-    let change = match (&password, clear_password) {
-        (Some(_), true) => {
-            return Err(ApiError::invalid_field(
-                "clear_password",
-                "give a password or clear it, not both",
-            ));
-        }
-        (Some(p), false) => {
-            let key = app.registry_key.as_ref().ok_or_else(|| {
-                ApiError::invalid_field(
-                    "camera.password",
-                    "this hub has no registry_key (HUB_REGISTRY_KEY), so it cannot store passwords",
-                )
-            })?;
-            PasswordChange::Set(key.seal(&id, p.expose()))
-        }
-        (None, true) => PasswordChange::Clear,
-        (None, false) => PasswordChange::Keep,
-    };
-    // The username/password pairing is checked against the password the camera will have.
     let stored = app.store.registry_camera(&id).await?;
-    let will_have_password = match &change {
-        PasswordChange::Set(_) => true,
-        PasswordChange::Clear => false,
-        PasswordChange::Keep => stored.as_ref().is_some_and(|c| c.password_sealed.is_some()),
-    };
-    let mut checked = camera.clone();
-    checked.password = will_have_password.then(|| Secret::new(""));
-    checked
-        .validate("camera")
+    let stored_password = stored.is_some_and(|c| c.password_sealed.is_some());
+    let camera = check_entry(&id, entry, app.registry_key.as_ref(), stored_password)
         .map_err(|e| ApiError::invalid_field(e.path, e.message))?;
-    if let Some(url) = &sub_url {
-        check_stream_url(url).map_err(|m| ApiError::invalid_field("sub_url", m))?;
-    }
-    if let Some(code) = &asset_code {
-        check_asset_code(code).map_err(|m| ApiError::invalid_field("asset_code", m))?;
-    }
-    let detail = json!({
-        "gateway_id": gateway_id,
-        "url": camera.url,
-        "password": match change {
-            PasswordChange::Keep => "unchanged",
-            PasswordChange::Set(_) => "set",
-            PasswordChange::Clear => "cleared",
-        },
-    });
+    let gateway_id = camera.gateway_id.clone();
     let entered = app
         .store
-        .enter_camera(
-            &gateway_id,
-            &camera,
-            &change,
-            sub_url.as_deref(),
-            asset_code.as_deref(),
-            &actor,
-            Utc::now(),
-            detail,
-        )
+        .enter_cameras(&[camera], &actor, Utc::now())
         .await?
-        .ok_or_else(|| {
+        .map_err(|gateway| {
             ApiError::invalid_field(
                 "gateway_id",
-                format!("{gateway_id:?} is not a registered gateway"),
+                format!("{gateway:?} is not a registered gateway"),
             )
-        })?;
+        })?[0];
     app.registry_changed.notify_waiters();
     tracing::info!(camera = %id, gateway = %gateway_id, revision = entered.revision, %actor, "camera entered in the registry");
     let view: CameraView = app
@@ -210,6 +134,116 @@ pub async fn put(
         StatusCode::OK
     };
     Ok((status, Json(view)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Check the document and report, without entering anything.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+pub struct ImportOutcome {
+    rows: usize,
+    created: usize,
+    updated: usize,
+    dry_run: bool,
+}
+
+/// `POST /api/v1/registry/cameras`: many cameras from a CSV (a header line, then one camera
+/// per line; see `devices::CameraRow`) or TOML (`[[camera]]`) document, all or none; every
+/// bad row is reported with its line.
+pub async fn import(
+    State(app): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ImportQuery>,
+    body: Bytes,
+) -> Result<Json<ImportOutcome>, ApiError> {
+    let actor = principal.device_manager()?;
+    let format = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_media_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send text/csv or application/toml",
+            )
+        })?;
+    let text = format::text(&body).map_err(|e| ApiError::invalid_rows(vec![e]))?;
+    let (rows, mut errors) =
+        format::rows::<CameraRow>(text, format, "camera").map_err(ApiError::invalid_rows)?;
+    let stored: HashMap<String, bool> = app
+        .store
+        .registry_cameras(None)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.password_sealed.is_some()))
+        .collect();
+    let gateways: HashSet<String> = app
+        .store
+        .list_gateways()
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    let mut seen = HashSet::new();
+    let mut cameras = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        let id = row.id.clone();
+        let checked = row.into_entry().and_then(|entry| {
+            check_entry(
+                &id,
+                entry,
+                app.registry_key.as_ref(),
+                stored.get(&id).copied().unwrap_or(false),
+            )
+        });
+        match checked {
+            Err(e) => errors.push(RowError::at(line, format!("{}: {}", e.path, e.message))),
+            Ok(_) if !seen.insert(id.clone()) => {
+                errors.push(RowError::at(line, format!("camera {id:?} is listed twice")));
+            }
+            Ok(c) if !gateways.contains(&c.gateway_id) => errors.push(RowError::at(
+                line,
+                format!("gateway_id: {:?} is not a registered gateway", c.gateway_id),
+            )),
+            Ok(c) => cameras.push(c),
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ApiError::invalid_rows(errors));
+    }
+    let created = cameras
+        .iter()
+        .filter(|c| !stored.contains_key(&c.spec.id))
+        .count();
+    let outcome = ImportOutcome {
+        rows: cameras.len(),
+        created,
+        updated: cameras.len() - created,
+        dry_run: q.dry_run,
+    };
+    if q.dry_run {
+        return Ok(Json(outcome));
+    }
+    app.store
+        .enter_cameras(&cameras, &actor, Utc::now())
+        .await?
+        .map_err(|gateway| {
+            ApiError::invalid_field(
+                "gateway_id",
+                format!("{gateway:?} is not a registered gateway"),
+            )
+        })?;
+    app.registry_changed.notify_waiters();
+    tracing::info!(rows = outcome.rows, created = outcome.created, %actor, "cameras imported into the registry");
+    Ok(Json(outcome))
 }
 
 pub async fn delete(
@@ -315,31 +349,10 @@ pub async fn gateway_config(
         .into_response())
 }
 
-/// An asset code: 1 to 64 letters, digits and dashes (a manhole cover's 16-digit code).
-fn check_asset_code(code: &str) -> Result<(), String> {
-    if code.is_empty()
-        || code.len() > 64
-        || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
-        return Err(format!(
-            "{code:?} must be 1 to 64 letters, digits and dashes"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn asset_codes_are_plain_codes() {
-        check_asset_code("3301020010000123").unwrap();
-        check_asset_code("MH-0001").unwrap();
-        assert!(check_asset_code("").is_err());
-        assert!(check_asset_code("has space").is_err());
-        assert!(check_asset_code(&"9".repeat(65)).is_err());
-    }
+    use serde_json::json;
 
     #[test]
     fn the_view_shows_whether_a_password_is_set_never_the_password() {

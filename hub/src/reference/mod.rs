@@ -9,7 +9,7 @@
 
 pub mod categories;
 pub mod departments;
-mod format;
+pub mod format;
 mod ownership;
 
 use std::fmt;

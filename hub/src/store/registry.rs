@@ -32,6 +32,18 @@ pub enum PasswordChange {
     Clear,
 }
 
+/// A camera to enter, checked.
+#[derive(Debug, Clone)]
+pub struct NewCamera {
+    pub gateway_id: String,
+    pub spec: CameraSpec,
+    pub password: PasswordChange,
+    pub sub_url: Option<String>,
+    pub asset_code: Option<String>,
+    /// What the audit records of the change (never a secret).
+    pub detail: serde_json::Value,
+}
+
 /// The outcome of entering a camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entered {
@@ -111,86 +123,51 @@ impl Store {
         .transpose()
     }
 
-    /// Enters or replaces a camera (`spec.password` must be `None`; the password comes as
-    /// `password`), grows the configuration revision of its gateway (and of the gateway it
-    /// left, if it moved) and records `detail` in the audit, all in one transaction.
-    /// `Ok(None)` when the gateway is not registered.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn enter_camera(
+    /// Enters or replaces cameras, all or none (`spec.password` is `None`; the password
+    /// comes as `password`): grows the configuration revision of each gateway whose cameras
+    /// change (a camera that moves changes both) and records each entry's `detail` in the
+    /// audit, in one transaction. `Ok(Err(gateway))` names a gateway not registered.
+    pub async fn enter_cameras(
         &self,
-        gateway_id: &str,
-        spec: &CameraSpec,
-        password: &PasswordChange,
-        sub_url: Option<&str>,
-        asset_code: Option<&str>,
+        cameras: &[NewCamera],
         actor: &str,
         at: DateTime<Utc>,
-        detail: serde_json::Value,
-    ) -> Result<Option<Entered>, StoreError> {
-        debug_assert!(
-            spec.password.is_none(),
-            "passwords are stored sealed, apart"
-        );
+    ) -> Result<Result<Vec<Entered>, String>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let gateway = sqlx::query("SELECT id FROM gateways WHERE id = $1")
-            .bind(gateway_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if gateway.is_none() {
-            return Ok(None);
-        }
-        let before =
-            sqlx::query("SELECT gateway_id, password_sealed FROM camera_registry WHERE id = $1")
-                .bind(&spec.id)
+        let mut entered = Vec::with_capacity(cameras.len());
+        let mut touched = Vec::new();
+        for camera in cameras {
+            debug_assert!(
+                camera.spec.password.is_none(),
+                "passwords are stored sealed, apart"
+            );
+            let gateway = sqlx::query("SELECT id FROM gateways WHERE id = $1")
+                .bind(&camera.gateway_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let (previous_gateway, stored_password) = match &before {
-            Some(row) => (
-                Some(row.try_get::<String, _>("gateway_id")?),
-                row.try_get::<Option<String>, _>("password_sealed")?,
-            ),
-            None => (None, None),
-        };
-        let sealed = match password {
-            PasswordChange::Keep => stored_password,
-            PasswordChange::Set(sealed) => Some(sealed.clone()),
-            PasswordChange::Clear => None,
-        };
-        let spec_json = serde_json::to_string(spec).expect("a camera spec is always JSON");
-        sqlx::query("DELETE FROM camera_registry WHERE id = $1")
-            .bind(&spec.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO camera_registry (id, gateway_id, spec, password_sealed, sub_url, asset_code, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&spec.id)
-        .bind(gateway_id)
-        .bind(spec_json)
-        .bind(sealed)
-        .bind(sub_url)
-        .bind(asset_code)
-        .bind(to_ms(at))
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(previous) = previous_gateway.as_deref().filter(|g| *g != gateway_id) {
-            bump_revision(&mut tx, previous).await?;
+            if gateway.is_none() {
+                return Ok(Err(camera.gateway_id.clone()));
+            }
+            let created = enter(&mut tx, camera, actor, at, &mut touched).await?;
+            entered.push(created);
         }
-        let revision = bump_revision(&mut tx, gateway_id).await?;
-        let action = if before.is_some() {
-            "camera_updated"
-        } else {
-            "camera_created"
-        };
-        audit(&mut tx, at, actor, action, &spec.id, &detail).await?;
+        touched.sort();
+        touched.dedup();
+        let mut revisions = std::collections::HashMap::new();
+        for gateway in touched {
+            let revision = bump_revision(&mut tx, &gateway).await?;
+            revisions.insert(gateway, revision);
+        }
         tx.commit().await?;
-        Ok(Some(Entered {
-            created: before.is_none(),
-            revision,
-        }))
+        Ok(Ok(cameras
+            .iter()
+            .zip(entered)
+            .map(|(camera, created)| Entered {
+                created,
+                revision: revisions[&camera.gateway_id],
+            })
+            .collect()))
     }
 
     /// Removes a camera from the registry; `false` when it was not there.
@@ -252,6 +229,61 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+}
+
+/// Writes one camera; `true` when it is new. Adds the gateways whose cameras change to
+/// `touched`.
+async fn enter(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    camera: &NewCamera,
+    actor: &str,
+    at: DateTime<Utc>,
+    touched: &mut Vec<String>,
+) -> Result<bool, sqlx::Error> {
+    let id = &camera.spec.id;
+    let before =
+        sqlx::query("SELECT gateway_id, password_sealed FROM camera_registry WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let stored_password = match &before {
+        Some(row) => {
+            touched.push(row.try_get("gateway_id")?);
+            row.try_get::<Option<String>, _>("password_sealed")?
+        }
+        None => None,
+    };
+    touched.push(camera.gateway_id.clone());
+    let sealed = match &camera.password {
+        PasswordChange::Keep => stored_password,
+        PasswordChange::Set(sealed) => Some(sealed.clone()),
+        PasswordChange::Clear => None,
+    };
+    sqlx::query("DELETE FROM camera_registry WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO camera_registry (id, gateway_id, spec, password_sealed, sub_url, asset_code, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(&camera.gateway_id)
+    .bind(serde_json::to_string(&camera.spec).expect("a camera spec is always JSON"))
+    .bind(sealed)
+    .bind(camera.sub_url.as_deref())
+    .bind(camera.asset_code.as_deref())
+    .bind(to_ms(at))
+    .bind(actor)
+    .execute(&mut **tx)
+    .await?;
+    let action = if before.is_some() {
+        "camera_updated"
+    } else {
+        "camera_created"
+    };
+    audit(tx, at, actor, action, id, &camera.detail).await?;
+    Ok(before.is_none())
 }
 
 async fn bump_revision(
