@@ -279,18 +279,22 @@ impl Location {
         if !(-180.0..=180.0).contains(&self.lon) {
             return err("lon", format!("{} is outside -180..=180", self.lon));
         }
-        if let Some(code) = &self.area_code
-            && !(matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return err(
-                "area_code",
-                format!("{code:?} is not a 6, 9 or 12 digit division code"),
-            );
+        if let Some(code) = &self.area_code {
+            check_area_code(code).or_else(|m| err("area_code", m))?;
         }
         if let Some(grid) = &self.grid {
             check_identifier(grid).or_else(|m| err("grid", m))?;
         }
         Ok(())
+    }
+}
+
+/// A statistical division code (统计用区划代码): 6 digits county, 9 township, 12 village.
+pub fn check_area_code(code: &str) -> Result<(), String> {
+    if matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("{code:?} is not a 6, 9 or 12 digit division code"))
     }
 }
 

@@ -4,9 +4,11 @@
 
 use std::process::Command;
 
-use system_tests::{Hub, hub_command_with_input, log_tail, repo, shared};
+use system_tests::{Hub, hub_command, hub_command_with_input, log_tail, repo, shared};
 
 const PASSWORD: &str = "correct horse battery staple";
+/// The password of the camera entered in the device registry, which no page may show.
+const CAMERA_PASSWORD: &str = "Gate-Cam-Pw-42";
 
 #[tokio::test]
 async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
@@ -53,7 +55,36 @@ async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
         }
         hub_command_with_input(&hub.env, &args, &format!("{PASSWORD}\n"))?;
     }
+    hub.env.push(("HUB_REGISTRY_KEY", "5a".repeat(32)));
+    let technician = hub_command(
+        &hub.env,
+        &["user", "add", "tech-web", "--role", "technician"],
+    )?;
     hub.start().await?;
+    // A camera in the device registry, with a password the page must never show.
+    let registered = reqwest::Client::new()
+        .put(format!("{}/api/v1/registry/cameras/cam-east-gate", hub.url))
+        .bearer_auth(technician.trim())
+        .json(&serde_json::json!({
+            "gateway_id": "gw-web",
+            "camera": {
+                "id": "cam-east-gate",
+                "name": "东门摄像头 east gate",
+                "url": "rtsp://192.0.2.10:554/Streaming/Channels/101",
+                "username": "viewer",
+                "password": CAMERA_PASSWORD,
+                "location": { "lat": 30.2741, "lon": 120.1551 },
+                "hazard": {}
+            },
+            "asset_code": "3301060010000123"
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        registered.status().is_success(),
+        "{}",
+        registered.text().await?
+    );
 
     let artifacts = repo().join("tests/artifacts/dashboard");
     let out = Command::new("node")
@@ -63,6 +94,7 @@ async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
         .env("GATEWAY_ID", "gw-web")
         .env("GATEWAY_TOKEN", &gateway_token)
         .env("USER_PASSWORD", PASSWORD)
+        .env("CAMERA_PASSWORD", CAMERA_PASSWORD)
         .env(
             "TEST_IMAGE",
             shared().join("testdata/crowd_seminar_ibm_stc-brownbag.jpg"),

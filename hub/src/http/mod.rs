@@ -100,7 +100,14 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
             "/api/v1/cases/{id}/supervision/{notice}/reply",
             post(supervision::reply),
         )
-        .route("/api/v1/gateways", get(gateways::list))
+        .route(
+            "/api/v1/gateways",
+            get(gateways::list).post(gateways::register),
+        )
+        .route(
+            "/api/v1/gateways/{id}/token",
+            post(gateways::new_token).delete(gateways::revoke_token),
+        )
         .route("/api/v1/gateway/report", put(terminals::report))
         .route("/api/v1/gateway/config", get(registry::gateway_config))
         .route(

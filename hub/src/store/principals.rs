@@ -68,7 +68,7 @@ impl Principal {
 }
 
 /// A token just issued. The plain text exists only here, to be shown once.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct TokenIssued {
     pub id: String,
     pub token: String,
@@ -114,7 +114,7 @@ impl Store {
                     "gateway {id:?} is already registered; use --rotate to issue it a new token"
                 )));
             }
-            sqlx::query("UPDATE gateways SET token_hash = $1 WHERE id = $2")
+            sqlx::query("UPDATE gateways SET token_hash = $1, revoked_at = NULL WHERE id = $2")
                 .bind(hash_token(&token))
                 .bind(id)
                 .execute(&self.pool)
@@ -212,8 +212,12 @@ pub(super) fn principal_from_user_row(
 pub struct GatewayRow {
     pub id: String,
     pub name: String,
+    /// The township it serves.
+    pub area_code: Option<String>,
     pub created_at: chrono::DateTime<Utc>,
     pub last_seen_at: Option<chrono::DateTime<Utc>>,
+    /// When its token was revoked; it cannot call until it is issued a new one.
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
     /// From the gateway's last status report: its software version, the events waiting in
     /// its outbox, and when it reported.
     pub version: Option<String>,
@@ -231,7 +235,7 @@ impl Store {
     /// Every registered gateway, by id.
     pub async fn list_gateways(&self) -> Result<Vec<GatewayRow>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, created_at, last_seen_at, version, outbox_pending, reported_at, config_revision, config_applied, config_error FROM gateways ORDER BY id")
+            sqlx::query("SELECT id, name, area_code, created_at, last_seen_at, revoked_at, version, outbox_pending, reported_at, config_revision, config_applied, config_error FROM gateways ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
@@ -239,9 +243,13 @@ impl Store {
                 Ok(GatewayRow {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
+                    area_code: r.try_get("area_code")?,
                     created_at: super::from_ms(r.try_get("created_at")?),
                     last_seen_at: r
                         .try_get::<Option<i64>, _>("last_seen_at")?
+                        .map(super::from_ms),
+                    revoked_at: r
+                        .try_get::<Option<i64>, _>("revoked_at")?
                         .map(super::from_ms),
                     version: r.try_get("version")?,
                     outbox_pending: r.try_get("outbox_pending")?,

@@ -1,6 +1,6 @@
-//! The device registry: the cameras each gateway should run, each gateway's configuration
-//! revision (grown in the same transaction as any change to its cameras), and the audit of
-//! every change. Passwords arrive here sealed and are stored apart from the settings.
+//! The device registry: gateways registered with their tokens, the cameras each gateway
+//! should run, each gateway's configuration revision (grown in the same transaction as any
+//! change to its cameras), and the audit of every change. Passwords arrive here sealed and are stored apart from the settings.
 
 use chrono::{DateTime, Utc};
 use protocol::device::CameraSpec;
@@ -8,7 +8,8 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::principals::{hash_token, new_token};
+use super::{Store, StoreError, TokenIssued, from_ms, to_ms};
 
 /// A camera as the registry holds it. `spec.password` is always `None` here.
 #[derive(Debug, Clone)]
@@ -228,6 +229,101 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+}
+
+/// A gateway registered through the API.
+#[derive(Debug, Clone)]
+pub struct NewGateway {
+    pub id: String,
+    pub name: String,
+    /// The township (9-digit division code) it serves.
+    pub area_code: Option<String>,
+}
+
+impl Store {
+    /// Registers a gateway and issues its token (shown once; only its hash is kept), with
+    /// its audit entry. `Ok(None)` when the id is taken.
+    pub async fn register_gateway(
+        &self,
+        gateway: &NewGateway,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TokenIssued>, StoreError> {
+        let token = new_token("gw");
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO gateways (id, name, token_hash, created_at, area_code) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&gateway.id)
+        .bind(&gateway.name)
+        .bind(hash_token(&token))
+        .bind(to_ms(at))
+        .bind(gateway.area_code.as_deref())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let detail = serde_json::json!({ "name": gateway.name, "area_code": gateway.area_code });
+        audit(
+            &mut tx,
+            at,
+            actor,
+            "gateway_registered",
+            &gateway.id,
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(TokenIssued {
+            id: gateway.id.clone(),
+            token,
+        }))
+    }
+
+    /// Issues a gateway a new token (the old one stops working at once), or with `None`
+    /// revokes its token so it can no longer call. `Ok(None)` for an unknown gateway.
+    pub async fn replace_gateway_token(
+        &self,
+        id: &str,
+        issue: bool,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Option<TokenIssued>>, StoreError> {
+        let token = issue.then(|| new_token("gw"));
+        // A revoked gateway's hash is no SHA-256, so no token can match it.
+        let stored = match &token {
+            Some(t) => hash_token(t),
+            None => format!("revoked:{id}:{}", Uuid::now_v7()),
+        };
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let updated =
+            sqlx::query("UPDATE gateways SET token_hash = $1, revoked_at = $2 WHERE id = $3")
+                .bind(stored)
+                .bind((!issue).then_some(to_ms(at)))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let action = if issue {
+            "gateway_token_issued"
+        } else {
+            "gateway_token_revoked"
+        };
+        audit(&mut tx, at, actor, action, id, &serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(Some(token.map(|token| TokenIssued {
+            id: id.to_owned(),
+            token,
+        })))
     }
 }
 

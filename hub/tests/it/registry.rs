@@ -439,3 +439,131 @@ on_both_backends!(
         assert_eq!(json_body.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 );
+
+on_both_backends!(
+    technicians_register_gateways_and_manage_their_tokens,
+    |hub: TestHub| async move {
+        let body = json!({ "id": "gw-township-7", "name": "七里镇 Qili township", "area_code": "330106007" });
+        let resp = hub
+            .post_json("/api/v1/gateways", &hub.technician_token, &body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let issued: Value = resp.json().await.unwrap();
+        let token = issued["token"].as_str().unwrap().to_owned();
+        let calls = |token: String| {
+            let hub = &hub;
+            async move {
+                hub.get("/api/v1/gateway/config", &token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(
+            calls(token.clone()).await,
+            StatusCode::OK,
+            "the new gateway's token works"
+        );
+
+        // Taken ids, bad fields and other roles are refused.
+        let again = hub
+            .post_json("/api/v1/gateways", &hub.admin_token, &body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        for (bad, field) in [
+            (json!({ "id": "has space", "name": "x" }), "id"),
+            (json!({ "id": "gw-x", "name": " " }), "name"),
+            (
+                json!({ "id": "gw-x", "name": "x", "area_code": "3301" }),
+                "area_code",
+            ),
+        ] {
+            let resp = hub
+                .post_json("/api/v1/gateways", &hub.technician_token, &bad)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+            let err: Value = resp.json().await.unwrap();
+            assert_eq!(err["error"]["field"], field);
+        }
+        let by_operator = hub
+            .post_json(
+                "/api/v1/gateways",
+                &hub.operator_token,
+                &json!({ "id": "gw-y", "name": "y" }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_operator.status(), StatusCode::FORBIDDEN);
+
+        // A new token replaces the old at once; a revoked gateway cannot call at all.
+        let path = "/api/v1/gateways/gw-township-7/token";
+        let rotated: Value = hub
+            .post_json(path, &hub.technician_token, &json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let new_token = rotated["token"].as_str().unwrap().to_owned();
+        assert_ne!(new_token, token);
+        assert_eq!(calls(token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(calls(new_token.clone()).await, StatusCode::OK);
+        let revoked = hub
+            .client
+            .delete(format!("{}{path}", hub.url))
+            .bearer_auth(&hub.technician_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+        assert_eq!(calls(new_token).await, StatusCode::UNAUTHORIZED);
+        let unknown = hub
+            .client
+            .delete(format!("{}/api/v1/gateways/gw-none/token", hub.url))
+            .bearer_auth(&hub.technician_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+        let listed = hub.get_json("/api/v1/gateways", &hub.operator_token).await;
+        let gw = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == "gw-township-7")
+            .unwrap();
+        assert_eq!(gw["area_code"], "330106007");
+        assert!(gw["revoked_at"].is_string(), "{gw}");
+        assert!(
+            !listed.to_string().contains("token"),
+            "no token or its hash is listed: {listed}"
+        );
+        let audit = hub
+            .get_json("/api/v1/registry/audit", &hub.admin_token)
+            .await;
+        let actions: Vec<&str> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "gateway_token_revoked",
+                "gateway_token_issued",
+                "gateway_registered"
+            ]
+        );
+    }
+);

@@ -21,6 +21,7 @@ const HUB = env('HUB_URL')
 const GATEWAY_ID = env('GATEWAY_ID')
 const GATEWAY_TOKEN = env('GATEWAY_TOKEN')
 const PASSWORD = env('USER_PASSWORD')
+const CAMERA_PASSWORD = env('CAMERA_PASSWORD')
 const IMAGE = env('TEST_IMAGE')
 const ARTIFACTS = env('ARTIFACTS')
 mkdirSync(ARTIFACTS, { recursive: true })
@@ -257,6 +258,14 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.getByTestId('gateways').getByRole('cell', { name: GATEWAY_ID }).first().waitFor()
   await op.getByTestId('cameras').getByRole('cell', { name: 'cam-east-gate' }).waitFor()
   assert.match(await op.getByTestId('cameras').textContent(), /在线/)
+  // The device registry: the camera a technician entered, its password only as "set"; the
+  // gateway has not taken the registry's configuration up.
+  const registry = op.getByTestId('registry')
+  await registry.getByRole('cell', { name: 'cam-east-gate' }).waitFor()
+  assert.match(await registry.textContent(), /已设置/)
+  assert.match(await registry.textContent(), /3301060010000123/)
+  assert.ok(!(await op.content()).includes(CAMERA_PASSWORD), 'no camera password on the page')
+  assert.match(await op.getByTestId('gateways').textContent(), /待同步/)
   await shot(op, '08-devices')
 
   // English on request, remembered across pages.
