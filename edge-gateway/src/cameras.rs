@@ -50,21 +50,20 @@ pub enum CameraChange {
     Stop(usize),
 }
 
-/// The cameras running now, for the local API and the report to the hub.
+/// The cameras running now, for the local API, the report to the hub and the liveness watch.
 #[derive(Debug, Default)]
-pub struct CameraBoard(RwLock<Vec<Arc<CameraHealth>>>);
+pub struct CameraBoard(RwLock<Vec<(Arc<CameraConfig>, Arc<CameraHealth>)>>);
 
 impl CameraBoard {
     pub fn snapshot(&self) -> Vec<CameraStatus> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|c| c.snapshot())
-            .collect()
+        self.cameras().iter().map(|(_, h)| h.snapshot()).collect()
     }
 
-    fn set(&self, cameras: Vec<Arc<CameraHealth>>) {
+    pub fn cameras(&self) -> Vec<(Arc<CameraConfig>, Arc<CameraHealth>)> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, cameras: Vec<(Arc<CameraConfig>, Arc<CameraHealth>)>) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = cameras;
     }
 }
@@ -170,8 +169,11 @@ impl Cameras {
             applied.stopped += 1;
             self.stop(running).await;
         }
-        self.board
-            .set(next.iter().map(|r| r.health.clone()).collect());
+        self.board.set(
+            next.iter()
+                .map(|r| (r.config.clone(), r.health.clone()))
+                .collect(),
+        );
         self.running = next;
         Ok(applied)
     }

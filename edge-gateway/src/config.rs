@@ -101,9 +101,13 @@ pub struct RawGateway {
     /// evicted and a `storage_pressure` event is raised.
     #[serde(default = "default_outbox_max_mib")]
     pub outbox_max_mib: u64,
-    /// Category of the gateway's own fault events (storage pressure).
+    /// Category of the gateway's own fault events (storage pressure, cameras offline).
     #[serde(default = "default_fault_category")]
     pub fault_category: String,
+    /// Seconds a camera may stay down (not streaming) before a `camera_offline` event;
+    /// a `camera_online` event follows when it streams again.
+    #[serde(default = "default_camera_offline_after")]
+    pub camera_offline_after_s: u64,
     /// Where the gateway stands, for its own fault events; the first camera's place when
     /// absent.
     #[serde(default)]
@@ -112,6 +116,10 @@ pub struct RawGateway {
 
 fn default_outbox_max_mib() -> u64 {
     2048
+}
+
+fn default_camera_offline_after() -> u64 {
+    300
 }
 
 fn default_fault_category() -> String {
@@ -192,6 +200,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub outbox_max_bytes: u64,
     pub fault_category: CategoryCode,
+    pub camera_offline_after: Duration,
     /// Where the gateway stands, when known (its own or its first camera's).
     pub location: Option<protocol::Location>,
     pub hub_url: Url,
@@ -346,6 +355,12 @@ impl Config {
                 "must be 1..=1048576".into(),
             ));
         }
+        if !(1..=86_400).contains(&raw.gateway.camera_offline_after_s) {
+            return Err(invalid(
+                "gateway.camera_offline_after_s",
+                "must be 1..=86400 seconds".into(),
+            ));
+        }
         let fault_category = raw
             .gateway
             .fault_category
@@ -364,6 +379,7 @@ impl Config {
             data_dir,
             outbox_max_bytes: raw.gateway.outbox_max_mib * 1024 * 1024,
             fault_category,
+            camera_offline_after: Duration::from_secs(raw.gateway.camera_offline_after_s),
             location,
             hub_url,
             hub_token: raw.hub.token,

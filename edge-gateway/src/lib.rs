@@ -9,6 +9,7 @@
 //! that.
 
 pub mod api;
+pub mod camera_watch;
 pub mod cameras;
 pub mod config;
 pub mod config_sync;
@@ -117,11 +118,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let desk = Arc::new(reinspection::Desk::default());
     let slots = Arc::new(FrameSlots::default());
     let (event_tx, mut event_rx) = mpsc::channel::<NewEvent>(64);
+    let watch_tx = event_tx.clone();
     let wake = Arc::new(Notify::new());
 
     // Detection and rules: one thread for all cameras, told of cameras as they start.
     let (changes, analysis_thread) = if detectors.is_empty() {
-        drop(event_tx); // nothing raises camera events: the writer ends with the patrol intake
+        drop(event_tx); // no detection thread: only the liveness watch raises camera events
         (None, None)
     } else {
         let (changes, changes_rx) = std::sync::mpsc::channel();
@@ -146,7 +148,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         anyhow::bail!(e);
     }
     let cameras = Arc::new(tokio::sync::Mutex::new(cameras));
-    let sync_stop = CancellationToken::new();
+    let camera_stop = CancellationToken::new();
     let (sync, config_status) = if config.camera_registry {
         let status = Arc::new(ConfigStatus::default());
         let sync = ConfigSync {
@@ -160,12 +162,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         };
         sync.resume().await;
         (
-            Some(tokio::spawn(sync.run(sync_stop.clone()))),
+            Some(tokio::spawn(sync.run(camera_stop.clone()))),
             Some(status),
         )
     } else {
         (None, None)
     };
+
+    // Cameras that stay down are reported as device events.
+    let watch = tokio::spawn(
+        camera_watch::CameraWatch {
+            gateway_id: config.gateway_id.clone(),
+            board: board.clone(),
+            category: config.fault_category.clone(),
+            offline_after: config.camera_offline_after,
+            events: watch_tx,
+        }
+        .run(camera_stop.clone()),
+    );
 
     // Outbox writer: events are stored in batches, retried until stored, never dropped.
     let writer = {
@@ -260,10 +274,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: cameras, then detection, then the outbox");
-    sync_stop.cancel();
+    camera_stop.cancel();
     if let Some(sync) = sync {
         sync.await?;
     }
+    watch.await?;
     cameras.lock().await.stop_all().await;
     tokio::task::spawn_blocking(move || {
         slots.close();

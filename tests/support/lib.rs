@@ -133,7 +133,11 @@ pub fn rtsp_server(clip: &Path) -> anyhow::Result<(Process, String)> {
 /// The RTSP server with other options (`--test-pattern`, `--user`, `--password`, `--mount`);
 /// returns it with its stream's URL.
 pub fn rtsp_server_with(args: &[&OsStr]) -> anyhow::Result<(Process, String)> {
-    let port = free_port();
+    rtsp_server_on(free_port(), args)
+}
+
+/// The RTSP server on `port` (to bring a stopped one back at the same address).
+pub fn rtsp_server_on(port: u16, args: &[&OsStr]) -> anyhow::Result<(Process, String)> {
     let mut child = Command::new("/usr/bin/python3")
         .arg(repo().join("deploy/demo/rtsp-server.py"))
         .args(["--port", &port.to_string()])

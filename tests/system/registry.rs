@@ -2,8 +2,10 @@
 //! running gateway (`camera_registry = true`) starts, replaces and stops them without a
 //! restart, while the cameras already running keep streaming. A camera with a broken URL is
 //! faulty on its own; a document the gateway cannot run is refused with the reason shown at
-//! the hub, and the cameras running stay; with the hub down, a restarted gateway runs its
-//! last good list. The camera password (digest auth at the RTSP server) appears in no log.
+//! the hub, and the cameras running stay; a camera whose server goes away is reported
+//! offline, then online when it is back, once each; with the hub down, a restarted gateway
+//! runs its last good list. The camera password (digest auth at the RTSP server) appears in
+//! no log.
 
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
@@ -11,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 use system_tests::{
-    Hub, Process, binary, free_port, hub_command, log_tail, repo, rtsp_server_with, shared,
-    wait_for,
+    Hub, Process, binary, free_port, hub_command, log_tail, repo, rtsp_server_on, rtsp_server_with,
+    shared, wait_for,
 };
 
 const PASSWORD: &str = "Reg1stry-Cam-Pw";
@@ -143,6 +145,23 @@ impl Setup {
     }
 }
 
+/// The events at the hub from `camera`, newest first: (rule, description).
+async fn camera_events(setup: &Setup, camera: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let events = setup.hub.get("/api/v1/events?limit=200").await?;
+    Ok(events["items"]
+        .as_array()
+        .context("events")?
+        .iter()
+        .filter(|e| e["source_id"] == camera)
+        .map(|e| {
+            (
+                e["rule"].as_str().unwrap_or_default().to_owned(),
+                e["description"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
 #[tokio::test]
 async fn the_gateway_follows_the_registry_without_restarting() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -162,6 +181,7 @@ async fn the_gateway_follows_the_registry_without_restarting() {
 [gateway]
 id = "gw-reg"
 data_dir = "gateway-data"
+camera_offline_after_s = 2
 
 [hub]
 url = "{hub_url}"
@@ -181,7 +201,8 @@ manifest = "{manifest}"
     )
     .unwrap();
     let (_secured, secured_url) = test_pattern(true).unwrap();
-    let (_open, open_url) = test_pattern(false).unwrap();
+    let (open, open_url) = test_pattern(false).unwrap();
+    let mut open = Some(open);
     let mut setup = Setup {
         hub,
         technician,
@@ -304,6 +325,51 @@ manifest = "{manifest}"
             },
         )
         .await?;
+
+        // cam-b's server goes away: offline once it stays down, online once it is back.
+        open.take();
+        let offline = wait_for(
+            "cam-b offline at the hub",
+            Duration::from_secs(60),
+            || async {
+                Ok(camera_events(&setup, "cam-b")
+                    .await?
+                    .into_iter()
+                    .find(|e| e.0 == "camera_offline"))
+            },
+        )
+        .await?;
+        anyhow::ensure!(offline.1.contains("offline"), "{offline:?}");
+        let port: u16 = open_url
+            .trim_start_matches("rtsp://127.0.0.1:")
+            .split('/')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("the server's port")?;
+        open = Some(rtsp_server_on(port, &[OsStr::new("--test-pattern")])?.0);
+        wait_for(
+            "cam-b online at the hub",
+            Duration::from_secs(60),
+            || async {
+                let rules: Vec<String> = camera_events(&setup, "cam-b")
+                    .await?
+                    .into_iter()
+                    .map(|e| e.0)
+                    .collect();
+                Ok(rules.iter().any(|r| r == "camera_online").then_some(()))
+            },
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rules: Vec<String> = camera_events(&setup, "cam-b")
+            .await?
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        anyhow::ensure!(
+            rules == ["camera_online", "camera_offline"],
+            "once each: {rules:?}"
+        );
 
         // The hub goes away; a restarted gateway runs its last good list on its own.
         setup.hub.kill();

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod events;
 pub mod frames;
 pub mod hazard;
+pub mod liveness;
 pub mod reinspect;
 pub mod rules;
 pub mod snapshot;
