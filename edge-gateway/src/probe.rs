@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::pipeline::decode::{self, Codec};
 use crate::pipeline::snapshot;
-use crate::rtsp::{self, OpenError};
+use crate::rtsp::{self, OpenError, first_line};
 
 /// What to probe and for how long.
 pub struct ProbeRequest {
@@ -126,11 +126,6 @@ impl ProbeError {
             },
         }
     }
-}
-
-/// Retina's errors carry connection context on further lines; the first says what happened.
-fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
 /// Moves a user name and password written into the URL (`rtsp://user:pass@host/…`, as

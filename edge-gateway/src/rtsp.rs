@@ -35,6 +35,12 @@ pub enum OpenError {
     NoVideo { offered: Vec<String> },
 }
 
+/// Retina's errors carry connection context (and hex dumps) on further lines; the first
+/// says what happened, which is what a technician's screen needs.
+pub fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
 /// DESCRIBE, SETUP and PLAY, each within `timeout`; `tcp` carries RTP over the RTSP
 /// connection rather than UDP.
 pub async fn open(

@@ -117,6 +117,16 @@ impl Process {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) without waiting: a stopped server hangs its
+    /// clients' connections open without a word.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {} failed", self.name);
+        Ok(())
+    }
 }
 
 impl Drop for Process {

@@ -5,6 +5,7 @@
 //! detect → crowd or hazard rule → outbox → uplink → hub → routed case, and patrol terminal
 //! → MQTT → outbox → hub (`patrol`).
 
+mod cameras;
 mod dashboard;
 mod manhole;
 mod patrol;

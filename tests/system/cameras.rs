@@ -1,0 +1,210 @@
+//! A gateway's cameras fail on their own: a server sending garbage leaves that camera
+//! faulty with a reason, a hung server (SIGSTOP) is noticed within seconds, and a server
+//! that goes away and comes back has its camera streaming again within seconds of its
+//! return, reported offline and online once each. The other cameras stream on and the
+//! gateway never falls over.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+use system_tests::{
+    Hub, Process, binary, free_port, log_tail, repo, rtsp_server_on, rtsp_server_with, shared,
+    wait_for,
+};
+
+/// A TCP server on loopback that answers every connection with bytes no RTSP client reads.
+fn garbage_server() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(b"\x00\xffHELLO not rtsp at all\r\n\r\n\x13\x37garbage");
+        }
+    });
+    Ok(port)
+}
+
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.trim_start_matches("rtsp://127.0.0.1:")
+        .split('/')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("the server's port")
+}
+
+/// (state, frames received, last error) of `camera` on the gateway.
+async fn camera(
+    client: &reqwest::Client,
+    api: &str,
+    id: &str,
+) -> anyhow::Result<(String, u64, Value)> {
+    let status: Value = client
+        .get(format!("{api}/api/v1/status"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let c = status["cameras"]
+        .as_array()
+        .and_then(|cams| cams.iter().find(|c| c["id"] == id))
+        .with_context(|| format!("camera {id} on the gateway"))?;
+    Ok((
+        c["state"].as_str().unwrap_or_default().to_owned(),
+        c["frames_received"].as_u64().unwrap_or(0),
+        c["last_error"].clone(),
+    ))
+}
+
+#[tokio::test]
+async fn cameras_fail_and_recover_on_their_own() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("hub.db").display());
+    let mut hub = Hub::prepare(dir.path(), db, None).unwrap();
+    let token = hub.add_gateway("gw-cams").unwrap();
+    hub.start().await.unwrap();
+    let pattern = [OsStr::new("--test-pattern")];
+    let (live, live_url) = rtsp_server_with(&pattern).unwrap();
+    let (hang, hang_url) = rtsp_server_with(&pattern).unwrap();
+    let garbage = garbage_server().unwrap();
+    let api_port = free_port();
+    let camera_toml = |id: &str, url: &str| {
+        format!(
+            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\ndetect_fps = 0.5\n\n[camera.location]\nlat = 30.27\nlon = 120.15\n\n"
+        )
+    };
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"gw-cams\"\ndata_dir = \"data\"\ncamera_offline_after_s = 2\n\n\
+             [hub]\nurl = \"{}\"\ntoken = \"in the environment\"\nreport_interval_s = 1\n\n\
+             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n{}{}{}",
+            hub.url,
+            repo().join("models/yolox-nano.toml").display(),
+            camera_toml("cam-live", &live_url),
+            camera_toml("cam-hang", &hang_url),
+            camera_toml("cam-garbage", &format!("rtsp://127.0.0.1:{garbage}/cam")),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("gateway.log");
+    let mut gw = std::process::Command::new(binary("edge-gateway"));
+    gw.arg("--config")
+        .arg(&config)
+        .env("EDGE_HUB__TOKEN", token)
+        .env("MODEL_CACHE", shared().join("models"));
+    let mut gateway = Process::spawn("edge-gateway", &mut gw, &log).unwrap();
+    let (client, api) = (
+        reqwest::Client::new(),
+        format!("http://127.0.0.1:{api_port}"),
+    );
+    let mut live = Some(live);
+
+    let result = async {
+        for id in ["cam-live", "cam-hang"] {
+            wait_for(
+                &format!("{id} streaming"),
+                Duration::from_secs(60),
+                || async {
+                    let (state, frames, _) = camera(&client, &api, id).await?;
+                    Ok((state == "streaming" && frames > 0).then_some(()))
+                },
+            )
+            .await?;
+        }
+        // Garbage: that camera is faulty, with a reason.
+        let (_, _, error) = wait_for("cam-garbage faulty", Duration::from_secs(30), || async {
+            let c = camera(&client, &api, "cam-garbage").await?;
+            Ok((c.0 == "retrying" && c.2.is_string()).then_some(c))
+        })
+        .await?;
+        println!("cam-garbage: {error}");
+
+        // A hung server is noticed within seconds, while the others stream on.
+        hang.signal("STOP")?;
+        let stopped = Instant::now();
+        let (_, _, error) = wait_for("cam-hang noticed", Duration::from_secs(30), || async {
+            let c = camera(&client, &api, "cam-hang").await?;
+            Ok((c.0 != "streaming").then_some(c))
+        })
+        .await?;
+        let noticed = stopped.elapsed();
+        println!(
+            "hung server noticed after {} ms: {error}",
+            noticed.as_millis()
+        );
+        anyhow::ensure!(
+            noticed <= Duration::from_secs(10),
+            "noticed after {noticed:?}"
+        );
+        let before = camera(&client, &api, "cam-live").await?.1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        anyhow::ensure!(
+            camera(&client, &api, "cam-live").await?.1 > before,
+            "cam-live stalled"
+        );
+        hang.signal("CONT")?;
+
+        // A server that goes away and comes back.
+        let port = port_of(&live_url)?;
+        live.take();
+        wait_for("cam-live down", Duration::from_secs(30), || async {
+            Ok((camera(&client, &api, "cam-live").await?.0 != "streaming").then_some(()))
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        live = Some(rtsp_server_on(port, &pattern)?.0);
+        let back = Instant::now();
+        wait_for("cam-live back", Duration::from_secs(30), || async {
+            let (state, ..) = camera(&client, &api, "cam-live").await?;
+            Ok((state == "streaming").then_some(()))
+        })
+        .await?;
+        let after = back.elapsed();
+        println!(
+            "cam-live streaming again {} ms after its server returned",
+            after.as_millis()
+        );
+        anyhow::ensure!(after <= Duration::from_secs(8), "back after {after:?}");
+
+        // Offline and online once each at the hub; the gateway never fell over.
+        let rules = wait_for(
+            "cam-live's events at the hub",
+            Duration::from_secs(30),
+            || async {
+                let events = hub.get("/api/v1/events?limit=100").await?;
+                let rules: Vec<String> = events["items"]
+                    .as_array()
+                    .context("events")?
+                    .iter()
+                    .filter(|e| e["source_id"] == "cam-live")
+                    .filter_map(|e| e["rule"].as_str().map(str::to_owned))
+                    .collect();
+                Ok((rules.first().is_some_and(|r| r == "camera_online")).then_some(rules))
+            },
+        )
+        .await?;
+        // Newest first: the outage's two events, and every outage reported once each way.
+        let count = |rule: &str| rules.iter().filter(|r| *r == rule).count();
+        anyhow::ensure!(
+            rules[..2] == ["camera_online", "camera_offline"]
+                && count("camera_online") == count("camera_offline"),
+            "{rules:?}"
+        );
+        anyhow::ensure!(gateway.is_running(), "the gateway exited");
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        panic!(
+            "{e:#}\n{}\n{}",
+            log_tail("gateway", &log, 40),
+            log_tail("hub", &hub.log, 20)
+        );
+    }
+}
