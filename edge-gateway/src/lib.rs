@@ -2,9 +2,11 @@
 //! terminals over MQTT → events; both into the durable outbox → uplink to the hub.
 //! `run` wires the stages; each module is one stage.
 //!
-//! Threads and tasks: one async task per camera (network), one decode thread per camera,
-//! one detection thread for all cameras, one outbox writer, the patrol intake (`patrol`),
-//! one uplink task, the periodic report to the hub (`hub_report`) and the local API.
+//! Threads and tasks: one async task per camera (network) and one decode thread per camera,
+//! started and stopped by `cameras` (from the settings, or the hub's registry through
+//! `config_sync`); one detection thread for all cameras; the liveness watch
+//! (`camera_watch`); one outbox writer, the patrol intake (`patrol`), one uplink task, the
+//! periodic report to the hub (`hub_report`) and the local API.
 //! Frames are perishable between decode and detection; events are never dropped after
 //! that.
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
+
+use super::{gateway_status, port_of};
 use system_tests::{
     Hub, Process, binary, free_port, log_tail, repo, rtsp_server_on, rtsp_server_with, shared,
     wait_for,
@@ -27,27 +29,13 @@ fn garbage_server() -> std::io::Result<u16> {
     Ok(port)
 }
 
-fn port_of(url: &str) -> anyhow::Result<u16> {
-    url.trim_start_matches("rtsp://127.0.0.1:")
-        .split('/')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .context("the server's port")
-}
-
 /// (state, frames received, last error) of `camera` on the gateway.
 async fn camera(
     client: &reqwest::Client,
     api: &str,
     id: &str,
 ) -> anyhow::Result<(String, u64, Value)> {
-    let status: Value = client
-        .get(format!("{api}/api/v1/status"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let status = gateway_status(client, api).await?;
     let c = status["cameras"]
         .as_array()
         .and_then(|cams| cams.iter().find(|c| c["id"] == id))

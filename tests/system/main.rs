@@ -138,14 +138,7 @@ listen = "127.0.0.1:{api_port}"
     }
 
     async fn gateway_status(&self) -> anyhow::Result<Value> {
-        Ok(self
-            .client
-            .get(format!("{}/api/v1/status", self.gateway_api))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        gateway_status(&self.client, &self.gateway_api).await
     }
 
     /// The logs, for a failing test's message.
@@ -156,6 +149,26 @@ listen = "127.0.0.1:{api_port}"
             log_tail("gateway", &self.log("gateway"), 30)
         )
     }
+}
+
+/// The gateway's `/api/v1/status` from its local API at `api`.
+async fn gateway_status(client: &reqwest::Client, api: &str) -> anyhow::Result<Value> {
+    Ok(client
+        .get(format!("{api}/api/v1/status"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// The port of a local RTSP server's URL (`rtsp://127.0.0.1:PORT/…`).
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.trim_start_matches("rtsp://127.0.0.1:")
+        .split('/')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("the server's port")
 }
 
 /// A camera's crowd becomes a case at the hub, routed to the department the ownership

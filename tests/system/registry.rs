@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
+
+use super::{gateway_status, port_of};
 use system_tests::{
     Hub, Process, binary, free_port, hub_command, log_tail, repo, rtsp_server_on, rtsp_server_with,
     shared, wait_for,
@@ -85,14 +87,7 @@ impl Setup {
 
     /// The gateway's cameras by id: (state, frames received, last error).
     async fn cameras(&self) -> anyhow::Result<Vec<(String, String, u64, Value)>> {
-        let status: Value = self
-            .client
-            .get(format!("{}/api/v1/status", self.api))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let status = gateway_status(&self.client, &self.api).await?;
         Ok(status["cameras"]
             .as_array()
             .context("cameras")?
@@ -340,12 +335,7 @@ manifest = "{manifest}"
         )
         .await?;
         anyhow::ensure!(offline.1.contains("offline"), "{offline:?}");
-        let port: u16 = open_url
-            .trim_start_matches("rtsp://127.0.0.1:")
-            .split('/')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context("the server's port")?;
+        let port = port_of(&open_url)?;
         open = Some(rtsp_server_on(port, &[OsStr::new("--test-pattern")])?.0);
         wait_for(
             "cam-b online at the hub",

@@ -1,5 +1,6 @@
 //! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled) → `frames`
 //! (latest wins) → `analyse` (detect + `rules`, `hazard`, `reinspect`) → `events` (+ `snapshot`) → the outbox.
+//! Beside it, `liveness` judges from a camera's state whether it is down long enough to tell.
 
 pub mod analyse;
 pub mod camera;

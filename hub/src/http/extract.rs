@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::session::COOKIE;
 use super::{AppState, error::ApiError};
+use crate::reference::format::{self, Format};
 use crate::store::{CaseVisibility, Principal, Role};
 
 impl FromRequestParts<AppState> for Principal {
@@ -132,6 +133,32 @@ impl Principal {
             _ => Err(ApiError::forbidden("this role may not read cases")),
         }
     }
+}
+
+/// `?dry_run=true`: check an uploaded document and report, changing nothing.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRun {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// An uploaded document's format (from its `Content-Type`: CSV or TOML, else 415) and text
+/// (UTF-8, else 422 with the line where it stops being UTF-8).
+pub fn document<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(Format, &'a str), ApiError> {
+    let format = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_media_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the document as text/csv or application/toml",
+            )
+        })?;
+    let text = format::text(body).map_err(|e| ApiError::invalid_rows(vec![e]))?;
+    Ok((format, text))
 }
 
 /// The longest free text (a reason, a reply, a note) a request may carry, in characters.

@@ -8,11 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::extract::QueryParams;
+use super::extract::{DryRun, QueryParams, document};
 use super::{AppState, error::ApiError};
-use crate::reference::{self, Format, Kind, Set};
+use crate::reference::{Kind, Set};
 use crate::reference_sync::{self, ImportError, Origin};
 use crate::store::{Principal, SetInfo, StoreError};
 
@@ -62,14 +62,6 @@ pub async fn get(
     .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportQuery {
-    /// Check the document and report, without importing it.
-    #[serde(default)]
-    dry_run: bool,
-}
-
 #[derive(Serialize)]
 pub struct ImportOutcome {
     kind: Kind,
@@ -83,24 +75,13 @@ pub async fn put(
     State(app): State<AppState>,
     principal: Principal,
     Path(kind): Path<String>,
-    QueryParams(query): QueryParams<ImportQuery>,
+    QueryParams(query): QueryParams<DryRun>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     principal.admin()?;
     let kind = parse_kind(&kind)?;
-    let format = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Format::from_media_type)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the document as text/csv or application/toml",
-            )
-        })?;
-    let text = reference::text(&body).map_err(|e| ApiError::invalid_rows(vec![e]))?;
+    let (format, text) = document(&headers, &body)?;
     let set = Set::parse(kind, format, text).map_err(ApiError::invalid_rows)?;
     let rows = set.len();
     let current = app.reference.current();

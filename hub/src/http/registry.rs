@@ -12,25 +12,24 @@
 //!   ETag = its revision; with `If-None-Match` it answers 304 while nothing changed, and
 //!   with `wait_s` (≤ 60) it waits that long for a change first.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use protocol::PROTOCOL_VERSION;
-use std::collections::{HashMap, HashSet};
-
-use axum::body::Bytes;
 use protocol::device::{CameraSpec, GatewayConfig, Secret};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{DryRun, JsonBody, QueryParams, document};
 use super::{AppState, error::ApiError};
 use crate::devices::{CameraEntry, CameraRow, check_entry};
 use crate::reference::RowError;
-use crate::reference::format::{self, Format};
+use crate::reference::format;
 use crate::store::{AuditRow, Principal, RegistryCamera};
 
 /// How long a gateway may ask to wait for a change.
@@ -136,14 +135,6 @@ pub async fn put(
     Ok((status, Json(view)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportQuery {
-    /// Check the document and report, without entering anything.
-    #[serde(default)]
-    dry_run: bool,
-}
-
 #[derive(Serialize)]
 pub struct ImportOutcome {
     rows: usize,
@@ -159,22 +150,11 @@ pub async fn import(
     State(app): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    QueryParams(q): QueryParams<ImportQuery>,
+    QueryParams(q): QueryParams<DryRun>,
     body: Bytes,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     let actor = principal.device_manager()?;
-    let format = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Format::from_media_type)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send text/csv or application/toml",
-            )
-        })?;
-    let text = format::text(&body).map_err(|e| ApiError::invalid_rows(vec![e]))?;
+    let (format, text) = document(&headers, &body)?;
     let (rows, mut errors) =
         format::rows::<CameraRow>(text, format, "camera").map_err(ApiError::invalid_rows)?;
     let stored: HashMap<String, bool> = app

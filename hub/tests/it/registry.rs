@@ -167,22 +167,14 @@ on_both_backends!(
 
         // Removing it, then the audit: each change by whom, and never the password.
         let path = "/api/v1/registry/cameras/cam-east-gate";
-        let removed = hub
-            .client
-            .delete(format!("{}{path}", hub.url))
-            .bearer_auth(&hub.technician_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-        let again = hub
-            .client
-            .delete(format!("{}{path}", hub.url))
-            .bearer_auth(&hub.technician_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            hub.delete_status(path, &hub.technician_token).await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            hub.delete_status(path, &hub.technician_token).await,
+            StatusCode::NOT_FOUND
+        );
         let (_, _, theirs) = config(&hub, &other_token, None, 0).await;
         assert_eq!(theirs.unwrap()["cameras"], json!([]));
         let audit = hub
@@ -216,36 +208,19 @@ on_both_backends!(registry_roles_and_bad_entries, |hub: TestHub| async move {
         let resp = put(&hub, token, "cam-east-gate", &body).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     }
-    for token in [&hub.police_token, &hub.gateway_token] {
-        let resp = hub
-            .get("/api/v1/registry/cameras", token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    for (path, token) in [
+        ("/api/v1/registry/cameras", &hub.police_token),
+        ("/api/v1/registry/cameras", &hub.gateway_token),
+        ("/api/v1/registry/audit", &hub.operator_token),
+        ("/api/v1/gateway/config", &hub.technician_token),
+        ("/api/v1/cases", &hub.technician_token), // technicians do not see cases
+    ] {
+        assert_eq!(
+            hub.get_status(path, token).await,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
     }
-    let audit = hub
-        .get("/api/v1/registry/audit", &hub.operator_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(audit.status(), StatusCode::FORBIDDEN);
-    let as_user = hub
-        .get("/api/v1/gateway/config", &hub.technician_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(as_user.status(), StatusCode::FORBIDDEN);
-    let cases = hub
-        .get("/api/v1/cases", &hub.technician_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        cases.status(),
-        StatusCode::FORBIDDEN,
-        "technicians do not see cases"
-    );
 
     // Bad entries are refused by field, and nothing is stored.
     let spoil = |f: fn(&mut Value)| {
@@ -454,13 +429,7 @@ on_both_backends!(
         let token = issued["token"].as_str().unwrap().to_owned();
         let calls = |token: String| {
             let hub = &hub;
-            async move {
-                hub.get("/api/v1/gateway/config", &token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }
+            async move { hub.get_status("/api/v1/gateway/config", &token).await }
         };
         assert_eq!(
             calls(token.clone()).await,
@@ -517,23 +486,16 @@ on_both_backends!(
         assert_ne!(new_token, token);
         assert_eq!(calls(token).await, StatusCode::UNAUTHORIZED);
         assert_eq!(calls(new_token.clone()).await, StatusCode::OK);
-        let revoked = hub
-            .client
-            .delete(format!("{}{path}", hub.url))
-            .bearer_auth(&hub.technician_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            hub.delete_status(path, &hub.technician_token).await,
+            StatusCode::NO_CONTENT
+        );
         assert_eq!(calls(new_token).await, StatusCode::UNAUTHORIZED);
-        let unknown = hub
-            .client
-            .delete(format!("{}/api/v1/gateways/gw-none/token", hub.url))
-            .bearer_auth(&hub.technician_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            hub.delete_status("/api/v1/gateways/gw-none/token", &hub.technician_token)
+                .await,
+            StatusCode::NOT_FOUND
+        );
 
         let listed = hub.get_json("/api/v1/gateways", &hub.operator_token).await;
         let gw = listed

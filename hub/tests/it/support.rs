@@ -128,6 +128,22 @@ impl TestHub {
             .json(body)
     }
 
+    /// The status GET `path` as `token` answers.
+    pub async fn get_status(&self, path: &str, token: &str) -> reqwest::StatusCode {
+        self.get(path, token).send().await.unwrap().status()
+    }
+
+    /// The status DELETE `path` as `token` answers.
+    pub async fn delete_status(&self, path: &str, token: &str) -> reqwest::StatusCode {
+        self.client
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     /// GET `path` as `token`, expecting 200; the body as JSON.
     pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
         let resp = self.get(path, token).send().await.unwrap();
