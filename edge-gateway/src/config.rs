@@ -230,6 +230,7 @@ pub struct CameraConfig {
     pub spec: CameraSpec,
     pub id: String,
     pub name: String,
+    /// The stream analysed: the sub-stream when the camera has one, else the main stream.
     pub url: Url,
     pub credentials: Option<(String, SecretString)>,
     pub tcp: bool,
@@ -509,7 +510,12 @@ pub fn cameras_from_specs(
                 format!("{name:?} is not one of the gateway's [models]"),
             ));
         }
-        let url = Url::parse(&cam.url).map_err(|e| invalid("url", format!("{e}")))?;
+        // The sub-stream when there is one: it is what the gateway analyses.
+        let (key, analysed) = match &cam.sub_url {
+            Some(sub) => ("sub_url", sub),
+            None => ("url", &cam.url),
+        };
+        let url = Url::parse(analysed).map_err(|e| invalid(key, format!("{e}")))?;
         let spec = cam.clone();
         let credentials = cam
             .username

@@ -5,7 +5,7 @@
 
 use protocol::FieldError;
 use protocol::Location;
-use protocol::device::{CameraSpec, CrowdSpec, HazardSpec, Secret, Transport, check_stream_url};
+use protocol::device::{CameraSpec, CrowdSpec, HazardSpec, Secret, Transport};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,9 +18,6 @@ use crate::store::{NewCamera, PasswordChange};
 pub struct CameraEntry {
     pub gateway_id: String,
     pub camera: CameraSpec,
-    /// The sub-stream, for previews and low-bandwidth links.
-    #[serde(default)]
-    pub sub_url: Option<String>,
     /// The asset the camera watches (a manhole cover's component code).
     #[serde(default)]
     pub asset_code: Option<String>,
@@ -82,6 +79,7 @@ impl CameraRow {
                 id: self.id,
                 name: self.name,
                 url: self.url,
+                sub_url: self.sub_url,
                 username: self.username,
                 password: self.password.filter(|p| !p.is_empty()).map(Secret::new),
                 transport: self.transport.unwrap_or_default(),
@@ -96,7 +94,6 @@ impl CameraRow {
                 crowd,
                 hazard,
             },
-            sub_url: self.sub_url,
             asset_code: self.asset_code,
             clear_password: false,
         })
@@ -119,7 +116,6 @@ pub fn check_entry(
     let CameraEntry {
         gateway_id,
         mut camera,
-        sub_url,
         asset_code,
         clear_password,
     } = entry;
@@ -158,9 +154,6 @@ pub fn check_entry(
     let mut checked = camera.clone();
     checked.password = will_have_password.then(|| Secret::new(""));
     checked.validate("camera")?;
-    if let Some(url) = &sub_url {
-        check_stream_url(url).map_err(|m| err("sub_url", m))?;
-    }
     if let Some(code) = &asset_code {
         check_asset_code(code).map_err(|m| err("asset_code", m))?;
     }
@@ -177,7 +170,6 @@ pub fn check_entry(
         gateway_id,
         spec: camera,
         password: change,
-        sub_url,
         asset_code,
         detail,
     })
@@ -288,7 +280,7 @@ mod tests {
         let e = check_entry("cam-01", entry(&[("asset_code", "a b")]), None, false).unwrap_err();
         assert_eq!(e.path, "asset_code");
         let e = check_entry("cam-01", entry(&[("sub_url", "ftp://x/y")]), None, false).unwrap_err();
-        assert_eq!(e.path, "sub_url");
+        assert_eq!(e.path, "camera.sub_url");
     }
 
     #[test]

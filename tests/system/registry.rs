@@ -1,6 +1,7 @@
 //! Cameras from the hub's device registry: a technician enters cameras at the hub and the
 //! running gateway (`camera_registry = true`) starts, replaces and stops them without a
-//! restart, while the cameras already running keep streaming. A camera with a broken URL is
+//! restart, while the cameras already running keep streaming; a camera with a sub-stream
+//! is analysed on it. A camera with a broken URL is
 //! faulty on its own; a document the gateway cannot run is refused with the reason shown at
 //! the hub, and the cameras running stay; a camera whose server goes away is reported
 //! offline, then online when it is back, once each; with the hub down, a restarted gateway
@@ -224,7 +225,10 @@ manifest = "{manifest}"
 
         // A second camera starts while the first keeps streaming: its frame count grows
         // between every two looks a second apart.
-        setup.put("cam-b", camera("cam-b", &open_url)).await?;
+        // Its main stream is out of reach: the gateway analyses the sub-stream.
+        let mut b = camera("cam-b", &format!("rtsp://127.0.0.1:{}/main", free_port()));
+        b["sub_url"] = json!(open_url);
+        setup.put("cam-b", b).await?;
         let mut last = setup.frames("cam-a").await?.context("cam-a")?;
         let started = Instant::now();
         loop {

@@ -1,7 +1,7 @@
 //! The device registry (设备台账) and each gateway's configuration document:
 //! - `GET /api/v1/registry/cameras[?gateway_id=]`, `GET /api/v1/registry/cameras/{id}`:
 //!   admins, operators and technicians; a password shows only as `password_set`;
-//! - `PUT /api/v1/registry/cameras/{id}` `{gateway_id, camera, sub_url?, asset_code?,
+//! - `PUT /api/v1/registry/cameras/{id}` `{gateway_id, camera, asset_code?,
 //!   clear_password?}`: admins and technicians enter or replace a camera (a password left
 //!   out keeps the stored one);
 //! - `POST /api/v1/registry/cameras[?dry_run=]`: admins and technicians enter many cameras
@@ -45,8 +45,6 @@ pub struct CameraView {
     camera: CameraSpec,
     password_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sub_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     asset_code: Option<String>,
     updated_at: DateTime<Utc>,
     updated_by: String,
@@ -59,7 +57,6 @@ impl From<RegistryCamera> for CameraView {
             gateway_id: c.gateway_id,
             camera: c.spec,
             password_set: c.password_sealed.is_some(),
-            sub_url: c.sub_url,
             asset_code: c.asset_code,
             updated_at: c.updated_at,
             updated_by: c.updated_by,
@@ -346,7 +343,6 @@ mod tests {
             gateway_id: "gw-1".into(),
             spec,
             password_sealed: Some("c2VhbGVk".into()),
-            sub_url: None,
             asset_code: None,
             updated_at: Utc::now(),
             updated_by: "user:tech".into(),

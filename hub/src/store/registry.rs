@@ -19,7 +19,6 @@ pub struct RegistryCamera {
     pub spec: CameraSpec,
     /// The password, sealed (`crate::sealing`); `None` when the camera has none.
     pub password_sealed: Option<String>,
-    pub sub_url: Option<String>,
     pub asset_code: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -39,7 +38,6 @@ pub struct NewCamera {
     pub gateway_id: String,
     pub spec: CameraSpec,
     pub password: PasswordChange,
-    pub sub_url: Option<String>,
     pub asset_code: Option<String>,
     /// What the audit records of the change (never a secret).
     pub detail: serde_json::Value,
@@ -63,8 +61,7 @@ pub struct AuditRow {
     pub detail: serde_json::Value,
 }
 
-const COLUMNS: &str =
-    "id, gateway_id, spec, password_sealed, sub_url, asset_code, updated_at, updated_by";
+const COLUMNS: &str = "id, gateway_id, spec, password_sealed, asset_code, updated_at, updated_by";
 
 fn camera_from_row(row: &sqlx::any::AnyRow) -> Result<RegistryCamera, StoreError> {
     let spec: String = row.try_get("spec")?;
@@ -79,7 +76,6 @@ fn camera_from_row(row: &sqlx::any::AnyRow) -> Result<RegistryCamera, StoreError
         gateway_id: row.try_get("gateway_id")?,
         spec,
         password_sealed: row.try_get("password_sealed")?,
-        sub_url: row.try_get("sub_url")?,
         asset_code: row.try_get("asset_code")?,
         updated_at: from_ms(row.try_get("updated_at")?),
         updated_by: row.try_get("updated_by")?,
@@ -360,14 +356,13 @@ async fn enter(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "INSERT INTO camera_registry (id, gateway_id, spec, password_sealed, sub_url, asset_code, updated_at, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO camera_registry (id, gateway_id, spec, password_sealed, asset_code, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(&camera.gateway_id)
     .bind(serde_json::to_string(&camera.spec).expect("a camera spec is always JSON"))
     .bind(sealed)
-    .bind(camera.sub_url.as_deref())
     .bind(camera.asset_code.as_deref())
     .bind(to_ms(at))
     .bind(actor)

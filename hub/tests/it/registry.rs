@@ -16,6 +16,7 @@ fn entry(gateway: &str, password: Option<&str>) -> Value {
         "id": "cam-east-gate",
         "name": "东门 east gate",
         "url": "rtsp://10.0.0.5:554/Streaming/Channels/101",
+        "sub_url": "rtsp://10.0.0.5:554/Streaming/Channels/102",
         "username": "admin",
         "location": { "lat": 30.2741, "lon": 120.1551, "area_code": "330102001" },
         "hazard": { "frames": 2, "window": 4 }
@@ -26,7 +27,6 @@ fn entry(gateway: &str, password: Option<&str>) -> Value {
     json!({
         "gateway_id": gateway,
         "camera": camera,
-        "sub_url": "rtsp://10.0.0.5:554/Streaming/Channels/102",
         "asset_code": "3301020010000123"
     })
 }
@@ -265,8 +265,8 @@ on_both_backends!(registry_roles_and_bad_entries, |hub: TestHub| async move {
             "gateway_id",
         ),
         (
-            spoil(|b| b["sub_url"] = json!("http://10.0.0.5/sub")),
-            "sub_url",
+            spoil(|b| b["camera"]["sub_url"] = json!("http://10.0.0.5/sub")),
+            "camera.sub_url",
         ),
         (
             spoil(|b| b["asset_code"] = json!("no spaces please")),
