@@ -59,7 +59,7 @@ pub async fn run(
         ))),
         session: config.session,
         registry_key: config.registry_key,
-        registry_changed: Arc::new(tokio::sync::Notify::new()),
+        registry_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
         live: match store.backend() {
             store::Backend::Postgres => live::LiveFeed::shared(store.clone(), shutdown.clone()),
             store::Backend::Sqlite => live::LiveFeed::new(shutdown.clone()),

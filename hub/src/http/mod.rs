@@ -56,9 +56,9 @@ pub struct AppState {
     pub live: LiveFeed,
     /// Seals camera passwords in the device registry; `None`: passwords are refused.
     pub registry_key: Option<crate::sealing::SealKey>,
-    /// Wakes gateways waiting for a new configuration after a registry change here
+    /// Counts registry changes made here, waking gateways waiting for a new configuration
     /// (changes made through another hub are seen by polling).
-    pub registry_changed: Arc<tokio::sync::Notify>,
+    pub registry_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The API under `/api/v1`, the liveness probe, and the dashboard's files from `web_root`.

@@ -116,7 +116,7 @@ pub async fn put(
                 format!("{gateway:?} is not a registered gateway"),
             )
         })?[0];
-    app.registry_changed.notify_waiters();
+    app.registry_changed.send_modify(|n| *n += 1);
     tracing::info!(camera = %id, gateway = %gateway_id, revision = entered.revision, %actor, "camera entered in the registry");
     let view: CameraView = app
         .store
@@ -218,7 +218,7 @@ pub async fn import(
                 format!("{gateway:?} is not a registered gateway"),
             )
         })?;
-    app.registry_changed.notify_waiters();
+    app.registry_changed.send_modify(|n| *n += 1);
     tracing::info!(rows = outcome.rows, created = outcome.created, %actor, "cameras imported into the registry");
     Ok(Json(outcome))
 }
@@ -232,7 +232,7 @@ pub async fn delete(
     if !app.store.remove_camera(&id, &actor, Utc::now()).await? {
         return Err(ApiError::not_found("camera"));
     }
-    app.registry_changed.notify_waiters();
+    app.registry_changed.send_modify(|n| *n += 1);
     tracing::info!(camera = %id, %actor, "camera removed from the registry");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -279,6 +279,8 @@ pub async fn gateway_config(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().trim_matches('"').parse::<i64>().ok());
     let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first look, so no change between a look and the wait is missed.
+    let mut changed = app.registry_changed.subscribe();
     let revision = loop {
         // Registered gateways only reach here (they authenticated), so a revision exists.
         let revision = app.store.config_revision(&gateway_id).await?.unwrap_or(0);
@@ -287,7 +289,7 @@ pub async fn gateway_config(
             break revision;
         }
         tokio::select! {
-            () = app.registry_changed.notified() => {}
+            _ = changed.changed() => {}
             () = tokio::time::sleep(POLL.min(deadline - now)) => {}
         }
     };
