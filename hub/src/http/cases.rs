@@ -13,7 +13,7 @@ use crate::engine::workflow::{self, Action, Actor, WorkflowError};
 use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
-    Assignment, AttachmentRow, CallbackRow, CaseDetail, CaseFilter, CaseRow, CaseSort,
+    Assignment, AttachmentRow, CallbackRow, CaseAsset, CaseDetail, CaseFilter, CaseRow, CaseSort,
     CaseVisibility, ExtensionRow, Principal, ReinspectionRow, SupervisionRow, TaskRow, Transition,
 };
 
@@ -122,6 +122,8 @@ pub struct CaseView {
     /// Re-inspections asked of the cameras that saw the hazard, once it was reported
     /// handled, with the gateways' answers.
     reinspections: Vec<ReinspectionRow>,
+    /// The registered assets its cameras watch (from the device registry).
+    assets: Vec<CaseAsset>,
 }
 
 pub async fn get(
@@ -156,6 +158,7 @@ pub async fn get(
     let extensions = app.store.list_extensions(&detail.case.id).await?;
     let callbacks = app.store.list_callbacks(&detail.case.id).await?;
     let reinspections = app.store.list_reinspections(&detail.case.id).await?;
+    let assets = app.store.case_assets(&detail.case.id).await?;
     Ok(Json(CaseView {
         detail,
         evidence_urls,
@@ -166,6 +169,7 @@ pub async fn get(
         extensions,
         callbacks,
         reinspections,
+        assets,
     }))
 }
 

@@ -32,7 +32,9 @@ pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 pub use reference::{ReferenceImport, SetInfo};
-pub use registry::{AuditRow, Entered, NewCamera, NewGateway, PasswordChange, RegistryCamera};
+pub use registry::{
+    AuditRow, CaseAsset, Entered, NewCamera, NewGateway, PasswordChange, RegistryCamera,
+};
 pub use reinspections::ReinspectionRow;
 pub use sessions::{LoginRecord, SessionIssued};
 pub use side_records::{CallbackRow, ExtensionRow, NewDeadline};

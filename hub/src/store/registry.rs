@@ -51,6 +51,13 @@ pub struct Entered {
     pub revision: i64,
 }
 
+/// A registered asset a case's camera watches (a manhole cover's component code).
+#[derive(Debug, Serialize)]
+pub struct CaseAsset {
+    pub camera_id: String,
+    pub asset_code: String,
+}
+
 /// One change to devices, for the audit.
 #[derive(Debug, Serialize)]
 pub struct AuditRow {
@@ -165,6 +172,28 @@ impl Store {
                 revision: revisions[&camera.gateway_id],
             })
             .collect()))
+    }
+
+    /// The assets the cameras whose events are on case `case_id` watch, as the registry
+    /// has them now.
+    pub async fn case_assets(&self, case_id: &str) -> Result<Vec<CaseAsset>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.id, r.asset_code FROM camera_registry r \
+             JOIN events e ON e.source_kind = 'camera' AND e.source_id = r.id \
+             WHERE e.case_id = $1 AND r.asset_code IS NOT NULL ORDER BY r.id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CaseAsset {
+                    camera_id: r.try_get("id")?,
+                    asset_code: r.try_get("asset_code")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Removes a camera from the registry; `false` when it was not there.

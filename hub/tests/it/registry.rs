@@ -145,6 +145,20 @@ on_both_backends!(
         assert_eq!(body["cameras"][0]["password"], PASSWORD, "kept");
         assert!(body["revision"].as_i64() > Some(1));
 
+        // A case from the camera names the asset it watches.
+        let mut seen = crate::support::event("component:0114");
+        seen["source"]["camera_id"] = json!("cam-east-gate");
+        hub.post_events(vec![seen]).await;
+        let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
+        let case_id = cases["items"][0]["id"].as_str().unwrap();
+        let case = hub
+            .get_json(&format!("/api/v1/cases/{case_id}"), &hub.operator_token)
+            .await;
+        assert_eq!(
+            case["assets"],
+            json!([{ "camera_id": "cam-east-gate", "asset_code": "3301020010000123" }])
+        );
+
         // Moving the camera to another gateway changes both gateways' documents.
         let other_token = hub
             .store
