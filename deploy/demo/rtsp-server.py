@@ -4,7 +4,7 @@ gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins; see scripts/install-deps.s
 
 Serves an H.264 MP4 clip at rtsp://HOST:PORT/MOUNT (each client gets its own pipeline from
 the start of the clip; the stream ends with the clip) or, with --test-pattern, a live test
-pattern forever. Prints one line "READY <url>" to stdout once it accepts clients.
+pattern forever (--mjpeg-pattern: the same in Motion JPEG, a codec the gateway refuses). Prints one line "READY <url>" to stdout once it accepts clients.
 Optional digest authentication with --user/--password.
 """
 import argparse
@@ -25,6 +25,11 @@ def main() -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clip", help="an MP4 file with H.264 video")
     src.add_argument("--test-pattern", action="store_true")
+    src.add_argument(
+        "--mjpeg-pattern",
+        action="store_true",
+        help="a test pattern in Motion JPEG, which the gateway does not decode (for tests)",
+    )
     p.add_argument("--user")
     p.add_argument("--password")
     args = p.parse_args()
@@ -38,6 +43,11 @@ def main() -> int:
         launch = (
             f'( filesrc location="{args.clip}" ! qtdemux ! h264parse '
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    elif args.mjpeg_pattern:
+        launch = (
+            "( videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=5/1 "
+            "! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
         )
     else:
         launch = (

@@ -1,5 +1,5 @@
-//! A gateway's cameras fail on their own: a server sending garbage leaves that camera
-//! faulty with a reason, a hung server (SIGSTOP) is noticed within seconds, and a server
+//! A gateway's cameras fail on their own: a server sending garbage or a codec the gateway
+//! does not decode (Motion JPEG) leaves that camera faulty with a reason, a hung server (SIGSTOP) is noticed within seconds, and a server
 //! that goes away and comes back has its camera streaming again within seconds of its
 //! return, reported offline and online once each. The other cameras stream on and the
 //! gateway never falls over.
@@ -59,6 +59,7 @@ async fn cameras_fail_and_recover_on_their_own() {
     let (live, live_url) = rtsp_server_with(&pattern).unwrap();
     let (hang, hang_url) = rtsp_server_with(&pattern).unwrap();
     let garbage = garbage_server().unwrap();
+    let (_mjpeg, mjpeg_url) = rtsp_server_with(&[OsStr::new("--mjpeg-pattern")]).unwrap();
     let api_port = free_port();
     let camera_toml = |id: &str, url: &str| {
         format!(
@@ -71,12 +72,13 @@ async fn cameras_fail_and_recover_on_their_own() {
         format!(
             "[gateway]\nid = \"gw-cams\"\ndata_dir = \"data\"\ncamera_offline_after_s = 2\n\n\
              [hub]\nurl = \"{}\"\ntoken = \"in the environment\"\nreport_interval_s = 1\n\n\
-             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n{}{}{}",
+             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n{}{}{}{}",
             hub.url,
             repo().join("models/yolox-nano.toml").display(),
             camera_toml("cam-live", &live_url),
             camera_toml("cam-hang", &hang_url),
             camera_toml("cam-garbage", &format!("rtsp://127.0.0.1:{garbage}/cam")),
+            camera_toml("cam-mjpeg", &mjpeg_url),
         ),
     )
     .unwrap();
@@ -112,6 +114,16 @@ async fn cameras_fail_and_recover_on_their_own() {
         })
         .await?;
         println!("cam-garbage: {error}");
+        // A codec the gateway does not decode: faulty, saying which codec was offered.
+        let (_, _, error) = wait_for("cam-mjpeg faulty", Duration::from_secs(30), || async {
+            let c = camera(&client, &api, "cam-mjpeg").await?;
+            Ok((c.0 == "retrying" && c.2.is_string()).then_some(c))
+        })
+        .await?;
+        anyhow::ensure!(
+            error.as_str().is_some_and(|e| e.contains("video/jpeg")),
+            "{error}"
+        );
 
         // A hung server is noticed within seconds, while the others stream on.
         hang.signal("STOP")?;
