@@ -20,6 +20,7 @@ pub mod event;
 pub mod health;
 pub mod hub_report;
 pub mod metrics;
+pub mod onvif;
 pub mod outbox;
 pub mod patrol;
 pub mod pipeline;

@@ -1,11 +1,13 @@
 //! `edge-gateway`: the township gateway's command line. Parses arguments, loads and checks
 //! settings, starts logging and hands over to the library.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use edge_gateway::onvif;
 use edge_gateway::patrol::terminals::{TerminalsFile, new_terminal};
 use edge_gateway::probe::{self, ProbeRequest};
 use edge_gateway::rtsp::{self, Vendor};
@@ -39,6 +41,43 @@ enum Command {
     /// Connects to a camera as the gateway would and reports codec, resolution, frame rate,
     /// key frame interval and time to first frame, or why it failed.
     Probe(ProbeArgs),
+    /// Finds ONVIF cameras on this network (or at --host, or the device service --device)
+    /// and reports maker, model and streams; --csv prints them as rows for the hub's
+    /// registry import.
+    Discover(DiscoverArgs),
+}
+
+#[derive(clap::Args)]
+struct DiscoverArgs {
+    /// Send the WS-Discovery probe to this address only (across subnets, where multicast
+    /// does not reach).
+    #[arg(long, conflicts_with = "device")]
+    host: Option<IpAddr>,
+    /// Ask this device service directly (`http://host/onvif/device_service`): no discovery.
+    #[arg(long)]
+    device: Option<Url>,
+    /// The user name (the password comes from EDGE_CAMERA_PASSWORD, never the command line).
+    #[arg(long)]
+    user: Option<String>,
+    /// Seconds to listen for answers to the WS-Discovery probe.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// The report as JSON on standard output.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// The cameras as CSV rows for the hub's registry import (`POST
+    /// /api/v1/registry/cameras`), for this gateway; fill in the location and rules.
+    #[arg(long, requires = "gateway")]
+    csv: bool,
+    /// The gateway the cameras belong to, with --csv.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// The cameras' latitude, with --csv (WGS-84 degrees).
+    #[arg(long, allow_negative_numbers = true)]
+    lat: Option<f64>,
+    /// The cameras' longitude, with --csv (WGS-84 degrees).
+    #[arg(long, allow_negative_numbers = true)]
+    lon: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
             return add_terminals(&file, holder, &ids);
         }
         Some(Command::Probe(args)) => return probe(args).await,
+        Some(Command::Discover(args)) => return discover(args).await,
         None => {}
     }
     let file = cli
@@ -211,6 +251,70 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<()> {
         (Some(path), Some(_)) => eprintln!("快照 snapshot: {}", path.display()),
         (Some(_), None) => anyhow::bail!("no picture could be decoded for the snapshot"),
         _ => {}
+    }
+    Ok(())
+}
+
+async fn discover(args: DiscoverArgs) -> anyhow::Result<()> {
+    let target = match (args.device, args.host) {
+        (Some(url), _) => onvif::Target::Device(url),
+        (None, Some(ip)) => onvif::Target::Host(ip),
+        (None, None) => onvif::Target::Multicast,
+    };
+    let credentials = match (args.user, std::env::var("EDGE_CAMERA_PASSWORD").ok()) {
+        (Some(user), Some(password)) => Some((user, SecretString::from(password))),
+        (Some(_), None) => anyhow::bail!("--user needs the password in EDGE_CAMERA_PASSWORD"),
+        (None, _) => None,
+    };
+    let wait = Duration::from_secs(args.seconds.max(1));
+    let outcome = match onvif::discover(&target, wait, credentials.as_ref()).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("发现失败 discovery failed: {e}");
+            std::process::exit(2);
+        }
+    };
+    for failed in &outcome.failed {
+        eprintln!("设备 device {}: {}", failed.found.device_url, failed.error);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else if args.csv {
+        let defaults = onvif::EntryDefaults {
+            gateway_id: args.gateway.unwrap_or_default(),
+            username: credentials.map(|(user, _)| user),
+            lat: args.lat,
+            lon: args.lon,
+        };
+        let mut entries = Vec::new();
+        for device in &outcome.devices {
+            match device.entry(&defaults) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+        print!("{}", onvif::entries_csv(&entries)?);
+        if !entries.is_empty() {
+            eprintln!(
+                "{} cameras: fill in the password, location (lat, lon, area_code, grid) and rules, then import the file at the hub",
+                entries.len()
+            );
+        }
+    } else {
+        for device in &outcome.devices {
+            print!("{}", onvif::describe(device));
+        }
+    }
+    if outcome.devices.is_empty() {
+        eprintln!(
+            "未发现设备 no ONVIF device answered{}",
+            if outcome.failed.is_empty() {
+                " (is ONVIF discovery enabled on the cameras, and are they on this network? --host asks one address across subnets)"
+            } else {
+                ""
+            }
+        );
+        std::process::exit(2);
     }
     Ok(())
 }

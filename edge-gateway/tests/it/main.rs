@@ -6,6 +6,7 @@ mod config;
 mod detector;
 mod model_cache;
 mod model_quality;
+mod onvif;
 mod outbox;
 mod patrol;
 mod probe;
