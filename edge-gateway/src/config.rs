@@ -48,7 +48,7 @@ pub struct RawPatrol {
     #[serde(default = "default_patrol_listen")]
     pub listen: SocketAddr,
     /// Embedded broker: the terminals and their hashed secrets (`edge-gateway terminal
-    /// add`); relative to the config file.
+    /// add`); relative to the config file. Optional when the hub's registry lists them.
     #[serde(default)]
     pub terminals_file: Option<PathBuf>,
     #[serde(default = "default_max_terminals")]
@@ -346,7 +346,7 @@ impl Config {
         let patrol = raw
             .patrol
             .map(|p| {
-                patrol(p, base, &raw.gateway.id)
+                patrol(p, base, &raw.gateway.id, raw.hub.camera_registry)
                     .map_err(|(k, m)| invalid(&format!("patrol.{k}"), m))
             })
             .transpose()?;
@@ -400,10 +400,12 @@ impl Config {
     }
 }
 
+/// `registry`: the gateway follows the hub's registry, which may list its terminals.
 fn patrol(
     p: RawPatrol,
     base: &Path,
     gateway_id: &str,
+    registry: bool,
 ) -> Result<PatrolConfig, (&'static str, String)> {
     if !(1..=16).contains(&p.max_photos) {
         return Err(("max_photos", "must be 1..=16".into()));
@@ -428,13 +430,16 @@ fn patrol(
                 "only for an external broker; terminals log in with their own secrets".into(),
             ));
         }
-        let Some(file) = p.terminals_file else {
-            return Err((
-                "terminals_file",
-                "the embedded broker needs the terminals file".into(),
-            ));
+        let credentials = match p.terminals_file {
+            Some(file) => Credentials::load(&base.join(file)).map_err(|m| ("terminals_file", m))?,
+            None if registry => Credentials::default(),
+            None => {
+                return Err((
+                    "terminals_file",
+                    "the embedded broker needs the terminals file (or the hub's registry: [hub] camera_registry = true)".into(),
+                ));
+            }
         };
-        let credentials = Credentials::load(&base.join(file)).map_err(|m| ("terminals_file", m))?;
         if !(1..=100_000).contains(&p.max_terminals) {
             return Err(("max_terminals", "must be 1..=100000".into()));
         }

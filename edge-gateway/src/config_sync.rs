@@ -1,9 +1,11 @@
-//! Cameras from the hub's device registry (`[hub] camera_registry = true`): the gateway
-//! long-polls `GET /api/v1/gateway/config`, checks a new document as it checks its own
-//! settings file, applies it camera by camera (`Cameras::apply`: the cameras that did not
-//! change keep streaming) and keeps it on disk as the last good one, which runs at the next
-//! start until the hub answers. A document it cannot apply is refused whole: the cameras
-//! running stay, and the reason goes to the hub with the next report.
+//! Cameras and patrol terminals from the hub's device registry (`[hub] camera_registry =
+//! true`): the gateway long-polls `GET /api/v1/gateway/config`, checks a new document as it
+//! checks its own settings file, applies it camera by camera (`Cameras::apply`: the cameras
+//! that did not change keep streaming), admits its terminals besides the terminals file's
+//! (`Admission`: a terminal removed or given a new secret is disconnected), and keeps it on
+//! disk as the last good one, which runs at the next start until the hub answers. A
+//! document it cannot apply is refused whole: what runs stays, and the reason goes to the
+//! hub with the next report.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use url::Url;
 
 use crate::cameras::Cameras;
 use crate::config::cameras_from_specs;
+use crate::patrol::Admission;
 use crate::pipeline::camera::Backoff;
 
 /// Seconds the hub may hold a request open waiting for a change.
@@ -53,6 +56,9 @@ pub struct ConfigSync {
     /// The names of the models the gateway has (`[models]`).
     pub models: HashSet<String>,
     pub cameras: Arc<tokio::sync::Mutex<Cameras>>,
+    /// Who may connect to the embedded broker, when the gateway runs one: the document's
+    /// terminals join the terminals file's.
+    pub admission: Option<Arc<Admission>>,
     pub status: Arc<ConfigStatus>,
 }
 
@@ -175,14 +181,28 @@ impl ConfigSync {
         let names: HashSet<&str> = self.models.iter().map(String::as_str).collect();
         let cameras = cameras_from_specs(doc.cameras.clone(), &names, "cameras")
             .map_err(|e| format!("{}: {}", e.path, e.message))?;
+        let terminals = match &self.admission {
+            Some(admission) => Some(admission.with_registry(&doc.terminals)?),
+            None if doc.terminals.is_empty() => None,
+            None => {
+                return Err(format!(
+                    "the registry lists {} patrol terminals for this gateway, but it serves none ([patrol] is off or uses an external broker)",
+                    doc.terminals.len()
+                ));
+            }
+        };
         let applied = self.cameras.lock().await.apply(cameras).await?;
+        if let (Some(admission), Some(terminals)) = (&self.admission, terminals) {
+            admission.set(terminals);
+        }
         tracing::info!(
             revision = doc.revision,
             started = applied.started,
             replaced = applied.replaced,
             stopped = applied.stopped,
             unchanged = applied.unchanged,
-            "camera configuration applied"
+            terminals = doc.terminals.len(),
+            "configuration applied"
         );
         if keep && let Err(e) = write_private(&self.file, &doc) {
             tracing::warn!(file = %self.file.display(), error = %e, "cannot keep the camera configuration on disk");

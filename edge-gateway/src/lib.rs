@@ -152,26 +152,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     let cameras = Arc::new(tokio::sync::Mutex::new(cameras));
     let camera_stop = CancellationToken::new();
-    let (sync, config_status) = if config.camera_registry {
-        let status = Arc::new(ConfigStatus::default());
-        let sync = ConfigSync {
-            hub_url: config.hub_url.clone(),
-            token: config.hub_token.clone(),
-            gateway_id: config.gateway_id.clone(),
-            file: config.data_dir.join("cameras.json"),
-            models: config.models.keys().cloned().collect(),
-            cameras: cameras.clone(),
-            status: status.clone(),
-        };
-        sync.resume().await;
-        (
-            Some(tokio::spawn(sync.run(camera_stop.clone()))),
-            Some(status),
-        )
-    } else {
-        (None, None)
-    };
-
     // Cameras that stay down are reported as device events.
     let watch = tokio::spawn(
         camera_watch::CameraWatch {
@@ -211,6 +191,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .await?,
         ),
         None => None,
+    };
+
+    // The hub's registry: cameras and patrol terminals, the last good document first.
+    let (sync, config_status) = if config.camera_registry {
+        let status = Arc::new(ConfigStatus::default());
+        let sync = ConfigSync {
+            hub_url: config.hub_url.clone(),
+            token: config.hub_token.clone(),
+            gateway_id: config.gateway_id.clone(),
+            file: config.data_dir.join("cameras.json"),
+            models: config.models.keys().cloned().collect(),
+            cameras: cameras.clone(),
+            admission: patrol.as_ref().and_then(|p| p.admission.clone()),
+            status: status.clone(),
+        };
+        sync.resume().await;
+        (
+            Some(tokio::spawn(sync.run(camera_stop.clone()))),
+            Some(status),
+        )
+    } else {
+        (None, None)
     };
 
     // Uplink, reports to the hub, the outbox's size budget and the local API.

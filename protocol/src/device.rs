@@ -21,6 +21,26 @@ pub struct GatewayConfig {
     /// Grows with every change to this gateway's cameras; the answer's ETag.
     pub revision: i64,
     pub cameras: Vec<CameraSpec>,
+    /// The patrol terminals the gateway's MQTT front door admits, besides those of its own
+    /// terminals file.
+    #[serde(default)]
+    pub terminals: Vec<TerminalSpec>,
+}
+
+/// A patrol terminal a gateway admits: the hash of its secret, never the secret (the hub
+/// shows that once, when it issues it, and keeps only the hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalSpec {
+    pub id: String,
+    /// The grid worker who carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// The grid (网格) its holder patrols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    /// Lower-case hex SHA-256 of the terminal's secret.
+    pub secret_sha256: String,
 }
 
 /// One camera: where its stream is, where it stands and which rules watch it.

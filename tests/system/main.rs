@@ -11,6 +11,7 @@ mod manhole;
 mod patrol;
 mod registry;
 mod store_forward;
+mod terminal_registry;
 
 use std::path::PathBuf;
 use std::time::Duration;

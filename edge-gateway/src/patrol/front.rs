@@ -26,6 +26,7 @@ use rumqttc::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Login, PubAck, Publish, SubAck, Subscribe,
     SubscribeFilter, SubscribeReasonCode,
 };
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::broker::Embedded;
-use super::terminals::Credentials;
+use super::terminals::Admission;
 use super::writer::{Done, Message};
 use crate::outbox::{Outbox, OutboxError};
 
@@ -41,7 +42,7 @@ use crate::outbox::{Outbox, OutboxError};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Front {
-    credentials: Arc<Credentials>,
+    admission: Arc<Admission>,
     /// The embedded broker's internal listener, and the secret it accepts.
     broker: SocketAddr,
     broker_secret: String,
@@ -58,6 +59,9 @@ pub struct Front {
 /// A terminal past the handshake, connected to the broker.
 struct Admitted {
     terminal: String,
+    /// The hash of the secret it connected with, checked again when who may connect
+    /// changes.
+    secret_sha256: [u8; 32],
     will: Option<LastWill>,
     broker: TcpStream,
     /// What was read from the broker past the handshake.
@@ -95,14 +99,14 @@ impl From<mqttbytes::Error> for FrontError {
 
 impl Front {
     pub fn new(
-        credentials: Credentials,
+        admission: Arc<Admission>,
         broker: &Embedded,
         max_packet: usize,
         intake: mpsc::Sender<Message>,
         sessions: Outbox,
     ) -> Self {
         Self {
-            credentials: Arc::new(credentials),
+            admission,
             broker: broker.addr,
             broker_secret: broker.secret.clone(),
             max_packet,
@@ -152,10 +156,16 @@ impl Front {
             return Ok(());
         };
         let (terminal, will) = (admitted.terminal.clone(), admitted.will.clone());
+        let withdrawn = self.withdrawn(terminal.clone(), admitted.secret_sha256);
         let generation = self.connected(&terminal);
         self.to_intake(Channel::Status.topic(&terminal), status(Presence::Online))
             .await;
-        let (clean_exit, result) = self.relay(admitted, rx, tx, buf).await;
+        let (clean_exit, result) = tokio::select! {
+            ended = self.relay(admitted, rx, tx, buf) => ended,
+            () = withdrawn => (false, Err(FrontError::Refused(format!(
+                "{terminal}: no longer admitted (removed, or given a new secret); connection closed"
+            )))),
+        };
         // Gone, unless a newer connection of the same terminal took over: its will when it
         // vanished without DISCONNECT, else "offline".
         if self.disconnected(&terminal, generation) {
@@ -189,8 +199,8 @@ impl Front {
                 return Err(FrontError::Refused(format!("bad CONNECT: {code:?}")));
             }
         };
-        let terminal = match self.admit(&connect) {
-            Ok(id) => id,
+        let (terminal, secret_sha256) = match self.admit(&connect) {
+            Ok(admitted) => admitted,
             Err((code, why)) => {
                 write_connack(tx, code).await?;
                 return Err(FrontError::Refused(why));
@@ -227,6 +237,7 @@ impl Front {
         }
         Ok(Some(Admitted {
             terminal,
+            secret_sha256,
             will,
             broker: upstream.0,
             broker_buf: upstream.1,
@@ -429,7 +440,8 @@ impl Front {
     }
 
     /// Checks a CONNECT and returns the terminal id, or the CONNACK refusal and the reason.
-    fn admit(&self, c: &Connect) -> Result<String, (ConnectReturnCode, String)> {
+    /// The terminal's id and the hash of its secret, or why it may not connect.
+    fn admit(&self, c: &Connect) -> Result<(String, [u8; 32]), (ConnectReturnCode, String)> {
         let Some(login) = &c.login else {
             return Err((
                 ConnectReturnCode::NotAuthorized,
@@ -442,9 +454,11 @@ impl Front {
                 format!("client id {:?} is not the user name", c.client_id),
             ));
         }
+        let secret_sha256: [u8; 32] = Sha256::digest(login.password.as_bytes()).into();
         if !self
-            .credentials
-            .verify(&login.username, login.password.as_bytes())
+            .admission
+            .current()
+            .holds(&login.username, &secret_sha256)
         {
             return Err((
                 ConnectReturnCode::BadUserNamePassword,
@@ -463,7 +477,22 @@ impl Front {
                 ),
             ));
         }
-        Ok(id)
+        Ok((id, secret_sha256))
+    }
+
+    /// Resolves when who may connect changes so that `terminal` with this secret may not.
+    async fn withdrawn(&self, terminal: String, secret_sha256: [u8; 32]) {
+        let mut admitted = self.admission.subscribe();
+        while admitted.changed().await.is_ok() {
+            if !admitted
+                .borrow_and_update()
+                .holds(&terminal, &secret_sha256)
+            {
+                return;
+            }
+        }
+        // The admission is gone with the front: nothing more to watch.
+        std::future::pending().await
     }
 
     /// A terminal's PUBLISH: only on its own uplink topics; goes to the intake.

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::health::GatewayStats;
 use crate::outbox::Outbox;
 pub use intake::Limits;
-pub use terminals::{Board, Credentials};
+pub use terminals::{Admission, Board, Credentials};
 
 /// The `rule` of events made from patrol reports.
 pub const REPORT_RULE: &str = "patrol_report";
@@ -65,6 +65,8 @@ pub struct Patrol {
     pub downlink: downlink::Downlink,
     /// Where terminals connect, with the embedded broker.
     pub listening: Option<SocketAddr>,
+    /// Who may connect, with the embedded broker.
+    pub admission: Option<Arc<Admission>>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -83,7 +85,7 @@ impl Patrol {
         let (intake_tx, intake_rx) = mpsc::channel(1024);
         let mut tasks = Vec::new();
 
-        let (login, filters, listening) = match config.broker {
+        let (login, filters, listening, admission) = match config.broker {
             BrokerChoice::Embedded {
                 listen,
                 credentials,
@@ -96,8 +98,9 @@ impl Patrol {
                     .with_context(|| format!("patrol: listening for terminals on {listen}"))?;
                 let listening = listener.local_addr()?;
                 tracing::info!(addr = %listening, terminals = credentials.len(), "patrol: embedded MQTT broker ready");
+                let admission = Arc::new(Admission::new(credentials));
                 let front = front::Front::new(
-                    credentials,
+                    admission.clone(),
                     &embedded,
                     max_packet,
                     intake_tx.clone(),
@@ -112,9 +115,9 @@ impl Patrol {
                     username: Some("gateway".into()),
                     password: Some(embedded.secret),
                 };
-                (login, Vec::new(), Some(listening))
+                (login, Vec::new(), Some(listening), Some(admission))
             }
-            BrokerChoice::External(login) => (login, client::uplink_filters(), None),
+            BrokerChoice::External(login) => (login, client::uplink_filters(), None, None),
         };
 
         let (client, eventloop) = client::connect(&login, max_packet);
@@ -153,6 +156,7 @@ impl Patrol {
             board,
             downlink,
             listening,
+            admission,
             stop,
             tasks,
         })

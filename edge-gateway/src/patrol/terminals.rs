@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +13,7 @@ use protocol::patrol::{ErrorCode, Presence, TrackPoint};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 
 /// The terminals file: one entry per terminal, written by `edge-gateway terminal add`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -22,17 +23,8 @@ pub struct TerminalsFile {
     pub terminals: Vec<TerminalEntry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TerminalEntry {
-    pub id: String,
-    /// The grid worker who carries it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder: Option<String>,
-    /// Lower-case hex SHA-256 of the terminal's secret. The secret itself is shown once, when
-    /// the entry is made, and stored nowhere.
-    pub secret_sha256: String,
-}
+/// One terminal of the file: the shape the hub's registry sends too.
+pub type TerminalEntry = protocol::device::TerminalSpec;
 
 /// Who may connect: terminal id → hash of its secret. Secrets are 256-bit random values, so
 /// one SHA-256 is enough to make a stolen file useless (no dictionary to run).
@@ -74,11 +66,53 @@ impl Credentials {
 
     /// Whether `secret` is terminal `id`'s.
     pub fn verify(&self, id: &str, secret: &[u8]) -> bool {
-        let Some(want) = self.by_id.get(id) else {
-            return false;
-        };
-        let have: [u8; 32] = Sha256::digest(secret).into();
-        have.ct_eq(want).into()
+        self.holds(id, &Sha256::digest(secret).into())
+    }
+
+    /// Whether terminal `id`'s secret has the hash `secret_sha256`.
+    pub fn holds(&self, id: &str, secret_sha256: &[u8; 32]) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|want| secret_sha256.ct_eq(want).into())
+    }
+}
+
+/// Who may connect now: the terminals file's terminals and, on a gateway that follows the
+/// hub's registry, the registry's (the registry's entry wins for an id in both). Connections
+/// watch it: one whose terminal it no longer admits with the secret it connected with (a
+/// terminal removed, or given a new secret) is closed.
+#[derive(Debug)]
+pub struct Admission {
+    file: Credentials,
+    now: watch::Sender<Arc<Credentials>>,
+}
+
+impl Admission {
+    pub fn new(file: Credentials) -> Self {
+        let (now, _) = watch::channel(Arc::new(file.clone()));
+        Self { file, now }
+    }
+
+    pub fn current(&self) -> Arc<Credentials> {
+        self.now.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Credentials>> {
+        self.now.subscribe()
+    }
+
+    /// The file's terminals with `registry`'s, checked (errors name the registry's entry).
+    pub fn with_registry(&self, registry: &[TerminalEntry]) -> Result<Credentials, String> {
+        let registry = Credentials::from_entries(registry)
+            .map_err(|e| e.replacen("terminal", "terminals", 1))?;
+        let mut merged = self.file.clone();
+        merged.by_id.extend(registry.by_id);
+        Ok(merged)
+    }
+
+    /// From now on, admits `credentials`.
+    pub fn set(&self, credentials: Credentials) {
+        self.now.send_replace(Arc::new(credentials));
     }
 }
 
@@ -89,6 +123,7 @@ pub fn new_terminal(id: &str, holder: Option<String>) -> Result<(String, Termina
     let entry = TerminalEntry {
         id: id.to_owned(),
         holder,
+        grid: None,
         secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
     };
     Ok((secret, entry))
@@ -233,6 +268,30 @@ mod tests {
         bad.secret_sha256 = "xyz".into();
         let e = Credentials::from_entries(&[bad]).unwrap_err();
         assert!(e.contains("terminal[0].secret_sha256"), "{e}");
+    }
+
+    #[test]
+    fn the_registry_adds_terminals_and_wins_over_the_file() {
+        let (file_secret, file_entry) = new_terminal("t-1", None).unwrap();
+        let admission = Admission::new(Credentials::from_entries(&[file_entry]).unwrap());
+        let watcher = admission.subscribe();
+        let (new_secret, mut moved) = new_terminal("t-1", None).unwrap();
+        let (other_secret, other) = new_terminal("t-2", None).unwrap();
+        let merged = admission.with_registry(&[moved.clone(), other]).unwrap();
+        assert!(merged.verify("t-1", new_secret.as_bytes()));
+        assert!(!merged.verify("t-1", file_secret.as_bytes()));
+        assert!(merged.verify("t-2", other_secret.as_bytes()));
+        admission.set(merged);
+        assert!(watcher.has_changed().unwrap());
+        assert!(admission.current().verify("t-2", other_secret.as_bytes()));
+        // Back to the file's alone when the registry lists none.
+        admission.set(admission.with_registry(&[]).unwrap());
+        assert!(admission.current().verify("t-1", file_secret.as_bytes()));
+        assert!(!admission.current().verify("t-2", other_secret.as_bytes()));
+
+        moved.secret_sha256 = "nope".into();
+        let e = admission.with_registry(&[moved]).unwrap_err();
+        assert!(e.starts_with("terminals[0].secret_sha256"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod side_records;
 mod stats;
 mod stream;
 mod supervision;
+mod terminal_registry;
 mod terminals;
 mod throttle;
 mod web;
@@ -119,6 +120,15 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
             get(registry::get)
                 .put(registry::put)
                 .delete(registry::delete),
+        )
+        .route("/api/v1/registry/terminals", get(terminal_registry::list))
+        .route(
+            "/api/v1/registry/terminals/{id}",
+            put(terminal_registry::put).delete(terminal_registry::delete),
+        )
+        .route(
+            "/api/v1/registry/terminals/{id}/secret",
+            post(terminal_registry::new_secret),
         )
         .route("/api/v1/registry/audit", get(registry::audit))
         .route("/api/v1/terminals", get(terminals::list))

@@ -9,6 +9,7 @@
 //! - `DELETE /api/v1/registry/cameras/{id}`;
 //! - `GET /api/v1/registry/audit[?limit=]`: every change, newest first (admins, technicians);
 //! - `GET /api/v1/gateway/config[?wait_s=]`: a gateway's own cameras with their passwords,
+//!   and its patrol terminals with the hashes of their secrets,
 //!   ETag = its revision; with `If-None-Match` it answers 304 while nothing changed, and
 //!   with `wait_s` (≤ 60) it waits that long for a change first.
 
@@ -22,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use protocol::PROTOCOL_VERSION;
-use protocol::device::{CameraSpec, GatewayConfig, Secret};
+use protocol::device::{CameraSpec, GatewayConfig, Secret, TerminalSpec};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{DryRun, JsonBody, QueryParams, document};
@@ -312,11 +313,24 @@ pub async fn gateway_config(
         }
         specs.push(spec);
     }
+    let terminals = app
+        .store
+        .registry_terminals(Some(&gateway_id))
+        .await?
+        .into_iter()
+        .map(|t| TerminalSpec {
+            id: t.id,
+            holder: t.holder,
+            grid: t.grid,
+            secret_sha256: t.secret_sha256,
+        })
+        .collect();
     let config = GatewayConfig {
         v: PROTOCOL_VERSION,
         gateway_id,
         revision,
         cameras: specs,
+        terminals,
     };
     Ok((
         [

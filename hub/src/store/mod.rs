@@ -15,6 +15,7 @@ mod reinspections;
 mod sessions;
 mod side_records;
 mod stats;
+mod terminal_registry;
 mod terminals;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub use registry::{
 pub use reinspections::ReinspectionRow;
 pub use sessions::{LoginRecord, SessionIssued};
 pub use side_records::{CallbackRow, ExtensionRow, NewDeadline};
+pub use terminal_registry::{NewTerminal, RegistryTerminal, TerminalEntered};
 pub use terminals::{CameraRow, NewTask, TaskRow, TerminalRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -406,7 +406,7 @@ async fn enter(
     Ok(before.is_none())
 }
 
-async fn bump_revision(
+pub(super) async fn bump_revision(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     gateway_id: &str,
 ) -> Result<i64, sqlx::Error> {
@@ -421,7 +421,7 @@ async fn bump_revision(
         .try_get("config_revision")
 }
 
-async fn audit(
+pub(super) async fn audit(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     at: DateTime<Utc>,
     actor: &str,

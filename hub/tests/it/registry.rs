@@ -543,3 +543,154 @@ on_both_backends!(
         );
     }
 );
+
+async fn put_terminal(hub: &TestHub, token: &str, id: &str, body: &Value) -> reqwest::Response {
+    hub.put(&format!("/api/v1/registry/terminals/{id}"), token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn sha256_hex(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+on_both_backends!(
+    technicians_issue_patrol_terminals_that_gateways_admit,
+    |hub: TestHub| async move {
+        let body = json!({ "gateway_id": "gw-test", "holder": "张三 Zhang San", "grid": "G-001" });
+        let (_, etag, _) = config(&hub, &hub.gateway_token, None, 0).await;
+
+        // Entered: the secret is in this answer only.
+        let created = put_terminal(&hub, &hub.technician_token, "pt-zhang", &body).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.unwrap();
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        assert!(secret.len() >= 32, "{created}");
+        assert_eq!(created["terminal"]["holder"], "张三 Zhang San");
+        assert_eq!(created["terminal"]["updated_by"], "user:tech-1");
+
+        // The owning gateway's document lists it with the secret's hash, at a new revision.
+        let (status, newer, doc) = config(&hub, &hub.gateway_token, Some(&etag), 0).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_ne!(newer, etag);
+        let doc = doc.unwrap();
+        assert_eq!(
+            doc["terminals"],
+            json!([{ "id": "pt-zhang", "holder": "张三 Zhang San", "grid": "G-001",
+                     "secret_sha256": sha256_hex(&secret) }])
+        );
+
+        // Reading the registry shows neither the secret nor its hash; the audit neither.
+        for token in [&hub.technician_token, &hub.operator_token, &hub.admin_token] {
+            let list = hub.get_json("/api/v1/registry/terminals", token).await;
+            assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+            assert_eq!(list[0]["grid"], "G-001");
+            let text = list.to_string();
+            assert!(!text.contains(&secret) && !text.contains(&sha256_hex(&secret)));
+        }
+        let audit = hub
+            .get_json("/api/v1/registry/audit", &hub.technician_token)
+            .await
+            .to_string();
+        assert!(audit.contains("terminal_created") && !audit.contains(&secret));
+
+        // A change of holder keeps the secret; a new secret replaces the hash.
+        let changed = put_terminal(
+            &hub,
+            &hub.technician_token,
+            "pt-zhang",
+            &json!({ "gateway_id": "gw-test", "holder": "李四 Li Si" }),
+        )
+        .await;
+        assert_eq!(changed.status(), StatusCode::OK);
+        let changed: Value = changed.json().await.unwrap();
+        assert!(changed.get("secret").is_none(), "{changed}");
+        assert_eq!(changed["terminal"]["grid"], Value::Null);
+        let renewed: Value = hub
+            .post_json(
+                "/api/v1/registry/terminals/pt-zhang/secret",
+                &hub.technician_token,
+                &json!({}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let new_secret = renewed["secret"].as_str().unwrap();
+        assert_ne!(new_secret, secret);
+        let (_, _, doc) = config(&hub, &hub.gateway_token, None, 0).await;
+        let doc = doc.unwrap();
+        assert_eq!(doc["terminals"][0]["secret_sha256"], sha256_hex(new_secret));
+        assert_eq!(doc["terminals"][0]["holder"], "李四 Li Si");
+
+        // Removed: the gateway no longer admits it.
+        let path = "/api/v1/registry/terminals/pt-zhang";
+        assert_eq!(
+            hub.delete_status(path, &hub.technician_token).await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            hub.delete_status(path, &hub.technician_token).await,
+            StatusCode::NOT_FOUND
+        );
+        let (_, _, doc) = config(&hub, &hub.gateway_token, None, 0).await;
+        assert_eq!(doc.unwrap()["terminals"], json!([]));
+    }
+);
+
+on_both_backends!(
+    terminal_registry_roles_and_bad_entries,
+    |hub: TestHub| async move {
+        let body = json!({ "gateway_id": "gw-test" });
+        for token in [&hub.operator_token, &hub.police_token, &hub.gateway_token] {
+            let resp = put_terminal(&hub, token, "pt-1", &body).await;
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        }
+        for token in [&hub.police_token, &hub.gateway_token] {
+            assert_eq!(
+                hub.get_status("/api/v1/registry/terminals", token).await,
+                StatusCode::FORBIDDEN
+            );
+        }
+        let cases = [
+            ("bad id", json!({ "gateway_id": "gw-test" }), "id"),
+            ("pt-1", json!({ "gateway_id": "gw-nowhere" }), "gateway_id"),
+            (
+                "pt-1",
+                json!({ "gateway_id": "gw-test", "holder": "x".repeat(5000) }),
+                "holder",
+            ),
+        ];
+        for (id, body, field) in cases {
+            let path = format!("/api/v1/registry/terminals/{}", id.replace(' ', "%20"));
+            let resp = hub
+                .put(&path, &hub.technician_token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+            let err: Value = resp.json().await.unwrap();
+            assert_eq!(err["error"]["field"], field, "{err}");
+        }
+        let unknown = hub
+            .post_json(
+                "/api/v1/registry/terminals/pt-none/secret",
+                &hub.technician_token,
+                &json!({}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        let list = hub
+            .get_json("/api/v1/registry/terminals", &hub.technician_token)
+            .await;
+        assert_eq!(list, json!([]), "nothing stored");
+    }
+);
