@@ -156,12 +156,17 @@ fn default_report_interval() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub listen: SocketAddr,
+    /// The technician's bearer token for the on-site tools (`/api/v1/tools/…`); without
+    /// it they are off. Prefer `EDGE_API__TOKEN`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
 }
 
 impl Default for RawApi {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
         }
     }
 }
@@ -210,6 +215,7 @@ pub struct Config {
     /// The cameras come from the hub's device registry (`cameras` is empty).
     pub camera_registry: bool,
     pub api_listen: SocketAddr,
+    pub api_token: Option<SecretString>,
     pub model_manifest: PathBuf,
     /// Further models' manifests by name (`models`).
     pub models: BTreeMap<String, PathBuf>,
@@ -350,6 +356,14 @@ impl Config {
                     .map_err(|(k, m)| invalid(&format!("patrol.{k}"), m))
             })
             .transpose()?;
+        if let Some(token) = &raw.api.token
+            && secrecy::ExposeSecret::expose_secret(token).chars().count() < 16
+        {
+            return Err(invalid(
+                "api.token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)".into(),
+            ));
+        }
         if !(1..=1_048_576).contains(&raw.gateway.outbox_max_mib) {
             return Err(invalid(
                 "gateway.outbox_max_mib",
@@ -388,6 +402,7 @@ impl Config {
             report_interval: Duration::from_secs_f64(raw.hub.report_interval_s),
             camera_registry: raw.hub.camera_registry,
             api_listen: raw.api.listen,
+            api_token: raw.api.token,
             model_manifest: base.join(raw.model.manifest),
             models,
             model_search,

@@ -6,7 +6,8 @@
 //! started and stopped by `cameras` (from the settings, or the hub's registry through
 //! `config_sync`); one detection thread for all cameras; the liveness watch
 //! (`camera_watch`); one outbox writer, the patrol intake (`patrol`), one uplink task, the
-//! periodic report to the hub (`hub_report`) and the local API.
+//! periodic report to the hub (`hub_report`) and the local API (`api`, with the on-site
+//! `tools`).
 //! Frames are perishable between decode and detection; events are never dropped after
 //! that.
 
@@ -28,6 +29,7 @@ pub mod probe;
 pub mod reinspection;
 pub mod rtsp;
 pub mod storage;
+pub mod tools;
 pub mod uplink;
 
 use std::sync::Arc;
@@ -263,6 +265,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("local API: listening on {}", config.api_listen))?;
     tracing::info!(addr = %listener.local_addr()?, "local API listening");
+    let tools = Arc::new(tools::Tools::new(
+        config.gateway_id.clone(),
+        config.api_token,
+    ));
     let api_state = api::ApiState {
         gateway_id: config.gateway_id,
         model: model_id,
@@ -272,7 +278,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         terminals: patrol.as_ref().map(|p| p.board.clone()),
     };
     let api = tokio::spawn(
-        axum::serve(listener, api::router(api_state))
+        axum::serve(listener, api::router(api_state).merge(tools::router(tools)))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future(),
     );

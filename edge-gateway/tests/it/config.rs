@@ -132,6 +132,10 @@ fn errors_name_the_key() {
         ),
         (format!("{VALID}\n[patrol]\n"), "patrol.terminals_file"),
         (
+            format!("{VALID}\n[api]\nlisten = \"127.0.0.1:9090\"\ntoken = \"short\"\n"),
+            "api.token",
+        ),
+        (
             format!("{VALID}\n[patrol]\nterminals_file = \"missing.toml\"\n"),
             "patrol.terminals_file",
         ),

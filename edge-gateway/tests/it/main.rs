@@ -11,3 +11,4 @@ mod outbox;
 mod patrol;
 mod probe;
 mod support;
+mod tools;

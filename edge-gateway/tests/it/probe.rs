@@ -22,7 +22,7 @@ fn request(url: &str, credentials: Option<(&str, &str)>) -> ProbeRequest {
     }
 }
 
-fn test_pattern(auth: Option<(&str, &str)>) -> (system_tests::Process, String) {
+pub(crate) fn test_pattern(auth: Option<(&str, &str)>) -> (system_tests::Process, String) {
     let mut args = vec![OsStr::new("--test-pattern")];
     if let Some((user, password)) = auth {
         args.extend([
