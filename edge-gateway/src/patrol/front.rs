@@ -483,12 +483,16 @@ impl Front {
     /// Resolves when who may connect changes so that `terminal` with this secret may not.
     async fn withdrawn(&self, terminal: String, secret_sha256: [u8; 32]) {
         let mut admitted = self.admission.subscribe();
-        while admitted.changed().await.is_ok() {
+        // Looked at once before waiting: a change between the CONNECT and here counts.
+        loop {
             if !admitted
                 .borrow_and_update()
                 .holds(&terminal, &secret_sha256)
             {
                 return;
+            }
+            if admitted.changed().await.is_err() {
+                break;
             }
         }
         // The admission is gone with the front: nothing more to watch.

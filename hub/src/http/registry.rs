@@ -67,8 +67,9 @@ impl From<RegistryCamera> for CameraView {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `?gateway_id=`: one gateway's devices only.
 pub struct ListQuery {
-    gateway_id: Option<String>,
+    pub gateway_id: Option<String>,
 }
 
 pub async fn list(

@@ -19,14 +19,9 @@ use protocol::check_identifier;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams, required_text};
+use super::registry::ListQuery;
 use super::{AppState, error::ApiError};
 use crate::store::{NewTerminal, Principal, RegistryTerminal, TerminalEntered};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    gateway_id: Option<String>,
-}
 
 pub async fn list(
     State(app): State<AppState>,

@@ -215,9 +215,15 @@ impl Store {
         else {
             return Ok(None);
         };
-        bump_revision(&mut tx, &gateway_id).await?;
-        let detail = serde_json::json!({ "gateway_id": gateway_id });
-        audit(&mut tx, at, actor, "terminal_secret_issued", id, &detail).await?;
+        recorded(
+            &mut tx,
+            &gateway_id,
+            "terminal_secret_issued",
+            id,
+            actor,
+            at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(secret))
     }
@@ -241,10 +247,22 @@ impl Store {
         else {
             return Ok(false);
         };
-        bump_revision(&mut tx, &gateway_id).await?;
-        let detail = serde_json::json!({ "gateway_id": gateway_id });
-        audit(&mut tx, at, actor, "terminal_removed", id, &detail).await?;
+        recorded(&mut tx, &gateway_id, "terminal_removed", id, actor, at).await?;
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Grows the revision of the gateway that admits terminal `id` and audits `action` on it.
+async fn recorded(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    gateway_id: &str,
+    action: &str,
+    id: &str,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    bump_revision(tx, gateway_id).await?;
+    let detail = serde_json::json!({ "gateway_id": gateway_id });
+    audit(tx, at, actor, action, id, &detail).await
 }
