@@ -85,6 +85,16 @@ async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
         "{}",
         registered.text().await?
     );
+    // A patrol terminal issued in the registry, never connected.
+    let issued = reqwest::Client::new()
+        .put(format!("{}/api/v1/registry/terminals/pt-zhang", hub.url))
+        .bearer_auth(technician.trim())
+        .json(&serde_json::json!({
+            "gateway_id": "gw-web", "holder": "张三 Zhang San", "grid": "G-001"
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(issued.status().is_success(), "{}", issued.text().await?);
 
     let artifacts = repo().join("tests/artifacts/dashboard");
     let out = Command::new("node")

@@ -266,6 +266,10 @@ test('operators and departments run a case through the dashboard', async () => {
   assert.match(await registry.textContent(), /3301060010000123/)
   assert.ok(!(await op.content()).includes(CAMERA_PASSWORD), 'no camera password on the page')
   assert.match(await op.getByTestId('gateways').textContent(), /待同步/)
+  // A patrol terminal issued in the registry, not connected yet: its holder and grid.
+  const terminalsTable = op.getByTestId('terminals')
+  await terminalsTable.getByRole('cell', { name: 'pt-zhang' }).waitFor()
+  assert.match(await terminalsTable.textContent(), /张三 Zhang San[\s\S]*G-001[\s\S]*从未/)
   await shot(op, '08-devices')
 
   // English on request, remembered across pages.
