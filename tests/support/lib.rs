@@ -1,6 +1,7 @@
 //! Helpers for whole-system tests: build a test clip with ffmpeg, serve it with the
 //! GStreamer RTSP server, and run the real `hub` and `edge-gateway` binaries as processes on
-//! free ports. Every process is killed when its handle drops.
+//! free ports, with a network link between them a test can break (`link`). Every process is
+//! killed when its handle drops.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod fixtures;
+pub mod link;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

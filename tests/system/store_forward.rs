@@ -1,10 +1,13 @@
 //! Store and forward under fire: 50,000 events made at the edge (reports from simulated
 //! patrol terminals) while the gateway is killed (SIGKILL) ten times, the hub five times and
 //! the hub is down for a while; afterwards the hub holds every one of them exactly once.
-//! On SQLite and on PostgreSQL. And an outbox over its size budget.
+//! On SQLite and on PostgreSQL. The link between gateway and hub broken while events flow:
+//! cut mid-request, down, and answers lost after the hub stored a batch. And an outbox over
+//! its size budget.
 
 use std::time::Duration;
 
+use system_tests::link::{Link, LinkProxy};
 use system_tests::{fresh_postgres, wait_for};
 
 use crate::patrol::{check_delivered, logs, run_sim_with, start_embedded_on};
@@ -85,6 +88,70 @@ async fn fifty_thousand_events_arrive_once_through_kills_on_postgres() {
 
 /// A small outbox budget while the hub is down: evidence is evicted first, the gateway keeps
 /// running, and once the hub is back it receives the gateway's `storage_pressure` event.
+// The proxy's tasks run on the test's runtime: worker threads keep them going whatever the
+// test's own future is doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_link_loses_and_duplicates_nothing() {
+    const REPORTS: u64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().join("hub.db").display());
+    let (hub, mut gateway, creds, mqtt_port) = start_embedded_on(dir.path(), database, TERMINALS)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
+    let result = async {
+        let hub_addr = hub.url.trim_start_matches("http://").parse()?;
+        let proxy = LinkProxy::start(hub_addr).await?;
+        let hub_url = hub.url.clone();
+        gateway.reconfigure(|text| {
+            text.replace(
+                &format!("url = \"{hub_url}\""),
+                &format!("url = \"{}\"", proxy.url),
+            )
+        })?;
+        let (creds, reports) = (creds.display().to_string(), REPORTS.to_string());
+        let mut sim = run_sim_with(
+            dir.path(),
+            mqtt_port,
+            &[
+                "--credentials",
+                &creds,
+                "--report-every",
+                "0.005",
+                "--photo-kb",
+                "0",
+                "--reports",
+                &reports,
+                "--ack-wait",
+                "300",
+            ],
+        )?;
+        // While the reports flow, every half second: answers lost, the link down (open
+        // connections cut where they stand), the link up.
+        for round in 0..15 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            proxy.set([Link::LoseAnswers, Link::Down, Link::Up][round % 3]);
+        }
+        proxy.set(Link::Up);
+        check_delivered(
+            dir.path(),
+            &mut sim,
+            &hub,
+            &gateway,
+            TERMINALS as u64 * REPORTS,
+        )
+        .await?;
+        let status = gateway.status(&reqwest::Client::new()).await?;
+        let retries = status["uplink"]["retries"].as_u64().unwrap_or(0);
+        anyhow::ensure!(retries > 0, "the link never failed a delivery: {status}");
+        println!("{retries} deliveries failed on the broken link and were retried");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        panic!("{e:#}\n{}", logs(dir.path()));
+    }
+}
+
 #[tokio::test]
 async fn a_full_outbox_evicts_by_policy_and_says_so() {
     const REPORTS: u64 = 100;
