@@ -18,6 +18,7 @@ use crate::detect::ModelManifest;
 use crate::health::{CameraHealth, CameraStatus};
 use crate::pipeline::frames::FrameSlots;
 use crate::pipeline::hazard::HazardRule;
+use crate::pipeline::motion::MotionSettings;
 use crate::pipeline::rules::PERSON;
 use crate::pipeline::{camera, decode};
 
@@ -94,6 +95,8 @@ pub struct Cameras {
     /// To the detection thread; `None` when no model is loaded (no cameras can run).
     changes: Option<Sender<CameraChange>>,
     board: Arc<CameraBoard>,
+    /// Motion gating for every camera (`[motion]`), or none.
+    motion: Option<MotionSettings>,
 }
 
 impl Cameras {
@@ -102,6 +105,7 @@ impl Cameras {
         slots: Arc<FrameSlots>,
         changes: Option<Sender<CameraChange>>,
         board: Arc<CameraBoard>,
+        motion: Option<MotionSettings>,
     ) -> Self {
         Self {
             running: Vec::new(),
@@ -110,6 +114,7 @@ impl Cameras {
             slots,
             changes,
             board,
+            motion,
         }
     }
 
@@ -193,15 +198,16 @@ impl Cameras {
         let health = Arc::new(CameraHealth::new(&config.id, &config.name));
         let (packet_tx, packet_rx) = mpsc::channel(32);
         let decoder = {
-            let (slots, health, id, interval) = (
+            let (slots, health, id, interval, motion) = (
                 self.slots.clone(),
                 health.clone(),
                 config.id.clone(),
                 config.detect_interval,
+                self.motion,
             );
             std::thread::Builder::new()
                 .name(format!("decode-{id}"))
-                .spawn(move || decode::run(slot, &id, interval, packet_rx, &slots, &health))
+                .spawn(move || decode::run(slot, &id, interval, motion, packet_rx, &slots, &health))
                 .expect("starting a decode thread")
         };
         let stop = CancellationToken::new();

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::patrol::{BrokerChoice, Credentials, Limits, PatrolConfig, client};
+use crate::pipeline::motion::MotionSettings;
 use crate::pipeline::rules::{CrowdRule, Zone};
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +36,48 @@ pub struct RawConfig {
     /// Patrol terminals over MQTT; absent = no terminals.
     #[serde(default)]
     pub patrol: Option<RawPatrol>,
+    /// Motion gating for every camera; absent = every frame due is analysed.
+    #[serde(default)]
+    pub motion: Option<RawMotion>,
+}
+
+/// `[motion]`: skip the detector on still scenes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMotion {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The fraction of a frame (in 32×18 cells) that must change for it to be analysed.
+    #[serde(default = "default_min_changed")]
+    pub min_changed: f32,
+    /// Seconds between forced checks of a still scene, so a standing hazard is still seen.
+    #[serde(default = "default_force_every_s")]
+    pub force_every_s: f64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_min_changed() -> f32 {
+    0.005
+}
+
+fn default_force_every_s() -> f64 {
+    10.0
+}
+
+fn motion(m: RawMotion) -> Result<Option<MotionSettings>, (&'static str, String)> {
+    if !(m.min_changed > 0.0 && m.min_changed <= 1.0) {
+        return Err(("min_changed", "must be above 0 and at most 1".into()));
+    }
+    if !(1.0..=3600.0).contains(&m.force_every_s) {
+        return Err(("force_every_s", "must be 1..=3600".into()));
+    }
+    Ok(m.enabled.then(|| MotionSettings {
+        min_changed: m.min_changed,
+        force_every: Duration::from_secs_f64(m.force_every_s),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +259,8 @@ pub struct Config {
     pub camera_registry: bool,
     pub api_listen: SocketAddr,
     pub api_token: Option<SecretString>,
+    /// Motion gating for every camera, when on.
+    pub motion: Option<MotionSettings>,
     pub model_manifest: PathBuf,
     /// Further models' manifests by name (`models`).
     pub models: BTreeMap<String, PathBuf>,
@@ -364,6 +409,10 @@ impl Config {
                 "must be at least 16 characters (e.g. `openssl rand -hex 16`)".into(),
             ));
         }
+        let motion = match raw.motion {
+            Some(m) => motion(m).map_err(|(k, m)| invalid(&format!("motion.{k}"), m))?,
+            None => None,
+        };
         if !(1..=1_048_576).contains(&raw.gateway.outbox_max_mib) {
             return Err(invalid(
                 "gateway.outbox_max_mib",
@@ -403,6 +452,7 @@ impl Config {
             camera_registry: raw.hub.camera_registry,
             api_listen: raw.api.listen,
             api_token: raw.api.token,
+            motion,
             model_manifest: base.join(raw.model.manifest),
             models,
             model_search,

@@ -23,6 +23,9 @@ pub struct CameraStatus {
     /// Frames converted for analysis but replaced by a newer one before the detector got
     /// to them (frames are perishable: the latest wins).
     pub frames_dropped: u64,
+    /// Frames due for analysis skipped by motion gating: nothing moved since the last one
+    /// analysed.
+    pub frames_still: u64,
     pub decode_errors: u64,
     pub reconnects: u64,
     pub last_frame_at: Option<DateTime<Utc>>,

@@ -146,7 +146,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     // Sources: one camera task and one decode thread per camera, from the settings file (a
     // rule with nothing to watch in its model fails the start) or the hub's registry.
-    let mut cameras = Cameras::new(models, slots.clone(), changes, board.clone());
+    let mut cameras = Cameras::new(models, slots.clone(), changes, board.clone(), config.motion);
     if let Err(e) = cameras.apply(config.cameras).await {
         cameras.stop_all().await;
         slots.close();

@@ -27,7 +27,7 @@ pub struct Snapshot<'a> {
 
 type CameraValue = fn(&CameraStatus) -> f64;
 
-const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 8] = [
+const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 9] = [
     (
         "edge_camera_up",
         "gauge",
@@ -57,6 +57,12 @@ const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 8] = [
         "counter",
         "Frames due for analysis replaced by a newer one before the detector took them.",
         |c| c.frames_dropped as f64,
+    ),
+    (
+        "edge_camera_frames_still_total",
+        "counter",
+        "Frames due for analysis skipped by motion gating (nothing moved).",
+        |c| c.frames_still as f64,
     ),
     (
         "edge_camera_decode_errors_total",

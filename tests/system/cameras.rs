@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::{gateway_status, port_of};
 use system_tests::{
-    Hub, Process, binary, free_port, log_tail, repo, rtsp_server_on, rtsp_server_with, shared,
-    wait_for,
+    Hub, Process, binary, free_port, log_tail, make_clip, repo, rtsp_server, rtsp_server_on,
+    rtsp_server_with, shared, wait_for,
 };
 
 /// A TCP server on loopback that answers every connection with bytes no RTSP client reads.
@@ -206,5 +206,85 @@ async fn cameras_fail_and_recover_on_their_own() {
             log_tail("gateway", &log, 40),
             log_tail("hub", &hub.log, 20)
         );
+    }
+}
+
+/// Motion gating on a still scene (a photo as a 30 s stream; the test pattern will not do:
+/// its corner of snow moves): the first frame and the forced checks are analysed, the
+/// frames between are skipped and counted.
+#[tokio::test]
+async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("hub.db").display());
+    let mut hub = Hub::prepare(dir.path(), db, None).unwrap();
+    let token = hub.add_gateway("gw-still").unwrap();
+    hub.start().await.unwrap();
+    let clip = dir.path().join("terrace.mp4");
+    make_clip(
+        &shared().join("testdata/nopeople_terrace_pixabay.jpg"),
+        &clip,
+        30,
+    )
+    .unwrap();
+    let (_server, url) = rtsp_server(&clip).unwrap();
+    let api_port = free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"gw-still\"\ndata_dir = \"data\"\n\n\
+             [hub]\nurl = \"{}\"\ntoken = \"in the environment\"\n\n\
+             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n\
+             [motion]\nforce_every_s = 2\n\n\
+             [[camera]]\nid = \"cam-still\"\nurl = \"{url}\"\ndetect_fps = 5\n\n\
+             [camera.location]\nlat = 30.27\nlon = 120.15\n",
+            hub.url,
+            repo().join("models/yolox-nano.toml").display(),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("gateway.log");
+    let mut gw = std::process::Command::new(binary("edge-gateway"));
+    gw.arg("--config")
+        .arg(&config)
+        .env("EDGE_HUB__TOKEN", token)
+        .env("MODEL_CACHE", shared().join("models"));
+    let _gateway = Process::spawn("edge-gateway", &mut gw, &log).unwrap();
+    let (client, api) = (
+        reqwest::Client::new(),
+        format!("http://127.0.0.1:{api_port}"),
+    );
+    let result = async {
+        let counts = wait_for("20 frames due", Duration::from_secs(60), || async {
+            let status = gateway_status(&client, &api).await?;
+            let c = &status["cameras"][0];
+            let (analysed, still) = (
+                c["frames_analysed"].as_u64().unwrap_or(0),
+                c["frames_still"].as_u64().unwrap_or(0),
+            );
+            Ok((analysed + still >= 20).then_some((analysed, still)))
+        })
+        .await?;
+        println!("still scene: {} analysed, {} skipped", counts.0, counts.1);
+        let (analysed, still) = counts;
+        anyhow::ensure!(analysed >= 1, "not even the first frame was analysed");
+        anyhow::ensure!(
+            still >= 3 * analysed,
+            "{analysed} analysed and {still} skipped: the gate let a still scene through"
+        );
+        // The forced check: more frames are analysed as time passes.
+        wait_for("a forced check", Duration::from_secs(10), || async {
+            let status = gateway_status(&client, &api).await?;
+            let now = status["cameras"][0]["frames_analysed"]
+                .as_u64()
+                .unwrap_or(0);
+            Ok((now > analysed).then_some(()))
+        })
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        panic!("{e:#}\n{}", log_tail("gateway", &log, 30));
     }
 }

@@ -1,6 +1,7 @@
 //! One thread per camera decodes H.264/H.265 with FFmpeg. Every frame is decoded (later
 //! frames depend on earlier ones) but only frames due for analysis, at the camera's
-//! detection rate, are converted to BGR and offered to the detector.
+//! detection rate, are converted to BGR and offered to the detector; with motion gating,
+//! only those of them that moved (or the periodic forced check).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
 use super::frames::{Frame, FrameSlots};
+use super::motion::{MotionGate, MotionSettings, Thumb};
 use crate::health::CameraHealth;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,22 +128,49 @@ pub fn first_picture(
     Ok(None)
 }
 
-/// Runs until the camera task drops its sender.
+/// The decoded picture's luma as a motion thumbnail, for the 8-bit YUV formats decoders
+/// give (the Y plane first); `None` for others (their frames are always analysed).
+fn luma_thumb(picture: &ffmpeg::frame::Video) -> Option<Thumb> {
+    match picture.format() {
+        Pixel::YUV420P
+        | Pixel::YUVJ420P
+        | Pixel::YUV422P
+        | Pixel::YUVJ422P
+        | Pixel::YUV444P
+        | Pixel::YUVJ444P
+        | Pixel::NV12 => Thumb::from_luma(
+            picture.data(0),
+            picture.stride(0),
+            picture.width() as usize,
+            picture.height() as usize,
+        ),
+        _ => None,
+    }
+}
+
+/// Runs until the camera task drops its sender. `motion`: gate analysis on motion.
 pub fn run(
     camera: usize,
     camera_id: &str,
     interval: Duration,
+    motion: Option<MotionSettings>,
     mut input: mpsc::Receiver<DecoderInput>,
     slots: &FrameSlots,
     health: &CameraHealth,
 ) {
     let mut decoder: Option<Decoder> = None;
     let mut sampler = Sampler::new(interval);
+    let mut gate = motion.map(MotionGate::new);
     let mut picture = ffmpeg::frame::Video::empty();
     while let Some(msg) = input.blocking_recv() {
         match msg {
             DecoderInput::Start(codec) => match Decoder::open(codec) {
-                Ok(d) => decoder = Some(d),
+                Ok(d) => {
+                    decoder = Some(d);
+                    if let Some(g) = gate.as_mut() {
+                        g.reset();
+                    }
+                }
                 Err(e) => {
                     tracing::error!(camera = camera_id, error = %e, "cannot open a decoder");
                     health.update(|h| {
@@ -165,7 +194,14 @@ pub fn run(
                         h.width = Some(picture.width());
                         h.height = Some(picture.height());
                     });
-                    if !sampler.due(Instant::now()) {
+                    let now = Instant::now();
+                    if !sampler.due(now) {
+                        continue;
+                    }
+                    if let Some(g) = gate.as_mut()
+                        && !g.admit(luma_thumb(&picture), now)
+                    {
+                        health.update(|h| h.frames_still += 1);
                         continue;
                     }
                     match d.convert_to_bgr(&picture) {

@@ -1,4 +1,5 @@
-//! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled) → `frames`
+//! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled, gated by
+//! `motion`) → `frames`
 //! (latest wins) → `analyse` (detect + `rules`, `hazard`, `reinspect`) → `events` (+ `snapshot`) → the outbox.
 //! Beside it, `liveness` judges from a camera's state whether it is down long enough to tell.
 
@@ -9,6 +10,7 @@ pub mod events;
 pub mod frames;
 pub mod hazard;
 pub mod liveness;
+pub mod motion;
 pub mod reinspect;
 pub mod rules;
 pub mod snapshot;

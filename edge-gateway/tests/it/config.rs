@@ -132,6 +132,14 @@ fn errors_name_the_key() {
         ),
         (format!("{VALID}\n[patrol]\n"), "patrol.terminals_file"),
         (
+            format!("{VALID}\n[motion]\nmin_changed = 0\n"),
+            "motion.min_changed",
+        ),
+        (
+            format!("{VALID}\n[motion]\nforce_every_s = 0.5\n"),
+            "motion.force_every_s",
+        ),
+        (
             format!("{VALID}\n[api]\nlisten = \"127.0.0.1:9090\"\ntoken = \"short\"\n"),
             "api.token",
         ),
