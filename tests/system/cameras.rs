@@ -6,6 +6,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -47,52 +48,64 @@ async fn camera(
     ))
 }
 
-#[tokio::test]
-async fn cameras_fail_and_recover_on_their_own() {
+/// The hub, and gateway `id` on it with `cameras` (its `[[camera]]` entries, and any other
+/// sections) after the common settings; returns them with the gateway's API URL and log.
+async fn hub_and_gateway(
+    dir: &Path,
+    id: &str,
+    cameras: &str,
+) -> anyhow::Result<(Hub, Process, String, PathBuf)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("hub.db").display());
-    let mut hub = Hub::prepare(dir.path(), db, None).unwrap();
-    let token = hub.add_gateway("gw-cams").unwrap();
-    hub.start().await.unwrap();
-    let pattern = [OsStr::new("--test-pattern")];
-    let (live, live_url) = rtsp_server_with(&pattern).unwrap();
-    let (hang, hang_url) = rtsp_server_with(&pattern).unwrap();
-    let garbage = garbage_server().unwrap();
-    let (_mjpeg, mjpeg_url) = rtsp_server_with(&[OsStr::new("--mjpeg-pattern")]).unwrap();
+    let db = format!("sqlite:{}", dir.join("hub.db").display());
+    let mut hub = Hub::prepare(dir, db, None)?;
+    let token = hub.add_gateway(id)?;
+    hub.start().await?;
     let api_port = free_port();
-    let camera_toml = |id: &str, url: &str| {
-        format!(
-            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\ndetect_fps = 0.5\n\n[camera.location]\nlat = 30.27\nlon = 120.15\n\n"
-        )
-    };
-    let config = dir.path().join("gateway.toml");
+    let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
         format!(
-            "[gateway]\nid = \"gw-cams\"\ndata_dir = \"data\"\ncamera_offline_after_s = 2\n\n\
+            "[gateway]\nid = \"{id}\"\ndata_dir = \"data\"\ncamera_offline_after_s = 2\n\n\
              [hub]\nurl = \"{}\"\ntoken = \"in the environment\"\nreport_interval_s = 1\n\n\
-             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n{}{}{}{}",
+             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n{cameras}",
             hub.url,
             repo().join("models/yolox-nano.toml").display(),
-            camera_toml("cam-live", &live_url),
-            camera_toml("cam-hang", &hang_url),
-            camera_toml("cam-garbage", &format!("rtsp://127.0.0.1:{garbage}/cam")),
-            camera_toml("cam-mjpeg", &mjpeg_url),
         ),
-    )
-    .unwrap();
-    let log = dir.path().join("gateway.log");
+    )?;
+    let log = dir.join("gateway.log");
     let mut gw = std::process::Command::new(binary("edge-gateway"));
     gw.arg("--config")
         .arg(&config)
         .env("EDGE_HUB__TOKEN", token)
         .env("MODEL_CACHE", shared().join("models"));
-    let mut gateway = Process::spawn("edge-gateway", &mut gw, &log).unwrap();
-    let (client, api) = (
-        reqwest::Client::new(),
-        format!("http://127.0.0.1:{api_port}"),
-    );
+    let gateway = Process::spawn("edge-gateway", &mut gw, &log)?;
+    Ok((hub, gateway, format!("http://127.0.0.1:{api_port}"), log))
+}
+
+#[tokio::test]
+async fn cameras_fail_and_recover_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = [OsStr::new("--test-pattern")];
+    let (live, live_url) = rtsp_server_with(&pattern).unwrap();
+    let (hang, hang_url) = rtsp_server_with(&pattern).unwrap();
+    let garbage = garbage_server().unwrap();
+    let (_mjpeg, mjpeg_url) = rtsp_server_with(&[OsStr::new("--mjpeg-pattern")]).unwrap();
+    let camera_toml = |id: &str, url: &str| {
+        format!(
+            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\ndetect_fps = 0.5\n\n[camera.location]\nlat = 30.27\nlon = 120.15\n\n"
+        )
+    };
+    let cameras = [
+        camera_toml("cam-live", &live_url),
+        camera_toml("cam-hang", &hang_url),
+        camera_toml("cam-garbage", &format!("rtsp://127.0.0.1:{garbage}/cam")),
+        camera_toml("cam-mjpeg", &mjpeg_url),
+    ]
+    .concat();
+    let (hub, mut gateway, api, log) = hub_and_gateway(dir.path(), "gw-cams", &cameras)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
     let mut live = Some(live);
 
     let result = async {
@@ -214,12 +227,7 @@ async fn cameras_fail_and_recover_on_their_own() {
 /// frames between are skipped and counted.
 #[tokio::test]
 async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("hub.db").display());
-    let mut hub = Hub::prepare(dir.path(), db, None).unwrap();
-    let token = hub.add_gateway("gw-still").unwrap();
-    hub.start().await.unwrap();
     let clip = dir.path().join("terrace.mp4");
     make_clip(
         &shared().join("testdata/nopeople_terrace_pixabay.jpg"),
@@ -228,33 +236,15 @@ async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
     )
     .unwrap();
     let (_server, url) = rtsp_server(&clip).unwrap();
-    let api_port = free_port();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nid = \"gw-still\"\ndata_dir = \"data\"\n\n\
-             [hub]\nurl = \"{}\"\ntoken = \"in the environment\"\n\n\
-             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[model]\nmanifest = \"{}\"\n\n\
-             [motion]\nforce_every_s = 2\n\n\
-             [[camera]]\nid = \"cam-still\"\nurl = \"{url}\"\ndetect_fps = 5\n\n\
-             [camera.location]\nlat = 30.27\nlon = 120.15\n",
-            hub.url,
-            repo().join("models/yolox-nano.toml").display(),
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("gateway.log");
-    let mut gw = std::process::Command::new(binary("edge-gateway"));
-    gw.arg("--config")
-        .arg(&config)
-        .env("EDGE_HUB__TOKEN", token)
-        .env("MODEL_CACHE", shared().join("models"));
-    let _gateway = Process::spawn("edge-gateway", &mut gw, &log).unwrap();
-    let (client, api) = (
-        reqwest::Client::new(),
-        format!("http://127.0.0.1:{api_port}"),
+    let settings = format!(
+        "[motion]\nforce_every_s = 2\n\n\
+         [[camera]]\nid = \"cam-still\"\nurl = \"{url}\"\ndetect_fps = 5\n\n\
+         [camera.location]\nlat = 30.27\nlon = 120.15\n"
     );
+    let (_hub, _gateway, api, log) = hub_and_gateway(dir.path(), "gw-still", &settings)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
     let result = async {
         let counts = wait_for("20 frames due", Duration::from_secs(60), || async {
             let status = gateway_status(&client, &api).await?;

@@ -5,15 +5,44 @@
 //! cut mid-request, down, and answers lost after the hub stored a batch. And an outbox over
 //! its size budget.
 
+use std::path::Path;
 use std::time::Duration;
 
 use system_tests::link::{Link, LinkProxy};
-use system_tests::{fresh_postgres, wait_for};
+use system_tests::{Process, fresh_postgres, wait_for};
 
 use crate::patrol::{check_delivered, logs, run_sim_with, start_embedded_on};
 
 const TERMINALS: usize = 10;
 const REPORTS_EACH: u64 = 5_000;
+
+/// `patrol-sim` with every terminal of `creds` sending `reports` reports without photos, one
+/// each `every` seconds, and waiting long for their acknowledgements.
+fn flood(
+    dir: &Path,
+    mqtt_port: u16,
+    creds: &Path,
+    reports: u64,
+    every: &str,
+) -> anyhow::Result<Process> {
+    let (creds, reports) = (creds.display().to_string(), reports.to_string());
+    run_sim_with(
+        dir,
+        mqtt_port,
+        &[
+            "--credentials",
+            &creds,
+            "--report-every",
+            every,
+            "--photo-kb",
+            "0",
+            "--reports",
+            &reports,
+            "--ack-wait",
+            "300",
+        ],
+    )
+}
 
 async fn fifty_thousand_events_through_kills(database_url: String) {
     let dir = tempfile::tempdir().unwrap();
@@ -22,24 +51,7 @@ async fn fifty_thousand_events_through_kills(database_url: String) {
             .await
             .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(dir.path())));
     let result = async {
-        let creds = creds.display().to_string();
-        let reports = REPORTS_EACH.to_string();
-        let mut sim = run_sim_with(
-            dir.path(),
-            mqtt_port,
-            &[
-                "--credentials",
-                &creds,
-                "--report-every",
-                "0.002",
-                "--photo-kb",
-                "0",
-                "--reports",
-                &reports,
-                "--ack-wait",
-                "300",
-            ],
-        )?;
+        let mut sim = flood(dir.path(), mqtt_port, &creds, REPORTS_EACH, "0.002")?;
         // Every second the gateway dies; every other second the hub does, and once it
         // stays down for three seconds.
         for round in 0..10 {
@@ -108,23 +120,7 @@ async fn a_broken_link_loses_and_duplicates_nothing() {
                 &format!("url = \"{}\"", proxy.url),
             )
         })?;
-        let (creds, reports) = (creds.display().to_string(), REPORTS.to_string());
-        let mut sim = run_sim_with(
-            dir.path(),
-            mqtt_port,
-            &[
-                "--credentials",
-                &creds,
-                "--report-every",
-                "0.005",
-                "--photo-kb",
-                "0",
-                "--reports",
-                &reports,
-                "--ack-wait",
-                "300",
-            ],
-        )?;
+        let mut sim = flood(dir.path(), mqtt_port, &creds, REPORTS, "0.005")?;
         // While the reports flow, every half second: answers lost, the link down (open
         // connections cut where they stand), the link up.
         for round in 0..15 {

@@ -95,23 +95,7 @@ impl Store {
         &self,
         gateway: Option<&str>,
     ) -> Result<Vec<RegistryCamera>, StoreError> {
-        let rows = match gateway {
-            Some(g) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM camera_registry WHERE gateway_id = $1 ORDER BY id"
-                )))
-                .bind(g)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM camera_registry ORDER BY id"
-                )))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = by_gateway(&self.pool, "camera_registry", COLUMNS, gateway).await?;
         rows.iter().map(camera_from_row).collect()
     }
 
@@ -404,6 +388,32 @@ async fn enter(
     };
     audit(tx, at, actor, action, id, &camera.detail).await?;
     Ok(before.is_none())
+}
+
+/// The rows of registry table `table`, by id; those of `gateway` only when given.
+pub(super) async fn by_gateway(
+    pool: &sqlx::AnyPool,
+    table: &str,
+    columns: &str,
+    gateway: Option<&str>,
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    match gateway {
+        Some(g) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {columns} FROM {table} WHERE gateway_id = $1 ORDER BY id"
+            )))
+            .bind(g)
+            .fetch_all(pool)
+            .await
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {columns} FROM {table} ORDER BY id"
+            )))
+            .fetch_all(pool)
+            .await
+        }
+    }
 }
 
 pub(super) async fn bump_revision(

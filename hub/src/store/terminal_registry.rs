@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::principals::{hash_token, new_token};
-use super::registry::{audit, bump_revision};
+use super::registry::{audit, bump_revision, by_gateway};
 use super::{Store, StoreError, from_ms, to_ms};
 
 /// A terminal as the registry holds it.
@@ -66,23 +66,7 @@ impl Store {
         &self,
         gateway: Option<&str>,
     ) -> Result<Vec<RegistryTerminal>, StoreError> {
-        let rows = match gateway {
-            Some(g) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM terminal_registry WHERE gateway_id = $1 ORDER BY id"
-                )))
-                .bind(g)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM terminal_registry ORDER BY id"
-                )))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = by_gateway(&self.pool, "terminal_registry", COLUMNS, gateway).await?;
         Ok(rows
             .iter()
             .map(terminal_from_row)
