@@ -121,7 +121,10 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
                 .put(registry::put)
                 .delete(registry::delete),
         )
-        .route("/api/v1/registry/terminals", get(terminal_registry::list))
+        .route(
+            "/api/v1/registry/terminals",
+            get(terminal_registry::list).post(terminal_registry::import),
+        )
         .route(
             "/api/v1/registry/terminals/{id}",
             put(terminal_registry::put).delete(terminal_registry::delete),

@@ -5,22 +5,28 @@
 //! - `PUT /api/v1/registry/terminals/{id}` `{gateway_id, holder?, grid?}`: admins and
 //!   technicians enter a terminal (201, with its secret, shown this once) or change its
 //!   gateway, holder or grid (200; the secret stays);
+//! - `POST /api/v1/registry/terminals[?dry_run=]`: many at once from a CSV or TOML
+//!   document, all or none, every bad row with its line; the new ones' secrets shown once;
 //! - `POST /api/v1/registry/terminals/{id}/secret`: a new secret; the old one stops working
 //!   and the gateway disconnects the terminal;
 //! - `DELETE /api/v1/registry/terminals/{id}`: the gateway stops admitting it.
 //!
 //! Every change is in the device audit.
 
+use std::collections::HashSet;
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use protocol::check_identifier;
+use protocol::{FieldError, check_identifier};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{JsonBody, QueryParams, required_text};
+use super::extract::{DryRun, JsonBody, MAX_TEXT, QueryParams, document};
 use super::registry::ListQuery;
 use super::{AppState, error::ApiError};
+use crate::reference::{RowError, format};
 use crate::store::{NewTerminal, Principal, RegistryTerminal, TerminalEntered};
 
 pub async fn list(
@@ -62,11 +68,50 @@ pub struct SecretIssued {
     secret: String,
 }
 
-fn optional_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| required_text(field, &v))
-        .transpose()
+/// One terminal as the API's body or a line of an import (CSV header names, or keys of a
+/// TOML `[[terminal]]`), checked into what the store writes; an error names the field.
+fn check(
+    id: &str,
+    gateway_id: &str,
+    holder: Option<String>,
+    grid: Option<String>,
+) -> Result<NewTerminal, FieldError> {
+    let err = |path: &str, message: String| FieldError {
+        path: path.to_owned(),
+        message,
+    };
+    check_identifier(id).map_err(|m| err("id", m.to_string()))?;
+    check_identifier(gateway_id).map_err(|m| err("gateway_id", m.to_string()))?;
+    let text = |field: &str, value: Option<String>| match value
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) if v.chars().count() > MAX_TEXT => {
+            Err(err(field, format!("is longer than {MAX_TEXT} characters")))
+        }
+        v => Ok(v),
+    };
+    Ok(NewTerminal {
+        id: id.to_owned(),
+        gateway_id: gateway_id.to_owned(),
+        holder: text("holder", holder)?,
+        grid: text("grid", grid)?,
+    })
+}
+
+fn no_gateway(gateway: &str) -> FieldError {
+    FieldError {
+        path: "gateway_id".to_owned(),
+        message: format!("{gateway:?} is not a registered gateway"),
+    }
+}
+
+fn invalid(e: FieldError) -> ApiError {
+    ApiError::invalid_field(e.path, e.message)
+}
+
+fn row_error(line: usize, e: FieldError) -> RowError {
+    RowError::at(line, format!("{}: {}", e.path, e.message))
 }
 
 pub async fn put(
@@ -76,27 +121,15 @@ pub async fn put(
     JsonBody(body): JsonBody<TerminalBody>,
 ) -> Result<(StatusCode, Json<Entered>), ApiError> {
     let actor = principal.device_manager()?;
-    check_identifier(&id).map_err(|m| ApiError::invalid_field("id", m))?;
-    check_identifier(&body.gateway_id).map_err(|m| ApiError::invalid_field("gateway_id", m))?;
-    let terminal = NewTerminal {
-        id: id.clone(),
-        gateway_id: body.gateway_id,
-        holder: optional_text("holder", body.holder)?,
-        grid: optional_text("grid", body.grid)?,
-    };
-    let (status, secret) = match app
+    let terminal = check(&id, &body.gateway_id, body.holder, body.grid).map_err(invalid)?;
+    let entered = app
         .store
-        .enter_terminal(&terminal, &actor, Utc::now())
+        .enter_terminals(std::slice::from_ref(&terminal), &actor, Utc::now())
         .await?
-    {
-        TerminalEntered::Created { secret } => (StatusCode::CREATED, Some(secret)),
-        TerminalEntered::Updated => (StatusCode::OK, None),
-        TerminalEntered::NoGateway => {
-            return Err(ApiError::invalid_field(
-                "gateway_id",
-                format!("{:?} is not a registered gateway", terminal.gateway_id),
-            ));
-        }
+        .map_err(|gateway| invalid(no_gateway(&gateway)))?;
+    let (status, secret) = match entered.into_iter().next() {
+        Some(TerminalEntered::Created { secret }) => (StatusCode::CREATED, Some(secret)),
+        _ => (StatusCode::OK, None),
     };
     app.registry_changed.send_modify(|n| *n += 1);
     tracing::info!(terminal = %id, gateway = %terminal.gateway_id, %actor, "patrol terminal entered in the registry");
@@ -106,6 +139,106 @@ pub async fn put(
         .await?
         .ok_or_else(|| ApiError::internal("the terminal just entered is gone"))?;
     Ok((status, Json(Entered { terminal, secret })))
+}
+
+/// A line of a terminals import.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalRow {
+    id: String,
+    gateway_id: String,
+    holder: Option<String>,
+    grid: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ImportOutcome {
+    rows: usize,
+    created: usize,
+    updated: usize,
+    dry_run: bool,
+    /// The new terminals' secrets, shown this once.
+    secrets: Vec<SecretIssued>,
+}
+
+/// `POST /api/v1/registry/terminals`: many terminals from a CSV (`id,gateway_id,holder,grid`)
+/// or TOML (`[[terminal]]`) document, all or none; every bad row is reported with its line.
+pub async fn import(
+    State(app): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<DryRun>,
+    body: Bytes,
+) -> Result<Json<ImportOutcome>, ApiError> {
+    let actor = principal.device_manager()?;
+    let (format, text) = document(&headers, &body)?;
+    let (rows, mut errors) =
+        format::rows::<TerminalRow>(text, format, "terminal").map_err(ApiError::invalid_rows)?;
+    let stored: HashSet<String> = app
+        .store
+        .registry_terminals(None)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let gateways: HashSet<String> = app
+        .store
+        .list_gateways()
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    let mut seen = HashSet::new();
+    let mut terminals = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        match check(&row.id, &row.gateway_id, row.holder, row.grid) {
+            Err(e) => errors.push(row_error(line, e)),
+            Ok(t) if !seen.insert(t.id.clone()) => {
+                errors.push(RowError::at(
+                    line,
+                    format!("terminal {:?} is listed twice", t.id),
+                ));
+            }
+            Ok(t) if !gateways.contains(&t.gateway_id) => {
+                errors.push(row_error(line, no_gateway(&t.gateway_id)));
+            }
+            Ok(t) => terminals.push(t),
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ApiError::invalid_rows(errors));
+    }
+    let created = terminals.iter().filter(|t| !stored.contains(&t.id)).count();
+    let mut outcome = ImportOutcome {
+        rows: terminals.len(),
+        created,
+        updated: terminals.len() - created,
+        dry_run: q.dry_run,
+        secrets: Vec::new(),
+    };
+    if q.dry_run {
+        return Ok(Json(outcome));
+    }
+    let entered = app
+        .store
+        .enter_terminals(&terminals, &actor, Utc::now())
+        .await?
+        .map_err(|gateway| invalid(no_gateway(&gateway)))?;
+    outcome.secrets = terminals
+        .iter()
+        .zip(entered)
+        .filter_map(|(t, e)| match e {
+            TerminalEntered::Created { secret } => Some(SecretIssued {
+                id: t.id.clone(),
+                secret,
+            }),
+            TerminalEntered::Updated => None,
+        })
+        .collect();
+    app.registry_changed.send_modify(|n| *n += 1);
+    tracing::info!(rows = outcome.rows, created = outcome.created, %actor, "patrol terminals imported into the registry");
+    Ok(Json(outcome))
 }
 
 pub async fn new_secret(

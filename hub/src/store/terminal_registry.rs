@@ -42,8 +42,6 @@ pub enum TerminalEntered {
         secret: String,
     },
     Updated,
-    /// The gateway is not registered.
-    NoGateway,
 }
 
 const COLUMNS: &str = "id, gateway_id, holder, grid, secret_sha256, updated_at, updated_by";
@@ -86,91 +84,37 @@ impl Store {
         Ok(row.as_ref().map(terminal_from_row).transpose()?)
     }
 
-    /// Enters a terminal, issuing its secret, or changes its gateway, holder or grid (its
-    /// secret stays). A terminal that moves changes both gateways' revisions.
-    pub async fn enter_terminal(
+    /// Enters terminals, issuing each new one its secret, or changes their gateway, holder
+    /// or grid (their secrets stay), all or none: each gateway whose terminals change (both,
+    /// for a terminal that moves) grows its revision once. `Ok(Err(gateway))` names a gateway
+    /// not registered.
+    pub async fn enter_terminals(
         &self,
-        terminal: &NewTerminal,
+        terminals: &[NewTerminal],
         actor: &str,
         at: DateTime<Utc>,
-    ) -> Result<TerminalEntered, StoreError> {
+    ) -> Result<Result<Vec<TerminalEntered>, String>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let gateway = sqlx::query("SELECT id FROM gateways WHERE id = $1")
-            .bind(&terminal.gateway_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if gateway.is_none() {
-            return Ok(TerminalEntered::NoGateway);
+        let mut touched = Vec::new();
+        let mut entered = Vec::with_capacity(terminals.len());
+        for terminal in terminals {
+            let gateway = sqlx::query("SELECT id FROM gateways WHERE id = $1")
+                .bind(&terminal.gateway_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if gateway.is_none() {
+                return Ok(Err(terminal.gateway_id.clone()));
+            }
+            entered.push(enter(&mut tx, terminal, actor, at, &mut touched).await?);
         }
-        let before = sqlx::query("SELECT gateway_id FROM terminal_registry WHERE id = $1")
-            .bind(&terminal.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<String, _>("gateway_id"))
-            .transpose()?;
-        let detail = serde_json::json!({
-            "gateway_id": terminal.gateway_id,
-            "holder": terminal.holder,
-            "grid": terminal.grid,
-        });
-        let entered = match &before {
-            Some(previous) => {
-                sqlx::query(
-                    "UPDATE terminal_registry SET gateway_id = $1, holder = $2, grid = $3, \
-                     updated_at = $4, updated_by = $5 WHERE id = $6",
-                )
-                .bind(&terminal.gateway_id)
-                .bind(terminal.holder.as_deref())
-                .bind(terminal.grid.as_deref())
-                .bind(to_ms(at))
-                .bind(actor)
-                .bind(&terminal.id)
-                .execute(&mut *tx)
-                .await?;
-                if *previous != terminal.gateway_id {
-                    bump_revision(&mut tx, previous).await?;
-                }
-                audit(
-                    &mut tx,
-                    at,
-                    actor,
-                    "terminal_updated",
-                    &terminal.id,
-                    &detail,
-                )
-                .await?;
-                TerminalEntered::Updated
-            }
-            None => {
-                let secret = new_token("pt");
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO terminal_registry ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                )))
-                .bind(&terminal.id)
-                .bind(&terminal.gateway_id)
-                .bind(terminal.holder.as_deref())
-                .bind(terminal.grid.as_deref())
-                .bind(hash_token(&secret))
-                .bind(to_ms(at))
-                .bind(actor)
-                .execute(&mut *tx)
-                .await?;
-                audit(
-                    &mut tx,
-                    at,
-                    actor,
-                    "terminal_created",
-                    &terminal.id,
-                    &detail,
-                )
-                .await?;
-                TerminalEntered::Created { secret }
-            }
-        };
-        bump_revision(&mut tx, &terminal.gateway_id).await?;
+        touched.sort();
+        touched.dedup();
+        for gateway in touched {
+            bump_revision(&mut tx, &gateway).await?;
+        }
         tx.commit().await?;
-        Ok(entered)
+        Ok(Ok(entered))
     }
 
     /// Issues terminal `id` a new secret; the old one stops working (its gateway disconnects
@@ -249,4 +193,64 @@ async fn recorded(
     bump_revision(tx, gateway_id).await?;
     let detail = serde_json::json!({ "gateway_id": gateway_id });
     audit(tx, at, actor, action, id, &detail).await
+}
+
+/// Writes one terminal (its secret issued when new) with its audit entry; adds the gateways
+/// whose terminals change to `touched`.
+async fn enter(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    terminal: &NewTerminal,
+    actor: &str,
+    at: DateTime<Utc>,
+    touched: &mut Vec<String>,
+) -> Result<TerminalEntered, sqlx::Error> {
+    let before = sqlx::query("SELECT gateway_id FROM terminal_registry WHERE id = $1")
+        .bind(&terminal.id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get::<String, _>("gateway_id"))
+        .transpose()?;
+    let detail = serde_json::json!({
+        "gateway_id": terminal.gateway_id,
+        "holder": terminal.holder,
+        "grid": terminal.grid,
+    });
+    touched.push(terminal.gateway_id.clone());
+    let entered = match &before {
+        Some(previous) => {
+            sqlx::query(
+                "UPDATE terminal_registry SET gateway_id = $1, holder = $2, grid = $3, \
+                     updated_at = $4, updated_by = $5 WHERE id = $6",
+            )
+            .bind(&terminal.gateway_id)
+            .bind(terminal.holder.as_deref())
+            .bind(terminal.grid.as_deref())
+            .bind(to_ms(at))
+            .bind(actor)
+            .bind(&terminal.id)
+            .execute(&mut **tx)
+            .await?;
+            touched.push(previous.clone());
+            audit(tx, at, actor, "terminal_updated", &terminal.id, &detail).await?;
+            TerminalEntered::Updated
+        }
+        None => {
+            let secret = new_token("pt");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO terminal_registry ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            )))
+            .bind(&terminal.id)
+            .bind(&terminal.gateway_id)
+            .bind(terminal.holder.as_deref())
+            .bind(terminal.grid.as_deref())
+            .bind(hash_token(&secret))
+            .bind(to_ms(at))
+            .bind(actor)
+            .execute(&mut **tx)
+            .await?;
+            audit(tx, at, actor, "terminal_created", &terminal.id, &detail).await?;
+            TerminalEntered::Created { secret }
+        }
+    };
+    Ok(entered)
 }

@@ -694,3 +694,74 @@ on_both_backends!(
         assert_eq!(list, json!([]), "nothing stored");
     }
 );
+
+on_both_backends!(
+    technicians_import_patrol_terminals_from_a_spreadsheet,
+    |hub: TestHub| async move {
+        let post = |csv: &'static str, query: &'static str| {
+            hub.client
+                .post(format!("{}/api/v1/registry/terminals{query}", hub.url))
+                .bearer_auth(&hub.technician_token)
+                .header("content-type", "text/csv")
+                .body(csv)
+                .send()
+        };
+        let existing = put_terminal(
+            &hub,
+            &hub.technician_token,
+            "pt-1",
+            &json!({ "gateway_id": "gw-test" }),
+        )
+        .await;
+        assert_eq!(existing.status(), StatusCode::CREATED);
+
+        // Every bad row by its line, and nothing stored.
+        let bad = "id,gateway_id,holder,grid\n\
+                   pt-2,gw-nowhere,王五,G-002\n\
+                   bad id,gw-test,,\n\
+                   pt-3,gw-test,,\n\
+                   pt-3,gw-test,,\n";
+        let resp = post(bad, "").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: Value = resp.json().await.unwrap();
+        let lines: Vec<i64> = body["error"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["line"].as_i64().unwrap())
+            .collect();
+        assert_eq!(lines, [2, 3, 5], "{body}");
+        let list = hub
+            .get_json("/api/v1/registry/terminals", &hub.technician_token)
+            .await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+        // A good document: the new terminals' secrets once, the existing one updated.
+        let good = "id,gateway_id,holder,grid\n\
+                    pt-1,gw-test,张三,G-001\n\
+                    pt-2,gw-test,王五,G-002\n";
+        let dry: Value = post(good, "?dry_run=true")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (dry["created"].as_i64(), dry["updated"].as_i64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(dry["secrets"], json!([]), "a dry run issues nothing");
+        let done: Value = post(good, "").await.unwrap().json().await.unwrap();
+        assert_eq!(done["rows"], 2, "{done}");
+        let secrets = done["secrets"].as_array().unwrap();
+        assert_eq!(secrets.len(), 1, "{done}");
+        assert_eq!(secrets[0]["id"], "pt-2");
+        let secret = secrets[0]["secret"].as_str().unwrap();
+        let (_, _, doc) = config(&hub, &hub.gateway_token, None, 0).await;
+        let doc = doc.unwrap();
+        let terminals = doc["terminals"].as_array().unwrap();
+        assert_eq!(terminals.len(), 2, "{doc}");
+        assert_eq!(terminals[0]["holder"], "张三");
+        assert_eq!(terminals[1]["secret_sha256"], sha256_hex(secret));
+    }
+);
