@@ -765,3 +765,39 @@ on_both_backends!(
         assert_eq!(terminals[1]["secret_sha256"], sha256_hex(secret));
     }
 );
+
+on_both_backends!(the_example_spreadsheets_import, |hub: TestHub| async move {
+    let registered = hub
+        .post_json(
+            "/api/v1/gateways",
+            &hub.technician_token,
+            &json!({ "id": "gw-township-001", "name": "示例乡镇 example township" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    for (path, file) in [
+        ("/api/v1/registry/cameras", "deploy/cameras.example.csv"),
+        ("/api/v1/registry/terminals", "deploy/terminals.example.csv"),
+    ] {
+        let csv = std::fs::read_to_string(system_tests::repo().join(file)).unwrap();
+        let resp = hub
+            .client
+            .post(format!("{}{path}?dry_run=true", hub.url))
+            .bearer_auth(&hub.technician_token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{file}: {body}");
+        assert_eq!(
+            (body["rows"].as_i64(), body["created"].as_i64()),
+            (Some(2), Some(2)),
+            "{file}"
+        );
+    }
+});
