@@ -114,6 +114,15 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ToolError> {
         .map_err(|e| ToolError::invalid(format!("{}: {}", e.path(), e.inner())))
 }
 
+/// The body's `seconds` (3 when not given), at most `max`.
+fn seconds(given: Option<u64>, max: u64) -> Result<Duration, ToolError> {
+    let seconds = given.unwrap_or(3);
+    if !(1..=max).contains(&seconds) {
+        return Err(ToolError::invalid(format!("seconds: must be 1..={max}")));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
 fn credentials(
     username: Option<String>,
     password: Option<String>,
@@ -164,12 +173,7 @@ fn probe_request(bytes: &[u8]) -> Result<ProbeRequest, ToolError> {
             "url: give the user name and password as username and password, not in the URL",
         ));
     }
-    let seconds = b.seconds.unwrap_or(3);
-    if !(1..=MAX_WATCH_S).contains(&seconds) {
-        return Err(ToolError::invalid(format!(
-            "seconds: must be 1..={MAX_WATCH_S}"
-        )));
-    }
+    let watch = seconds(b.seconds, MAX_WATCH_S)?;
     let credentials = credentials(b.username, b.password)?;
     let (url, _) = probe::split_credentials(url, None, None)
         .map_err(|m| ToolError::invalid(format!("url: {m}")))?;
@@ -177,7 +181,7 @@ fn probe_request(bytes: &[u8]) -> Result<ProbeRequest, ToolError> {
         url,
         credentials,
         tcp: b.tcp,
-        watch: Duration::from_secs(seconds),
+        watch,
         timeout: Duration::from_secs(10),
     })
 }
@@ -216,15 +220,10 @@ async fn discover(
         (None, Some(ip)) => Target::Host(ip),
         (None, None) => Target::Multicast,
     };
-    let seconds = b.seconds.unwrap_or(3);
-    if !(1..=MAX_LISTEN_S).contains(&seconds) {
-        return Err(ToolError::invalid(format!(
-            "seconds: must be 1..={MAX_LISTEN_S}"
-        )));
-    }
+    let listen = seconds(b.seconds, MAX_LISTEN_S)?;
     let credentials = credentials(b.username, b.password)?;
     let _turn = tools.running.acquire().await;
-    let outcome = onvif::discover(&target, Duration::from_secs(seconds), credentials.as_ref())
+    let outcome = onvif::discover(&target, listen, credentials.as_ref())
         .await
         .map_err(|e| ToolError(StatusCode::BAD_GATEWAY, e.to_string()))?;
     // The cameras' places are the technician's to fill in, not guessed.

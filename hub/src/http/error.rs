@@ -160,3 +160,10 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// A field the checks refused: 422 naming it.
+impl From<protocol::FieldError> for ApiError {
+    fn from(e: protocol::FieldError) -> Self {
+        Self::invalid_field(e.path, e.message)
+    }
+}

@@ -22,8 +22,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use protocol::PROTOCOL_VERSION;
 use protocol::device::{CameraSpec, GatewayConfig, Secret, TerminalSpec};
+use protocol::{FieldError, PROTOCOL_VERSION};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{DryRun, JsonBody, QueryParams, document};
@@ -31,7 +31,7 @@ use super::{AppState, error::ApiError};
 use crate::devices::{CameraEntry, CameraRow, check_entry};
 use crate::reference::RowError;
 use crate::reference::format;
-use crate::store::{AuditRow, Principal, RegistryCamera};
+use crate::store::{AuditRow, NewCamera, Principal, RegistryCamera};
 
 /// How long a gateway may ask to wait for a change.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -105,19 +105,13 @@ pub async fn put(
     let actor = principal.device_manager()?;
     let stored = app.store.registry_camera(&id).await?;
     let stored_password = stored.is_some_and(|c| c.password_sealed.is_some());
-    let camera = check_entry(&id, entry, app.registry_key.as_ref(), stored_password)
-        .map_err(|e| ApiError::invalid_field(e.path, e.message))?;
+    let camera = check_entry(&id, entry, app.registry_key.as_ref(), stored_password)?;
     let gateway_id = camera.gateway_id.clone();
     let entered = app
         .store
         .enter_cameras(&[camera], &actor, Utc::now())
         .await?
-        .map_err(|gateway| {
-            ApiError::invalid_field(
-                "gateway_id",
-                format!("{gateway:?} is not a registered gateway"),
-            )
-        })?[0];
+        .map_err(|gateway| no_gateway(&gateway))?[0];
     app.registry_changed.send_modify(|n| *n += 1);
     tracing::info!(camera = %id, gateway = %gateway_id, revision = entered.revision, %actor, "camera entered in the registry");
     let view: CameraView = app
@@ -134,12 +128,77 @@ pub async fn put(
     Ok((status, Json(view)).into_response())
 }
 
+/// What an import did, or with `dry_run` would do.
 #[derive(Serialize)]
 pub struct ImportOutcome {
-    rows: usize,
-    created: usize,
+    pub(super) rows: usize,
+    pub(super) created: usize,
     updated: usize,
     dry_run: bool,
+}
+
+impl ImportOutcome {
+    pub(super) fn new(rows: usize, created: usize, dry_run: bool) -> Self {
+        Self {
+            rows,
+            created,
+            updated: rows - created,
+            dry_run,
+        }
+    }
+}
+
+pub(super) fn no_gateway(gateway: &str) -> FieldError {
+    FieldError {
+        path: "gateway_id".to_owned(),
+        message: format!("{gateway:?} is not a registered gateway"),
+    }
+}
+
+/// The ids of the registered gateways.
+pub(super) async fn registered_gateways(app: &AppState) -> Result<HashSet<String>, ApiError> {
+    Ok(app
+        .store
+        .list_gateways()
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect())
+}
+
+/// The devices of an import's rows, or every bad row by its line: each row through `check`;
+/// then a device listed twice, or on a gateway not registered, is refused. `ids` gives a
+/// checked device's id and gateway; `kind` names devices in messages.
+pub(super) fn checked_rows<R, T>(
+    (rows, mut errors): format::Rows<R>,
+    kind: &str,
+    gateways: &HashSet<String>,
+    mut check: impl FnMut(R) -> Result<T, FieldError>,
+    ids: impl Fn(&T) -> (&str, &str),
+) -> Result<Vec<T>, ApiError> {
+    let at = |line, e: FieldError| RowError::at(line, format!("{}: {}", e.path, e.message));
+    let mut seen = HashSet::new();
+    let mut devices = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        match check(row) {
+            Err(e) => errors.push(at(line, e)),
+            Ok(d) => {
+                let (id, gateway) = ids(&d);
+                if !seen.insert(id.to_owned()) {
+                    errors.push(RowError::at(line, format!("{kind} {id:?} is listed twice")));
+                } else if !gateways.contains(gateway) {
+                    errors.push(at(line, no_gateway(gateway)));
+                } else {
+                    devices.push(d);
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ApiError::invalid_rows(errors));
+    }
+    Ok(devices)
 }
 
 /// `POST /api/v1/registry/cameras`: many cameras from a CSV (a header line, then one camera
@@ -154,8 +213,7 @@ pub async fn import(
 ) -> Result<Json<ImportOutcome>, ApiError> {
     let actor = principal.device_manager()?;
     let (format, text) = document(&headers, &body)?;
-    let (rows, mut errors) =
-        format::rows::<CameraRow>(text, format, "camera").map_err(ApiError::invalid_rows)?;
+    let rows = format::rows::<CameraRow>(text, format, "camera").map_err(ApiError::invalid_rows)?;
     let stored: HashMap<String, bool> = app
         .store
         .registry_cameras(None)
@@ -163,63 +221,33 @@ pub async fn import(
         .into_iter()
         .map(|c| (c.id, c.password_sealed.is_some()))
         .collect();
-    let gateways: HashSet<String> = app
-        .store
-        .list_gateways()
-        .await?
-        .into_iter()
-        .map(|g| g.id)
-        .collect();
-    let mut seen = HashSet::new();
-    let mut cameras = Vec::with_capacity(rows.len());
-    for (line, row) in rows {
+    let gateways = registered_gateways(&app).await?;
+    let check = |row: CameraRow| {
         let id = row.id.clone();
-        let checked = row.into_entry().and_then(|entry| {
+        row.into_entry().and_then(|entry| {
             check_entry(
                 &id,
                 entry,
                 app.registry_key.as_ref(),
                 stored.get(&id).copied().unwrap_or(false),
             )
-        });
-        match checked {
-            Err(e) => errors.push(RowError::at(line, format!("{}: {}", e.path, e.message))),
-            Ok(_) if !seen.insert(id.clone()) => {
-                errors.push(RowError::at(line, format!("camera {id:?} is listed twice")));
-            }
-            Ok(c) if !gateways.contains(&c.gateway_id) => errors.push(RowError::at(
-                line,
-                format!("gateway_id: {:?} is not a registered gateway", c.gateway_id),
-            )),
-            Ok(c) => cameras.push(c),
-        }
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(ApiError::invalid_rows(errors));
-    }
+        })
+    };
+    let cameras = checked_rows(rows, "camera", &gateways, check, |c: &NewCamera| {
+        (c.spec.id.as_str(), c.gateway_id.as_str())
+    })?;
     let created = cameras
         .iter()
         .filter(|c| !stored.contains_key(&c.spec.id))
         .count();
-    let outcome = ImportOutcome {
-        rows: cameras.len(),
-        created,
-        updated: cameras.len() - created,
-        dry_run: q.dry_run,
-    };
+    let outcome = ImportOutcome::new(cameras.len(), created, q.dry_run);
     if q.dry_run {
         return Ok(Json(outcome));
     }
     app.store
         .enter_cameras(&cameras, &actor, Utc::now())
         .await?
-        .map_err(|gateway| {
-            ApiError::invalid_field(
-                "gateway_id",
-                format!("{gateway:?} is not a registered gateway"),
-            )
-        })?;
+        .map_err(|gateway| no_gateway(&gateway))?;
     app.registry_changed.send_modify(|n| *n += 1);
     tracing::info!(rows = outcome.rows, created = outcome.created, %actor, "cameras imported into the registry");
     Ok(Json(outcome))

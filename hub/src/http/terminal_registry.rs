@@ -24,9 +24,9 @@ use protocol::{FieldError, check_identifier};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{DryRun, JsonBody, MAX_TEXT, QueryParams, document};
-use super::registry::ListQuery;
+use super::registry::{self, ListQuery, no_gateway};
 use super::{AppState, error::ApiError};
-use crate::reference::{RowError, format};
+use crate::reference::format;
 use crate::store::{NewTerminal, Principal, RegistryTerminal, TerminalEntered};
 
 pub async fn list(
@@ -99,21 +99,6 @@ fn check(
     })
 }
 
-fn no_gateway(gateway: &str) -> FieldError {
-    FieldError {
-        path: "gateway_id".to_owned(),
-        message: format!("{gateway:?} is not a registered gateway"),
-    }
-}
-
-fn invalid(e: FieldError) -> ApiError {
-    ApiError::invalid_field(e.path, e.message)
-}
-
-fn row_error(line: usize, e: FieldError) -> RowError {
-    RowError::at(line, format!("{}: {}", e.path, e.message))
-}
-
 pub async fn put(
     State(app): State<AppState>,
     principal: Principal,
@@ -121,12 +106,12 @@ pub async fn put(
     JsonBody(body): JsonBody<TerminalBody>,
 ) -> Result<(StatusCode, Json<Entered>), ApiError> {
     let actor = principal.device_manager()?;
-    let terminal = check(&id, &body.gateway_id, body.holder, body.grid).map_err(invalid)?;
+    let terminal = check(&id, &body.gateway_id, body.holder, body.grid)?;
     let entered = app
         .store
         .enter_terminals(std::slice::from_ref(&terminal), &actor, Utc::now())
         .await?
-        .map_err(|gateway| invalid(no_gateway(&gateway)))?;
+        .map_err(|gateway| no_gateway(&gateway))?;
     let (status, secret) = match entered.into_iter().next() {
         Some(TerminalEntered::Created { secret }) => (StatusCode::CREATED, Some(secret)),
         _ => (StatusCode::OK, None),
@@ -153,10 +138,8 @@ pub struct TerminalRow {
 
 #[derive(Serialize)]
 pub struct ImportOutcome {
-    rows: usize,
-    created: usize,
-    updated: usize,
-    dry_run: bool,
+    #[serde(flatten)]
+    counts: registry::ImportOutcome,
     /// The new terminals' secrets, shown this once.
     secrets: Vec<SecretIssued>,
 }
@@ -172,7 +155,7 @@ pub async fn import(
 ) -> Result<Json<ImportOutcome>, ApiError> {
     let actor = principal.device_manager()?;
     let (format, text) = document(&headers, &body)?;
-    let (rows, mut errors) =
+    let rows =
         format::rows::<TerminalRow>(text, format, "terminal").map_err(ApiError::invalid_rows)?;
     let stored: HashSet<String> = app
         .store
@@ -181,40 +164,14 @@ pub async fn import(
         .into_iter()
         .map(|t| t.id)
         .collect();
-    let gateways: HashSet<String> = app
-        .store
-        .list_gateways()
-        .await?
-        .into_iter()
-        .map(|g| g.id)
-        .collect();
-    let mut seen = HashSet::new();
-    let mut terminals = Vec::with_capacity(rows.len());
-    for (line, row) in rows {
-        match check(&row.id, &row.gateway_id, row.holder, row.grid) {
-            Err(e) => errors.push(row_error(line, e)),
-            Ok(t) if !seen.insert(t.id.clone()) => {
-                errors.push(RowError::at(
-                    line,
-                    format!("terminal {:?} is listed twice", t.id),
-                ));
-            }
-            Ok(t) if !gateways.contains(&t.gateway_id) => {
-                errors.push(row_error(line, no_gateway(&t.gateway_id)));
-            }
-            Ok(t) => terminals.push(t),
-        }
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(ApiError::invalid_rows(errors));
-    }
+    let gateways = registry::registered_gateways(&app).await?;
+    let check = |row: TerminalRow| check(&row.id, &row.gateway_id, row.holder, row.grid);
+    let terminals = registry::checked_rows(rows, "terminal", &gateways, check, |t| {
+        (t.id.as_str(), t.gateway_id.as_str())
+    })?;
     let created = terminals.iter().filter(|t| !stored.contains(&t.id)).count();
     let mut outcome = ImportOutcome {
-        rows: terminals.len(),
-        created,
-        updated: terminals.len() - created,
-        dry_run: q.dry_run,
+        counts: registry::ImportOutcome::new(terminals.len(), created, q.dry_run),
         secrets: Vec::new(),
     };
     if q.dry_run {
@@ -224,7 +181,7 @@ pub async fn import(
         .store
         .enter_terminals(&terminals, &actor, Utc::now())
         .await?
-        .map_err(|gateway| invalid(no_gateway(&gateway)))?;
+        .map_err(|gateway| no_gateway(&gateway))?;
     outcome.secrets = terminals
         .iter()
         .zip(entered)
@@ -237,7 +194,7 @@ pub async fn import(
         })
         .collect();
     app.registry_changed.send_modify(|n| *n += 1);
-    tracing::info!(rows = outcome.rows, created = outcome.created, %actor, "patrol terminals imported into the registry");
+    tracing::info!(rows = outcome.counts.rows, created = outcome.counts.created, %actor, "patrol terminals imported into the registry");
     Ok(Json(outcome))
 }
 
