@@ -50,6 +50,7 @@ fn event(i: usize) -> NewEvent {
                 camera_id: format!("cam-{camera}"),
             },
             kind: EventKind::Raised,
+            episode: None,
             rule: "crowd".into(),
             category: "event:0407".parse().expect("a valid category"),
             occurred_at: chrono::Utc::now(),

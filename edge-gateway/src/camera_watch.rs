@@ -103,6 +103,7 @@ pub fn status_event(
                 camera_id: camera.id.clone(),
             },
             kind: EventKind::Raised,
+            episode: None,
             rule: rule.into(),
             category: category.clone(),
             occurred_at: chrono::Utc::now(),

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::patrol::{BrokerChoice, Credentials, Limits, PatrolConfig, client};
+use crate::pipeline::episode::Timing;
 use crate::pipeline::motion::MotionSettings;
 use crate::pipeline::rules::{CrowdRule, Zone};
 
@@ -300,7 +301,7 @@ pub struct HazardSettings {
     pub min_score: Option<f32>,
     pub frames: usize,
     pub window: usize,
-    pub cooldown: Duration,
+    pub timing: Timing,
     pub zone: Option<Zone>,
 }
 
@@ -614,7 +615,13 @@ fn hazard(h: HazardSpec) -> HazardSettings {
         min_score: h.min_score,
         frames: h.frames,
         window: h.window,
-        cooldown: Duration::from_secs(h.cooldown_s),
+        timing: Timing {
+            dwell: Duration::ZERO,
+            clear: Duration::from_secs(h.clear_s),
+            update_every: Duration::from_secs(h.update_s),
+            refresh: Duration::from_secs(h.refresh_s),
+            cooldown: Duration::from_secs(h.cooldown_s),
+        },
         zone: h.zone.map(Zone::checked),
     }
 }
@@ -624,9 +631,15 @@ fn crowd_rule(c: CrowdSpec) -> CrowdRule {
     let (medium_at, high_at) = c.levels();
     CrowdRule {
         min_persons: c.min_persons,
+        clear_below: c.clear_count(),
         min_score: c.min_score,
-        dwell: Duration::from_secs(c.dwell_s),
-        cooldown: Duration::from_secs(c.cooldown_s),
+        timing: Timing {
+            dwell: Duration::from_secs(c.dwell_s),
+            clear: Duration::from_secs(c.clear_s),
+            update_every: Duration::from_secs(c.update_s),
+            refresh: Duration::from_secs(c.refresh_s),
+            cooldown: Duration::from_secs(c.cooldown_s),
+        },
         medium_at,
         high_at,
         zone: c.zone.map(Zone::checked),

@@ -83,6 +83,7 @@ pub fn pressure_event(
                 device_id: gateway_id.to_owned(),
             },
             kind: EventKind::Raised,
+            episode: None,
             rule: STORAGE_PRESSURE_RULE.into(),
             category: category.clone(),
             occurred_at: chrono::Utc::now(),

@@ -121,10 +121,24 @@ pub struct CrowdSpec {
     /// Detections below this score are not counted.
     #[serde(default = "default_score")]
     pub min_score: f32,
-    /// Seconds the count must stay at or above `min_persons` before an event (0: at once).
+    /// Seconds the count must stay at or above `min_persons` before a crowd starts (0: at
+    /// once).
     #[serde(default)]
     pub dwell_s: u64,
-    /// Seconds after an event before the same camera raises another.
+    /// Once started, the crowd lasts until the count stays under this for `clear_s`;
+    /// default: 80% of `min_persons`, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_below: Option<u32>,
+    #[serde(default = "default_crowd_clear")]
+    pub clear_s: u64,
+    /// Seconds between updates of a lasting crowd with a new highest count (a higher risk
+    /// level is reported at once).
+    #[serde(default = "default_update")]
+    pub update_s: u64,
+    /// Seconds at most between two events of a lasting crowd, news or not.
+    #[serde(default = "default_crowd_refresh")]
+    pub refresh_s: u64,
+    /// Seconds after a crowd ended before the same camera starts another.
     #[serde(default = "default_crowd_cooldown")]
     pub cooldown_s: u64,
     /// Count at which the risk is medium / high; default 2× and 4× `min_persons`.
@@ -148,6 +162,22 @@ fn default_crowd_cooldown() -> u64 {
     60
 }
 
+fn default_crowd_clear() -> u64 {
+    30
+}
+
+fn default_update() -> u64 {
+    60
+}
+
+fn default_crowd_refresh() -> u64 {
+    600
+}
+
+fn default_hazard_refresh() -> u64 {
+    3600
+}
+
 fn default_crowd_category() -> CategoryCode {
     "event:0407".parse().expect("a valid category code")
 }
@@ -164,7 +194,17 @@ pub struct HazardSpec {
     pub frames: usize,
     #[serde(default = "default_hazard_window")]
     pub window: usize,
-    /// Seconds after an event before the same camera raises the same class again.
+    /// Seconds a class must stop being seen (in `frames` of `window`) before its hazard
+    /// ends: long enough that a parked car does not end it.
+    #[serde(default = "default_hazard_clear")]
+    pub clear_s: u64,
+    /// Seconds between updates of a lasting hazard with a surer view of it.
+    #[serde(default = "default_update")]
+    pub update_s: u64,
+    /// Seconds at most between two events of a lasting hazard, news or not.
+    #[serde(default = "default_hazard_refresh")]
+    pub refresh_s: u64,
+    /// Seconds after a hazard ended before the same camera starts another of its class.
     #[serde(default = "default_hazard_cooldown")]
     pub cooldown_s: u64,
     /// Polygon in normalised coordinates; a box counts when its centre is inside.
@@ -182,6 +222,10 @@ fn default_hazard_window() -> usize {
 
 fn default_hazard_cooldown() -> u64 {
     3600
+}
+
+fn default_hazard_clear() -> u64 {
+    300
 }
 
 impl CameraSpec {
@@ -232,12 +276,22 @@ impl CrowdSpec {
             min_persons,
             min_score: default_score(),
             dwell_s: 0,
+            clear_below: None,
+            clear_s: default_crowd_clear(),
+            update_s: default_update(),
+            refresh_s: default_crowd_refresh(),
             cooldown_s: default_crowd_cooldown(),
             medium_at: None,
             high_at: None,
             zone: None,
             category: default_crowd_category(),
         }
+    }
+
+    /// The count under which a crowd that started is over.
+    pub fn clear_count(&self) -> u32 {
+        self.clear_below
+            .unwrap_or(self.min_persons - self.min_persons / 5)
     }
 
     /// The counts at which the risk becomes medium and high.
@@ -253,6 +307,13 @@ impl CrowdSpec {
             return Err(("min_persons", "must be at least 1".into()));
         }
         check_score(self.min_score).map_err(|m| ("min_score", m))?;
+        check_refresh(self.refresh_s)?;
+        if !(1..=self.min_persons).contains(&self.clear_count()) {
+            return Err((
+                "clear_below",
+                format!("must be 1..={} (min_persons)", self.min_persons),
+            ));
+        }
         let (medium, high) = self.levels();
         if !(self.min_persons <= medium && medium <= high) {
             return Err((
@@ -270,6 +331,9 @@ impl Default for HazardSpec {
             min_score: None,
             frames: default_hazard_frames(),
             window: default_hazard_window(),
+            clear_s: default_hazard_clear(),
+            update_s: default_update(),
+            refresh_s: default_hazard_refresh(),
             cooldown_s: default_hazard_cooldown(),
             zone: None,
         }
@@ -281,6 +345,7 @@ impl HazardSpec {
         if let Some(score) = self.min_score {
             check_score(score).map_err(|m| ("min_score", m))?;
         }
+        check_refresh(self.refresh_s)?;
         if !(1..=100).contains(&self.window) {
             return Err(("window", "must be 1..=100 frames".into()));
         }
@@ -292,6 +357,13 @@ impl HazardSpec {
         }
         check_zone(self.zone.as_deref()).map_err(|m| ("zone", m))
     }
+}
+
+fn check_refresh(seconds: u64) -> Result<(), (&'static str, String)> {
+    if seconds == 0 {
+        return Err(("refresh_s", "must be at least 1 second".into()));
+    }
+    Ok(())
 }
 
 fn check_score(score: f32) -> Result<(), String> {
@@ -353,6 +425,11 @@ mod tests {
         assert_eq!(h, HazardSpec::default(), "the same defaults in code");
         let crowd: CrowdSpec = serde_json::from_str(r#"{"min_persons": 4}"#).unwrap();
         assert_eq!(crowd, CrowdSpec::new(4));
+        assert_eq!(
+            (crowd.clear_count(), crowd.clear_s, crowd.update_s),
+            (4, 30, 60)
+        );
+        assert_eq!(CrowdSpec::new(10).clear_count(), 8, "80% of 10");
         camera().validate("camera").unwrap();
     }
 
@@ -383,6 +460,15 @@ mod tests {
             (
                 |c| c.crowd = Some(CrowdSpec::new(0)),
                 "camera.crowd.min_persons",
+            ),
+            (
+                |c| {
+                    c.crowd = Some(CrowdSpec {
+                        clear_below: Some(5),
+                        ..CrowdSpec::new(4)
+                    })
+                },
+                "camera.crowd.clear_below",
             ),
         ];
         for (spoil, path) in cases {

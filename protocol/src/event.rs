@@ -25,6 +25,11 @@ pub struct EventEnvelope {
     /// Whether this event raises something new, updates it or ends it.
     #[serde(default)]
     pub kind: EventKind,
+    /// The occurrence of a lasting condition (a crowd, a broken cover) this event follows,
+    /// for the events a rule raises, updates and ends. Absent for one-off events (a patrol
+    /// report), which are always `raised`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<Episode>,
     /// The rule or report type that produced the event, e.g. `crowd`.
     pub rule: String,
     pub category: CategoryCode,
@@ -89,6 +94,18 @@ impl EventKind {
             EventKind::Ended => "ended",
         }
     }
+}
+
+/// One occurrence of a condition a rule follows from its start to its end: the start is
+/// `seq` 0, each update and the end count up from there. The hub applies an episode's events
+/// in `seq` order, whatever order they arrive in, and ignores what an applied later event
+/// has overtaken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Episode {
+    /// Minted at the edge when the condition starts (the id of the `raised` event).
+    pub id: Uuid,
+    pub seq: u32,
 }
 
 /// Risk level, as the governance centres grade it (高/中/低).
@@ -221,6 +238,33 @@ impl EventEnvelope {
         check_identifier(&self.gateway_id).or_else(|m| err("gateway_id", m))?;
         check_identifier(self.source.id()).or_else(|m| err("source", m))?;
         check_identifier(&self.rule).or_else(|m| err("rule", m))?;
+        match (self.kind, self.episode) {
+            (EventKind::Raised, Some(e)) if e.seq != 0 => {
+                return err(
+                    "episode.seq",
+                    "a raised event starts its episode at 0".into(),
+                );
+            }
+            (EventKind::Update | EventKind::Ended, None) => {
+                return err(
+                    "episode",
+                    format!(
+                        "an {} event names the episode it follows",
+                        self.kind.as_str()
+                    ),
+                );
+            }
+            (EventKind::Update | EventKind::Ended, Some(e)) if e.seq == 0 => {
+                return err(
+                    "episode.seq",
+                    format!(
+                        "an {} event comes after its start (seq 0)",
+                        self.kind.as_str()
+                    ),
+                );
+            }
+            _ => {}
+        }
         self.location.validate().map_err(|e| FieldError {
             path: format!("{path}.location.{}", e.path),
             message: e.message,
@@ -327,6 +371,7 @@ mod tests {
                 camera_id: "cam-1".into(),
             },
             kind: EventKind::Raised,
+            episode: None,
             rule: "crowd".into(),
             category: "event:0407".parse().unwrap(),
             occurred_at: Utc::now(),
@@ -373,6 +418,33 @@ mod tests {
         );
     }
 
+    fn episode(seq: u32) -> Episode {
+        Episode {
+            id: Uuid::now_v7(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn an_episode_runs_from_its_start_at_seq_0() {
+        let mut start = sample();
+        start.episode = Some(episode(0));
+        start.validate("e").unwrap();
+        let mut update = start.clone();
+        update.kind = EventKind::Update;
+        update.episode = Some(episode(1));
+        update.validate("e").unwrap();
+        let json = serde_json::to_value(&update).unwrap();
+        assert_eq!(json["episode"]["seq"], 1);
+        assert!(
+            serde_json::to_value(sample())
+                .unwrap()
+                .get("episode")
+                .is_none(),
+            "a one-off event carries no episode"
+        );
+    }
+
     #[test]
     fn validation_names_the_field() {
         type Mutation = fn(&mut EventEnvelope);
@@ -397,6 +469,15 @@ mod tests {
             (
                 |e| e.evidence[0].sha256 = "XYZ".into(),
                 "e.evidence[0].sha256",
+            ),
+            (|e| e.episode = Some(episode(1)), "e.episode.seq"),
+            (|e| e.kind = EventKind::Update, "e.episode"),
+            (
+                |e| {
+                    e.kind = EventKind::Ended;
+                    e.episode = Some(episode(0));
+                },
+                "e.episode.seq",
             ),
         ];
         for (mutate, path) in cases {

@@ -18,8 +18,8 @@ mod uplink;
 
 pub use category::{CategoryCode, CategoryError};
 pub use event::{
-    BoundingBox, DetectedObject, Detection, EventEnvelope, EventKind, EvidenceKind, EvidenceRef,
-    FieldError, Location, Severity, Source, check_area_code, check_identifier,
+    BoundingBox, DetectedObject, Detection, Episode, EventEnvelope, EventKind, EvidenceKind,
+    EvidenceRef, FieldError, Location, Severity, Source, check_area_code, check_identifier,
 };
 pub use uplink::{Rejected, UplinkAck, UplinkBatch};
 

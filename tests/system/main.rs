@@ -61,6 +61,7 @@ area_code = "330106001001"
 [camera.crowd]
 min_persons = 5
 cooldown_s = 2
+refresh_s = 2
 "#,
                 manifest = repo().join("models/yolox-nano.toml").display(),
             ),

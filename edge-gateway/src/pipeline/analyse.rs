@@ -140,12 +140,12 @@ impl Analysis {
                         &frame,
                         snap,
                     );
-                    tracing::info!(camera = %camera.id, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, "crowd detected");
+                    tracing::info!(camera = %camera.id, phase = ?hit.report.phase, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, episode = %hit.report.episode.id, "crowd");
                     raised.push(event);
                 }
                 if let Some(rule) = &live.camera.hazard {
                     for hit in rule.step(&mut live.hazard, &detections, w, h, at) {
-                        let snap = snapshot_of(camera, &frame, &[hit.best]);
+                        let snap = snapshot_of(camera, &frame, hit.best.as_slice());
                         let event = hazard_event(
                             &self.gateway_id,
                             camera,
@@ -154,7 +154,7 @@ impl Analysis {
                             &frame,
                             snap,
                         );
-                        tracing::info!(camera = %camera.id, class = %hit.class.label, score = hit.best.score, event = %event.envelope.id, "hazard detected");
+                        tracing::info!(camera = %camera.id, phase = ?hit.report.phase, class = %hit.class.label, score = hit.best.map(|b| b.score), event = %event.envelope.id, episode = %hit.report.episode.id, "hazard");
                         raised.push(event);
                     }
                 }

@@ -1,11 +1,12 @@
 //! Building event envelopes from rule hits: the gateway's side of the wire format.
 
 use protocol::{
-    BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EventKind,
-    EvidenceKind, PROTOCOL_VERSION, Source,
+    BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EvidenceKind,
+    PROTOCOL_VERSION, Source,
 };
 use uuid::Uuid;
 
+use super::episode::{Phase, Report};
 use super::frames::Frame;
 use super::hazard::HazardHit;
 use super::rules::CrowdHit;
@@ -25,6 +26,7 @@ fn wire_box(d: &Detection, width: u32, height: u32) -> BoundingBox {
 
 /// What a rule saw, as the event states it.
 struct Seen<'a> {
+    report: Report,
     rule: &'a str,
     category: &'a protocol::CategoryCode,
     severity: protocol::Severity,
@@ -42,11 +44,18 @@ pub fn crowd_event(
     frame: &Frame,
     snapshot: Option<Blob>,
 ) -> NewEvent {
+    let (name, count, peak) = (&camera.name, hit.persons.len(), hit.peak);
+    let description = match hit.report.phase {
+        Phase::Start => format!("crowd of {count} persons seen by {name}"),
+        Phase::Update => format!("crowd seen by {name} grew to {count} persons"),
+        Phase::End => format!("crowd seen by {name} dispersed ({count} left, at most {peak})"),
+    };
     let seen = Seen {
+        report: hit.report,
         rule: "crowd",
         category: &hit.category,
         severity: hit.severity,
-        description: format!("{} persons seen by {}", hit.persons.len(), camera.name),
+        description,
         label: "person",
         boxes: &hit.persons,
     };
@@ -62,17 +71,22 @@ pub fn hazard_event(
     frame: &Frame,
     snapshot: Option<Blob>,
 ) -> NewEvent {
-    let label = &hit.class.label;
+    let (label, name) = (&hit.class.label, &camera.name);
+    let description = match (hit.report.phase, hit.best) {
+        (Phase::End, _) | (_, None) => format!("{label} no longer seen by {name}"),
+        (Phase::Start, Some(b)) => format!("{label} seen by {name} (score {:.2})", b.score),
+        (Phase::Update, Some(b)) => {
+            format!("{label} seen again by {name} (score {:.2})", b.score)
+        }
+    };
     let seen = Seen {
+        report: hit.report,
         rule: "hazard",
         category: &hit.class.category,
         severity: hit.class.severity,
-        description: format!(
-            "{label} seen by {} (score {:.2})",
-            camera.name, hit.best.score
-        ),
+        description,
         label,
-        boxes: std::slice::from_ref(&hit.best),
+        boxes: hit.best.as_slice(),
     };
     camera_event(gateway_id, camera, model_id, seen, frame, snapshot)
 }
@@ -102,12 +116,17 @@ fn camera_event(
     NewEvent {
         envelope: EventEnvelope {
             v: PROTOCOL_VERSION,
-            id: Uuid::now_v7(),
+            // The start's id is its episode's, so the hub can tell which event began it.
+            id: match seen.report.phase {
+                Phase::Start => seen.report.episode.id,
+                Phase::Update | Phase::End => Uuid::now_v7(),
+            },
             gateway_id: gateway_id.to_owned(),
             source: Source::Camera {
                 camera_id: camera.id.clone(),
             },
-            kind: EventKind::Raised,
+            kind: seen.report.phase.kind(),
+            episode: Some(seen.report.episode),
             rule: seen.rule.into(),
             category: seen.category.clone(),
             occurred_at: frame.captured_at,

@@ -3,19 +3,23 @@
 //!
 //! A class counts as seen in a frame when a box of it scores at least `min_score` (with its
 //! centre inside the zone, if there is one). Seen in `frames` of the last `window` analysed
-//! frames → a hit for that class; then silence for `cooldown`, so a cover that stays broken
-//! raises one event, not one per frame. Single misses (a passing car) and single false
-//! alarms (a puddle for one frame) do not decide.
+//! frames, it holds: the class's episode (`super::episode`) starts, is updated when a surer
+//! box is seen, and ends once the class has not held for `clear` (the cover was mended, or
+//! something stands on it for a long time). Single misses (a passing car) and single false
+//! alarms (a puddle for one frame) decide nothing.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use protocol::{CategoryCode, Severity};
 
+use super::episode::{Lifecycle, News, Phase, Report, Timing};
 use super::rules::Zone;
 use crate::config::HazardSettings;
 use crate::detect::{Detection, ModelManifest};
+
+/// A surer box than the last reported by at least this much is worth an update.
+const BETTER_BY: f32 = 0.05;
 
 /// A model class the rule watches, with the event it raises.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,22 +37,31 @@ pub struct HazardRule {
     /// Frames of the last `window` the class must be seen in.
     pub frames: usize,
     pub window: usize,
-    pub cooldown: Duration,
+    pub timing: Timing,
     pub zone: Option<Zone>,
 }
 
-/// A hazard seen: the class and its best box in the frame that decided.
+/// A hazard event due: the class and its best box in this frame (none in the frame that
+/// ends the episode).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HazardHit {
+    pub report: Report,
     pub class: HazardClass,
-    pub best: Detection,
+    pub best: Option<Detection>,
 }
 
-/// The rule's memory for one camera: per watched class, the recent frames and the last hit.
+/// The rule's memory for one camera, per watched class.
 #[derive(Debug, Default)]
 pub struct HazardState {
-    seen: Vec<VecDeque<bool>>,
-    last_hit: Vec<Option<DateTime<Utc>>>,
+    classes: Vec<ClassState>,
+}
+
+#[derive(Debug, Default)]
+struct ClassState {
+    seen: VecDeque<bool>,
+    life: Lifecycle,
+    /// The score of the box the episode's last event showed.
+    reported: f32,
 }
 
 impl HazardRule {
@@ -82,7 +95,7 @@ impl HazardRule {
                 .unwrap_or(0.5),
             frames: settings.frames,
             window: settings.window,
-            cooldown: settings.cooldown,
+            timing: settings.timing,
             zone: settings.zone.clone(),
         })
     }
@@ -115,30 +128,31 @@ impl HazardRule {
         height: u32,
         now: DateTime<Utc>,
     ) -> Vec<HazardHit> {
-        state.seen.resize_with(self.classes.len(), VecDeque::new);
-        state.last_hit.resize(self.classes.len(), None);
+        state
+            .classes
+            .resize_with(self.classes.len(), ClassState::default);
         let mut hits = Vec::new();
-        for (i, class) in self.classes.iter().enumerate() {
+        for (class, st) in self.classes.iter().zip(&mut state.classes) {
             let best = self.best(class.class, detections, width, height);
-            let seen = &mut state.seen[i];
-            seen.push_back(best.is_some());
-            while seen.len() > self.window {
-                seen.pop_front();
+            st.seen.push_back(best.is_some());
+            while st.seen.len() > self.window {
+                st.seen.pop_front();
             }
-            let Some(best) = best else { continue };
-            if seen.iter().filter(|s| **s).count() < self.frames {
+            let holds = st.seen.iter().filter(|s| **s).count() >= self.frames;
+            let news = match best {
+                Some(b) if st.life.is_active() && b.score >= st.reported + BETTER_BY => {
+                    News::Better
+                }
+                _ => News::Nothing,
+            };
+            let Some(report) = st.life.step(&self.timing, holds, news, now) else {
                 continue;
+            };
+            if report.phase != Phase::End {
+                st.reported = best.map_or(0.0, |b| b.score);
             }
-            let cooling = state.last_hit[i].is_some_and(|t| {
-                now.signed_duration_since(t)
-                    .to_std()
-                    .is_ok_and(|d| d < self.cooldown)
-            });
-            if cooling {
-                continue;
-            }
-            state.last_hit[i] = Some(now);
             hits.push(HazardHit {
+                report,
                 class: class.clone(),
                 best,
             });
@@ -149,6 +163,8 @@ impl HazardRule {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const BROKEN: usize = 1;
@@ -180,7 +196,13 @@ mod tests {
             min_score: 0.5,
             frames: 2,
             window: 3,
-            cooldown: Duration::from_secs(600),
+            timing: Timing {
+                dwell: Duration::ZERO,
+                clear: Duration::from_secs(60),
+                update_every: Duration::from_secs(60),
+                refresh: Duration::from_secs(3600),
+                cooldown: Duration::from_secs(600),
+            },
             zone: None,
         }
     }
@@ -205,7 +227,8 @@ mod tests {
         let hits = r.step(&mut s, &seen, 100, 100, t(2));
         assert_eq!(hits.len(), 1, "2 of the last 3 frames");
         assert_eq!(hits[0].class.label, "manhole_broken");
-        assert_eq!(hits[0].best, seen[0]);
+        assert_eq!(hits[0].report.phase, Phase::Start);
+        assert_eq!(hits[0].best, Some(seen[0]));
     }
 
     #[test]
@@ -236,21 +259,56 @@ mod tests {
     }
 
     #[test]
-    fn a_standing_hazard_raises_once_per_cooldown_per_class() {
+    fn a_standing_hazard_is_one_episode_per_class_until_it_is_gone() {
         let r = rule();
         let mut s = HazardState::default();
         let both = [cover(BROKEN, 20.0, 0.8), cover(MISSING, 70.0, 0.9)];
-        r.step(&mut s, &both, 100, 100, t(0));
-        let hits = r.step(&mut s, &both, 100, 100, t(1));
-        let labels: Vec<_> = hits.iter().map(|h| h.class.severity).collect();
-        assert_eq!(labels, vec![Severity::Medium, Severity::High]);
-        for i in 2..600 {
-            assert!(
-                r.step(&mut s, &both, 100, 100, t(i)).is_empty(),
-                "second {i}"
-            );
+        let mut events = Vec::new();
+        for i in 0..=400 {
+            // Both covers stand for 300 s; then the broken one is mended.
+            let dets: &[Detection] = if i < 300 { &both } else { &both[1..] };
+            for hit in r.step(&mut s, dets, 100, 100, t(i)) {
+                events.push((i, hit.class.label, hit.report.phase, hit.class.severity));
+            }
         }
-        assert_eq!(r.step(&mut s, &both, 100, 100, t(601)).len(), 2);
+        assert_eq!(
+            events,
+            vec![
+                (1, "manhole_broken".into(), Phase::Start, Severity::Medium),
+                (1, "manhole_missing".into(), Phase::Start, Severity::High),
+                // 2 of the last 3 frames hold at second 300; it has not held from 301.
+                (361, "manhole_broken".into(), Phase::End, Severity::Medium),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_surer_box_updates_when_due() {
+        let r = rule();
+        let mut s = HazardState::default();
+        let mut phases = Vec::new();
+        for (i, score) in [
+            (0, 0.6),
+            (1, 0.6),
+            (30, 0.9),
+            (61, 0.62),
+            (62, 0.9),
+            (200, 0.93),
+        ] {
+            for hit in r.step(&mut s, &[cover(BROKEN, 50.0, score)], 100, 100, t(i)) {
+                phases.push((
+                    i,
+                    hit.report.phase,
+                    hit.report.episode.seq,
+                    hit.best.unwrap().score,
+                ));
+            }
+        }
+        assert_eq!(
+            phases,
+            vec![(1, Phase::Start, 0, 0.6), (62, Phase::Update, 1, 0.9),],
+            "0.9 at second 30 came before the update was due; 0.93 is not 0.05 surer than 0.9"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled, gated by
 //! `motion`) → `frames`
-//! (latest wins) → `analyse` (detect + `rules`, `hazard`, `reinspect`) → `events` (+ `snapshot`) → the outbox.
+//! (latest wins) → `analyse` (detect + `rules`, `hazard`, `reinspect`; the rules' episodes
+//! in `episode`) → `events` (+ `snapshot`) → the outbox.
 //! Beside it, `liveness` judges from a camera's state whether it is down long enough to tell.
 
 pub mod analyse;
 pub mod camera;
 pub mod decode;
+pub mod episode;
 pub mod events;
 pub mod frames;
 pub mod hazard;

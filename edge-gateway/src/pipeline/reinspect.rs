@@ -129,6 +129,7 @@ mod tests {
     use protocol::Severity;
 
     use super::*;
+    use crate::pipeline::episode::Timing;
     use crate::pipeline::hazard::HazardClass;
 
     const BROKEN: usize = 1;
@@ -144,7 +145,13 @@ mod tests {
             min_score: 0.5,
             frames: 2,
             window: 3,
-            cooldown: Duration::from_secs(600),
+            timing: Timing {
+                dwell: Duration::ZERO,
+                clear: Duration::from_secs(60),
+                update_every: Duration::from_secs(60),
+                refresh: Duration::from_secs(3600),
+                cooldown: Duration::from_secs(600),
+            },
             zone: None,
         }
     }

@@ -1,16 +1,17 @@
-//! Rules turn detections into hits. Pure: `step(detections, frame size, now)` with no
+//! Rules turn detections into events. Pure: `step(detections, frame size, now)` with no
 //! clock and no I/O, so every case is tested with simulated time.
 //!
 //! The crowd rule: persons whose foot point (bottom centre of the box) lies in the zone,
-//! counted at or above a score, at least `min_persons` of them in every analysed frame for
-//! `dwell` → a hit; then silence for `cooldown` so a standing crowd raises one event, not one
-//! per frame.
-
-use std::time::Duration;
+//! counted at or above a score. At least `min_persons` of them for `dwell` starts a crowd
+//! episode (`super::episode`); it is updated when the count reaches a new high (at once
+//! when the risk level rises) and ends once the count has stayed under `clear_below` for
+//! `clear` — a lower threshold to end than to start, so a crowd hovering at the threshold
+//! raises one episode, not one per frame.
 
 use chrono::{DateTime, Utc};
 use protocol::{CategoryCode, Severity};
 
+use super::episode::{Lifecycle, News, Phase, Report, Timing};
 use crate::detect::Detection;
 
 /// A polygon in normalised frame coordinates.
@@ -49,20 +50,24 @@ impl Zone {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrowdRule {
     pub min_persons: u32,
+    /// While a crowd episode goes on, it ends only once the count stays under this.
+    pub clear_below: u32,
     pub min_score: f32,
-    /// How long the count must stay at or above `min_persons` before a hit.
-    pub dwell: Duration,
-    pub cooldown: Duration,
+    pub timing: Timing,
     pub medium_at: u32,
     pub high_at: u32,
     pub zone: Option<Zone>,
     pub category: CategoryCode,
 }
 
-/// A crowd seen: who was counted and how serious it is.
+/// A crowd event due: who was counted in this frame and how serious the crowd is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrowdHit {
+    pub report: Report,
     pub persons: Vec<Detection>,
+    /// The most persons counted in one frame of the episode so far.
+    pub peak: u32,
+    /// The risk level of the peak.
     pub severity: Severity,
     pub category: CategoryCode,
 }
@@ -70,9 +75,10 @@ pub struct CrowdHit {
 /// The crowd rule's memory for one camera.
 #[derive(Debug, Default)]
 pub struct CrowdState {
-    last_hit: Option<DateTime<Utc>>,
-    /// When the count last rose to the threshold, while it stays there.
-    above_since: Option<DateTime<Utc>>,
+    life: Lifecycle,
+    /// The count the last event of the episode reported.
+    reported: u32,
+    peak: u32,
 }
 
 /// COCO's class index for `person`.
@@ -114,31 +120,37 @@ impl CrowdRule {
         now: DateTime<Utc>,
     ) -> Option<CrowdHit> {
         let persons = self.count(detections, width, height);
-        if (persons.len() as u32) < self.min_persons {
-            state.above_since = None;
-            return None;
+        let count = persons.len() as u32;
+        let active = state.life.is_active();
+        let holds = count
+            >= if active {
+                self.clear_below
+            } else {
+                self.min_persons
+            };
+        let news = if !active || count <= state.reported {
+            News::Nothing
+        } else if self.severity(count) > self.severity(state.reported) {
+            News::Graver
+        } else {
+            News::Better
+        };
+        if active {
+            state.peak = state.peak.max(count);
         }
-        let since = *state.above_since.get_or_insert(now);
-        if now
-            .signed_duration_since(since)
-            .to_std()
-            .unwrap_or_default()
-            < self.dwell
-        {
-            return None;
+        let report = state.life.step(&self.timing, holds, news, now)?;
+        match report.phase {
+            Phase::Start => {
+                (state.reported, state.peak) = (count, count);
+            }
+            Phase::Update => state.reported = count,
+            Phase::End => {}
         }
-        let cooling = state.last_hit.is_some_and(|t| {
-            now.signed_duration_since(t)
-                .to_std()
-                .is_ok_and(|d| d < self.cooldown)
-        });
-        if cooling {
-            return None;
-        }
-        state.last_hit = Some(now);
         Some(CrowdHit {
-            severity: self.severity(persons.len() as u32),
+            report,
             persons,
+            peak: state.peak,
+            severity: self.severity(state.peak),
             category: self.category.clone(),
         })
     }
@@ -146,6 +158,8 @@ impl CrowdRule {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn person(x: f32, y: f32, score: f32) -> Detection {
@@ -163,9 +177,15 @@ mod tests {
     fn rule() -> CrowdRule {
         CrowdRule {
             min_persons: 3,
+            clear_below: 3,
             min_score: 0.5,
-            dwell: Duration::ZERO,
-            cooldown: Duration::from_secs(60),
+            timing: Timing {
+                dwell: Duration::ZERO,
+                clear: Duration::ZERO,
+                update_every: Duration::ZERO,
+                refresh: Duration::from_secs(3600),
+                cooldown: Duration::from_secs(60),
+            },
             medium_at: 5,
             high_at: 8,
             zone: None,
@@ -175,6 +195,33 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn crowd(n: usize) -> Vec<Detection> {
+        (0..n)
+            .map(|i| person(5.0 + 9.0 * i as f32, 50.0, 0.9))
+            .collect()
+    }
+
+    /// Steps through `(second, persons)` and returns what each event said, by second.
+    fn run(
+        r: &CrowdRule,
+        frames: impl IntoIterator<Item = (i64, usize)>,
+    ) -> Vec<(i64, Phase, usize, u32, Severity)> {
+        let mut s = CrowdState::default();
+        frames
+            .into_iter()
+            .filter_map(|(sec, n)| {
+                let hit = r.step(&mut s, &crowd(n), 100, 100, t(sec))?;
+                Some((
+                    sec,
+                    hit.report.phase,
+                    hit.persons.len(),
+                    hit.peak,
+                    hit.severity,
+                ))
+            })
+            .collect()
     }
 
     #[test]
@@ -197,45 +244,85 @@ mod tests {
     }
 
     #[test]
-    fn raises_once_per_cooldown() {
+    fn a_standing_crowd_is_one_episode() {
         let r = rule();
-        let mut s = CrowdState::default();
-        let dets: Vec<_> = (0..3)
-            .map(|i| person(10.0 + 20.0 * i as f32, 50.0, 0.9))
-            .collect();
-        let hit = r.step(&mut s, &dets, 100, 100, t(0)).unwrap();
-        assert_eq!((hit.persons.len(), hit.severity), (3, Severity::Low));
-        assert!(r.step(&mut s, &dets, 100, 100, t(30)).is_none());
-        assert!(r.step(&mut s, &dets, 100, 100, t(59)).is_none());
-        assert!(r.step(&mut s, &dets, 100, 100, t(60)).is_some());
+        let events = run(&r, (0..600).map(|s| (s, 3)));
+        assert_eq!(events, vec![(0, Phase::Start, 3, 3, Severity::Low)]);
     }
 
     #[test]
     fn a_crowd_must_stay_for_the_dwell_time() {
         let r = CrowdRule {
-            dwell: Duration::from_secs(10),
+            timing: Timing {
+                dwell: Duration::from_secs(10),
+                ..rule().timing
+            },
             ..rule()
         };
-        let mut s = CrowdState::default();
-        let crowd: Vec<_> = (0..3)
-            .map(|i| person(10.0 + 20.0 * i as f32, 50.0, 0.9))
-            .collect();
-        let few = &crowd[..2];
-        assert!(
-            r.step(&mut s, &crowd, 100, 100, t(0)).is_none(),
-            "just formed"
+        // One frame under the threshold (second 10) restarts the clock.
+        let frames = (0..=30).map(|s| (s, if s == 10 { 2 } else { 3 }));
+        assert_eq!(
+            run(&r, frames),
+            vec![(21, Phase::Start, 3, 3, Severity::Low)]
         );
-        assert!(r.step(&mut s, &crowd, 100, 100, t(9)).is_none());
-        // One frame under the threshold restarts the clock.
-        assert!(r.step(&mut s, few, 100, 100, t(10)).is_none());
-        assert!(r.step(&mut s, &crowd, 100, 100, t(11)).is_none());
-        assert!(r.step(&mut s, &crowd, 100, 100, t(20)).is_none());
-        assert!(
-            r.step(&mut s, &crowd, 100, 100, t(21)).is_some(),
-            "10 s above the threshold"
+    }
+
+    #[test]
+    fn growth_updates_and_a_lower_threshold_ends() {
+        let r = CrowdRule {
+            min_persons: 4,
+            clear_below: 2,
+            timing: Timing {
+                clear: Duration::from_secs(5),
+                update_every: Duration::from_secs(60),
+                ..rule().timing
+            },
+            medium_at: 6,
+            high_at: 9,
+            ..rule()
+        };
+        let counts = [
+            (0, 4),
+            (10, 5), // more, but the next update is not due: held back
+            (20, 6), // medium risk: at once
+            (30, 3), // under min_persons but not under clear_below: goes on
+            (70, 9), // high risk: at once
+            (80, 1), // gone...
+            (84, 1), // ...not yet for 5 s
+            (85, 1), // ended, with the episode's peak
+            (86, 4), // cooldown
+        ];
+        assert_eq!(
+            run(&r, counts),
+            vec![
+                (0, Phase::Start, 4, 4, Severity::Low),
+                (20, Phase::Update, 6, 6, Severity::Medium),
+                (70, Phase::Update, 9, 9, Severity::High),
+                (85, Phase::End, 1, 9, Severity::High),
+            ]
         );
-        // Still there: the cooldown holds the next event back.
-        assert!(r.step(&mut s, &crowd, 100, 100, t(40)).is_none());
+    }
+
+    #[test]
+    fn a_new_high_within_a_level_waits_for_the_update_time() {
+        let r = CrowdRule {
+            timing: Timing {
+                update_every: Duration::from_secs(60),
+                ..rule().timing
+            },
+            high_at: 100,
+            medium_at: 50,
+            ..rule()
+        };
+        let events = run(&r, [(0, 3), (30, 7), (59, 8), (60, 8), (61, 9), (200, 8)]);
+        assert_eq!(
+            events,
+            vec![
+                (0, Phase::Start, 3, 3, Severity::Low),
+                (60, Phase::Update, 8, 8, Severity::Low),
+            ],
+            "the 9 at second 61 was not due, and 8 at second 200 is no news"
+        );
     }
 
     #[test]

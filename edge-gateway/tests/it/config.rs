@@ -200,7 +200,16 @@ fn a_camera_can_name_a_further_model_and_watch_for_hazards() {
     assert!(config.models["manhole"].ends_with("manhole-v1.toml"));
     let h = cam.hazard.as_ref().unwrap();
     assert_eq!((h.frames, h.window, h.min_score), (2, 5, None));
-    assert_eq!(h.cooldown, std::time::Duration::from_secs(3600));
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(
+        (
+            h.timing.clear,
+            h.timing.update_every,
+            h.timing.refresh,
+            h.timing.cooldown
+        ),
+        (secs(300), secs(60), secs(3600), secs(3600))
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ fn event(severity: Severity, snapshot: Option<&Blob>) -> NewEvent {
                 camera_id: "cam".into(),
             },
             kind: EventKind::Raised,
+            episode: None,
             rule: "crowd".into(),
             category: "event:0407".parse().unwrap(),
             occurred_at: Utc::now(),

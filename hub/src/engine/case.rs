@@ -194,6 +194,7 @@ mod tests {
                 camera_id: "cam-1".into(),
             },
             kind: EventKind::Raised,
+            episode: None,
             rule: "crowd".into(),
             category: "event:0407".parse().unwrap(),
             occurred_at: Utc::now(),

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{EpisodeRow, Store, StoreError, from_ms, to_ms};
 use crate::engine::workflow::Action;
 use crate::engine::{CaseState, Queue};
 
@@ -86,6 +86,8 @@ pub struct CaseDetail {
     #[serde(flatten)]
     pub case: CaseRow,
     pub events: Vec<CaseEventRow>,
+    /// The lasting conditions its camera events follow, and whether each goes on.
+    pub episodes: Vec<EpisodeRow>,
     pub timeline: Vec<TimelineRow>,
 }
 
@@ -326,9 +328,11 @@ impl Store {
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
+        let episodes = self.case_episodes(id).await?;
         Ok(Some(CaseDetail {
             case,
             events,
+            episodes,
             timeline,
         }))
     }

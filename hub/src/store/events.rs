@@ -1,11 +1,12 @@
 //! Storing events, and the cases they open, in one transaction per batch.
 
 use chrono::{DateTime, Utc};
-use protocol::{EventEnvelope, Severity};
+use protocol::EventEnvelope;
 use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::episodes::{self, max_severity};
 use super::{Backend, Store, StoreError, from_ms, note_on_timeline, to_ms};
 use crate::engine::{Candidate, CorrelationConfig, NewCase};
 
@@ -42,6 +43,8 @@ pub struct EventRow {
     pub source_kind: String,
     pub source_id: String,
     pub rule: String,
+    /// `raised`, `update` or `ended` (see `protocol::EventKind`).
+    pub kind: String,
     pub category: String,
     pub severity: String,
     pub occurred_at: DateTime<Utc>,
@@ -85,10 +88,34 @@ impl Store {
             if known {
                 continue;
             }
+            let followed = match event.episode {
+                Some(episode) => episodes::find(&mut tx, gateway_id, episode).await?,
+                None => None,
+            };
+            if let (Some(episode), Some(followed)) = (event.episode, &followed)
+                && !followed.outlived_its_case(event, episode)
+            {
+                let case_id = &followed.case_id;
+                insert_event(&mut tx, gateway_id, event, received_at, case_id).await?;
+                episodes::apply(&mut tx, gateway_id, event, episode, followed, received_at).await?;
+                outcome.attached += 1;
+                outcome.fresh.push(FreshEvent {
+                    index,
+                    case_id: case_id.clone(),
+                    opened: false,
+                    department: followed.department.clone(),
+                });
+                continue;
+            }
+            // A one-off event, the first of an episode, or an update that outlived its case.
+            let moved = followed.is_some();
             if let Some((case_id, department)) =
                 attach(&mut tx, gateway_id, event, correlation, received_at).await?
             {
                 insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
+                if let Some(episode) = event.episode {
+                    episodes::record(&mut tx, gateway_id, event, episode, &case_id, moved).await?;
+                }
                 outcome.attached += 1;
                 outcome.fresh.push(FreshEvent {
                     index,
@@ -128,14 +155,11 @@ impl Store {
             .bind(route.map(|_| to_ms(case.opened_at)))
             .execute(&mut *tx)
             .await?;
-            insert_event(
-                &mut tx,
-                gateway_id,
-                event,
-                received_at,
-                &case.id.to_string(),
-            )
-            .await?;
+            let case_id = case.id.to_string();
+            insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
+            if let Some(episode) = event.episode {
+                episodes::record(&mut tx, gateway_id, event, episode, &case_id, moved).await?;
+            }
             sqlx::query(
                 "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
                  VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
@@ -172,7 +196,7 @@ impl Store {
             .await?
             .try_get("n")?;
         let rows = sqlx::query(
-            "SELECT id, gateway_id, source_kind, source_id, rule, category, severity, occurred_at, received_at, case_id, body \
+            "SELECT id, gateway_id, source_kind, source_id, rule, kind, category, severity, occurred_at, received_at, case_id, body \
              FROM events ORDER BY received_at DESC, id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
@@ -194,6 +218,7 @@ impl Store {
                     source_kind: r.try_get("source_kind")?,
                     source_id: r.try_get("source_id")?,
                     rule: r.try_get("rule")?,
+                    kind: r.try_get("kind")?,
                     category: r.try_get("category")?,
                     severity: r.try_get("severity")?,
                     occurred_at: from_ms(r.try_get("occurred_at")?),
@@ -290,11 +315,7 @@ async fn attach(
         .iter()
         .find(|r| r.try_get::<String, _>("id").ok().as_deref() == Some(&chosen.id))
         .expect("picked from these rows");
-    let severity: String = row.try_get("severity")?;
-    let severity = [Severity::High, Severity::Medium, Severity::Low]
-        .into_iter()
-        .find(|s| s.as_str() == severity)
-        .map_or(event.severity, |s| s.max(event.severity));
+    let severity = max_severity(&row.try_get::<String, _>("severity")?, event.severity);
     let last = chosen.last_event_at.max(event.occurred_at);
     sqlx::query(
         "UPDATE cases SET last_event_at = $1, severity = $2, updated_at = $3 WHERE id = $4",

@@ -7,6 +7,7 @@
 mod blobs;
 mod cases;
 mod deadlines;
+mod episodes;
 mod events;
 mod principals;
 mod reference;
@@ -30,6 +31,7 @@ pub use cases::{
     TimelineRow, Transition,
 };
 pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
+pub use episodes::EpisodeRow;
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 pub use reference::{ReferenceImport, SetInfo};

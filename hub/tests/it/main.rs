@@ -4,6 +4,7 @@
 mod api;
 mod dashboard;
 mod deadlines;
+mod episodes;
 mod openapi;
 mod reference;
 mod registry;
