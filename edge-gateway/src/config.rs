@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::detect::Tiling;
 use crate::patrol::{BrokerChoice, Credentials, Limits, PatrolConfig, client};
 use crate::pipeline::episode::Timing;
 use crate::pipeline::motion::MotionSettings;
@@ -290,6 +291,8 @@ pub struct CameraConfig {
     pub location: protocol::Location,
     /// A name in `Config::models`; `None` = the default model.
     pub model: Option<String>,
+    /// Tiles to analyse besides the whole frame; `None`: the whole frame only.
+    pub tiling: Option<Tiling>,
     pub crowd: Option<CrowdRule>,
     /// The hazard rule's settings; its classes come from the model's manifest.
     pub hazard: Option<HazardSettings>,
@@ -602,6 +605,11 @@ pub fn cameras_from_specs(
             detect_interval: Duration::from_secs_f64(1.0 / cam.detect_fps),
             location: cam.location,
             model: cam.model,
+            tiling: cam.tiling.map(|t| Tiling {
+                cols: t.cols,
+                rows: t.rows,
+                overlap: t.overlap,
+            }),
             crowd: cam.crowd.map(crowd_rule),
             hazard: cam.hazard.map(hazard),
         });

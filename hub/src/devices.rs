@@ -91,6 +91,7 @@ impl CameraRow {
                     grid: self.grid,
                 },
                 model: self.model,
+                tiling: None,
                 crowd,
                 hazard,
             },

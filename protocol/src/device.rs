@@ -70,6 +70,11 @@ pub struct CameraSpec {
     /// A model of the gateway's `models` by name; absent = its default model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Cut each analysed frame into overlapping tiles, each analysed at the model's input
+    /// size besides the whole frame: people far from the camera are seen larger, at the
+    /// cost of one more inference per tile. Absent: the whole frame only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiling: Option<TilingSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crowd: Option<CrowdSpec>,
     /// Raise an event for the classes the model's manifest calls hazards (a broken or
@@ -110,6 +115,41 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")
+    }
+}
+
+/// Tiles across and down, and how much neighbours overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TilingSpec {
+    pub cols: u32,
+    pub rows: u32,
+    /// The share of a tile's width (height) it shares with its neighbour, 0..=0.5.
+    #[serde(default = "default_overlap")]
+    pub overlap: f32,
+}
+
+fn default_overlap() -> f32 {
+    0.2
+}
+
+impl TilingSpec {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (field, n) in [("cols", self.cols), ("rows", self.rows)] {
+            if !(1..=4).contains(&n) {
+                return Err((field, format!("{n} must be 1..=4")));
+            }
+        }
+        if self.cols * self.rows < 2 {
+            return Err((
+                "cols",
+                "one tile is the whole frame: leave tiling out".into(),
+            ));
+        }
+        if !(0.0..=0.5).contains(&self.overlap) {
+            return Err(("overlap", format!("{} must be in 0..=0.5", self.overlap)));
+        }
+        Ok(())
     }
 }
 
@@ -256,6 +296,10 @@ impl CameraSpec {
         })?;
         if let Some(model) = &self.model {
             check_identifier(model).map_err(|m| err("model", m))?;
+        }
+        if let Some(t) = &self.tiling {
+            t.validate()
+                .map_err(|(field, m)| err(&format!("tiling.{field}"), m))?;
         }
         if let Some(c) = &self.crowd {
             c.validate()
@@ -460,6 +504,26 @@ mod tests {
             (
                 |c| c.crowd = Some(CrowdSpec::new(0)),
                 "camera.crowd.min_persons",
+            ),
+            (
+                |c| {
+                    c.tiling = Some(TilingSpec {
+                        cols: 1,
+                        rows: 1,
+                        overlap: 0.2,
+                    })
+                },
+                "camera.tiling.cols",
+            ),
+            (
+                |c| {
+                    c.tiling = Some(TilingSpec {
+                        cols: 2,
+                        rows: 1,
+                        overlap: 0.7,
+                    })
+                },
+                "camera.tiling.overlap",
             ),
             (
                 |c| {

@@ -8,6 +8,7 @@ pub mod fastestdet;
 pub mod geometry;
 pub mod manifest;
 pub mod preprocess;
+pub mod tiling;
 pub mod yolo_pixels;
 pub mod yolox;
 
@@ -18,9 +19,11 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
+use tiling::Region;
 
 pub use geometry::Detection;
 pub use manifest::{ModelError, ModelManifest};
+pub use tiling::Tiling;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -108,8 +111,43 @@ impl Detector {
         width: u32,
         height: u32,
     ) -> Result<Vec<Detection>, DetectError> {
+        let found = self.detect_region(bgr, width, height, Region::whole(width, height))?;
+        Ok(geometry::nms(found, self.manifest.decoder.nms_iou))
+    }
+
+    /// As [`Detector::detect`], with the frame cut into `tiling`'s tiles (and the whole
+    /// frame), each analysed at the model's input size, the boxes merged.
+    pub fn detect_tiled(
+        &mut self,
+        bgr: &[u8],
+        width: u32,
+        height: u32,
+        tiling: &Tiling,
+    ) -> Result<Vec<Detection>, DetectError> {
+        let mut found = Vec::new();
+        for region in tiling.regions(width, height) {
+            let boxes = self.detect_region(bgr, width, height, region)?;
+            let boxes = geometry::nms(boxes, self.manifest.decoder.nms_iou);
+            found.extend(
+                boxes
+                    .into_iter()
+                    .map(|d| tiling::Found::new(d, region, width, height)),
+            );
+        }
+        Ok(tiling::merge(found, self.manifest.decoder.nms_iou))
+    }
+
+    /// The model's boxes for `region` of the frame, in frame pixels, before NMS.
+    fn detect_region(
+        &mut self,
+        bgr: &[u8],
+        width: u32,
+        height: u32,
+        region: Region,
+    ) -> Result<Vec<Detection>, DetectError> {
         let spec = &self.manifest.input;
-        let input = preprocess::letterbox(&mut self.resizer, bgr, width, height, spec);
+        let input =
+            preprocess::letterbox_region(&mut self.resizer, bgr, width, height, region, spec);
         let tensor = Tensor::from_array(input.tensor).map_err(ort_err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(ort_err)?;
         let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
@@ -141,17 +179,16 @@ impl Detector {
             _ => yolox::decode(data, classes, iw, ih, &d.strides, t),
         };
         let (w, h, (rx, ry)) = (width as f32, height as f32, input.ratio);
-        let in_frame = raw
+        Ok(raw
             .into_iter()
             .map(|b| Detection {
-                x1: (b.x1 / rx).clamp(0.0, w),
-                y1: (b.y1 / ry).clamp(0.0, h),
-                x2: (b.x2 / rx).clamp(0.0, w),
-                y2: (b.y2 / ry).clamp(0.0, h),
+                x1: (region.x + b.x1 / rx).clamp(region.x, w),
+                y1: (region.y + b.y1 / ry).clamp(region.y, h),
+                x2: (region.x + b.x2 / rx).clamp(0.0, (region.x + region.w).min(w)),
+                y2: (region.y + b.y2 / ry).clamp(0.0, (region.y + region.h).min(h)),
                 ..b
             })
             .filter(|b| b.area() > 0.0)
-            .collect();
-        Ok(geometry::nms(in_frame, d.nms_iou))
+            .collect())
     }
 }

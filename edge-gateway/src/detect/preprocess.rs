@@ -7,6 +7,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use ndarray::Array4;
 
 use super::manifest::InputSpec;
+use super::tiling::Region;
 
 /// RGB pixels as BGR, or BGR as RGB: the first and third byte of each pixel swapped.
 pub fn swap_red_blue(pixels: &[u8]) -> Vec<u8> {
@@ -32,15 +33,35 @@ pub fn letterbox(
     height: u32,
     spec: &InputSpec,
 ) -> Letterboxed {
+    letterbox_region(
+        resizer,
+        bgr,
+        width,
+        height,
+        Region::whole(width, height),
+        spec,
+    )
+}
+
+/// As [`letterbox`], for `region` of the frame only (a tile): model coordinates divided by
+/// the ratio are then pixels of the region, from its top-left corner.
+pub fn letterbox_region(
+    resizer: &mut Resizer,
+    bgr: &[u8],
+    width: u32,
+    height: u32,
+    region: Region,
+    spec: &InputSpec,
+) -> Letterboxed {
     let (iw, ih) = (spec.width, spec.height);
-    let (rx, ry) = (iw as f32 / width as f32, ih as f32 / height as f32);
+    let (rx, ry) = (iw as f32 / region.w, ih as f32 / region.h);
     let ratio = if spec.resize == "stretch" {
         (rx, ry)
     } else {
         (rx.min(ry), rx.min(ry))
     };
-    let nw = ((width as f32 * ratio.0) as u32).clamp(1, iw);
-    let nh = ((height as f32 * ratio.1) as u32).clamp(1, ih);
+    let nw = ((region.w * ratio.0) as u32).clamp(1, iw);
+    let nh = ((region.h * ratio.1) as u32).clamp(1, ih);
     let src = ImageRef::new(width, height, bgr, PixelType::U8x3)
         .expect("the frame buffer matches its size");
     let mut dst = Image::new(nw, nh, PixelType::U8x3);
@@ -48,7 +69,14 @@ pub fn letterbox(
         .resize(
             &src,
             &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+            &ResizeOptions::new()
+                .crop(
+                    f64::from(region.x),
+                    f64::from(region.y),
+                    f64::from(region.w),
+                    f64::from(region.h),
+                )
+                .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
         )
         .expect("U8x3 to U8x3 resize cannot fail");
     let pad = f32::from(spec.pad_value) * spec.scale;
@@ -125,6 +153,23 @@ mod tests {
         assert_eq!(out.ratio, (1.0, 1.0));
         assert!((out.tensor[[0, 0, 0, 0]] - 1.0).abs() < 1e-6);
         assert!((out.tensor[[0, 0, 0, 5]] - 114.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_region_is_cut_out_before_scaling() {
+        // Left half dark, right half bright: the right 8×8 region is all bright.
+        let frame: Vec<u8> = (0..8)
+            .flat_map(|_| (0..16).flat_map(|x| if x < 8 { [0u8; 3] } else { [200u8; 3] }))
+            .collect();
+        let right = Region {
+            x: 8.0,
+            y: 0.0,
+            w: 8.0,
+            h: 8.0,
+        };
+        let out = letterbox_region(&mut Resizer::new(), &frame, 16, 8, right, &spec());
+        assert_eq!(out.ratio, (1.0, 1.0));
+        assert!(out.tensor.iter().all(|v| *v == 200.0));
     }
 
     #[test]

@@ -106,7 +106,11 @@ impl Analysis {
                 };
                 let (camera, health, model) =
                     (&live.camera.config, &live.camera.health, live.camera.model);
-                let detected = self.detectors[model].detect(&frame.bgr, frame.width, frame.height);
+                let detector = &mut self.detectors[model];
+                let detected = match &camera.tiling {
+                    None => detector.detect(&frame.bgr, frame.width, frame.height),
+                    Some(t) => detector.detect_tiled(&frame.bgr, frame.width, frame.height, t),
+                };
                 let detections = match detected {
                     Ok(d) => d,
                     Err(e) => {

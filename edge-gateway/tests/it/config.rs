@@ -171,6 +171,11 @@ fn errors_name_the_key() {
         (hazard("frames = 6"), "camera[0].hazard.frames"),
         (hazard("window = 0"), "camera[0].hazard.window"),
         (hazard("min_score = 1.5"), "camera[0].hazard.min_score"),
+        (hazard("refresh_s = 0"), "camera[0].hazard.refresh_s"),
+        (
+            format!("{VALID}\n[camera.tiling]\ncols = 5\nrows = 1\n"),
+            "camera[0].tiling.cols",
+        ),
         (
             VALID.replace("detect_fps = 2", "detect_fps = 2\nmodel = \"manhole\""),
             "camera[0].model",
@@ -219,6 +224,8 @@ fn the_example_settings_load() {
     let config = Config::from_raw(raw, &file).unwrap();
     assert_eq!(config.cameras.len(), 2);
     assert!(config.cameras[0].crowd.as_ref().unwrap().zone.is_some());
+    let tiling = config.cameras[0].tiling.unwrap();
+    assert_eq!((tiling.cols, tiling.rows, tiling.overlap), (2, 1, 0.2));
     assert!(config.cameras[1].hazard.is_some());
     assert_eq!(config.cameras[1].model.as_deref(), Some("manhole"));
     assert!(
