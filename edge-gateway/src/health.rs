@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use protocol::gateway::CameraState;
 use serde::Serialize;
 
+/// A frame analysed later than this after it was received is counted as late.
+pub const LATE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One camera's health, as the local API shows it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CameraStatus {
@@ -26,6 +29,11 @@ pub struct CameraStatus {
     /// Frames due for analysis skipped by motion gating: nothing moved since the last one
     /// analysed.
     pub frames_still: u64,
+    /// Frames whose analysis began more than [`LATE`] after they were received: the
+    /// detector is falling behind its cameras.
+    pub frames_late: u64,
+    /// From receipt to the start of analysis, for the last frame analysed.
+    pub analysis_lag_ms: Option<u64>,
     pub decode_errors: u64,
     pub reconnects: u64,
     pub last_frame_at: Option<DateTime<Utc>>,

@@ -27,7 +27,7 @@ pub struct Snapshot<'a> {
 
 type CameraValue = fn(&CameraStatus) -> f64;
 
-const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 9] = [
+const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 11] = [
     (
         "edge_camera_up",
         "gauge",
@@ -63,6 +63,18 @@ const CAMERA_METRICS: [(&str, &str, &str, CameraValue); 9] = [
         "counter",
         "Frames due for analysis skipped by motion gating (nothing moved).",
         |c| c.frames_still as f64,
+    ),
+    (
+        "edge_camera_frames_late_total",
+        "counter",
+        "Frames whose analysis began more than 1 s after they were received.",
+        |c| c.frames_late as f64,
+    ),
+    (
+        "edge_camera_analysis_lag_seconds",
+        "gauge",
+        "From receipt to the start of analysis, for the last frame analysed.",
+        |c| c.analysis_lag_ms.map_or(0.0, |ms| ms as f64 / 1e3),
     ),
     (
         "edge_camera_decode_errors_total",

@@ -163,6 +163,10 @@ pub struct DetectedObject {
     /// Confidence in 0..=1.
     pub score: f32,
     pub bbox: BoundingBox,
+    /// The object's id across the camera's analysed frames (the gateway's tracker): the
+    /// same id in two events of a camera is the same object. Ids restart with the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<u64>,
 }
 
 /// A box in coordinates normalised to the frame: (0, 0) is the top-left corner, (1, 1) the
@@ -394,6 +398,7 @@ mod tests {
                         w: 0.3,
                         h: 0.4,
                     },
+                    track_id: Some(7),
                 }],
                 counts: [("person".to_string(), 1)].into(),
             }),

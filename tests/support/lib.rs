@@ -81,6 +81,35 @@ pub fn make_clip(image: &Path, out: &Path, seconds: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A camera-like clip of `image`: 640×360 H.264 at 25 fps, a key frame every 2 s, no
+/// B-frames. `pan`: the view sways across the image and back (else it stands still).
+/// Raw Annex B (what cameras send) when `out` ends in `.h264`, else MP4.
+pub fn make_camera_clip(image: &Path, out: &Path, seconds: u32, pan: bool) -> anyhow::Result<()> {
+    let view = if pan {
+        "scale=1280:-2,crop=640:360:x='(iw-640)*(0.5+0.5*sin(t/3))':y='(ih-360)/2',format=yuv420p"
+    } else {
+        "scale=640:360,format=yuv420p"
+    };
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
+        .arg(image)
+        .args(["-t", &seconds.to_string(), "-r", "25", "-vf", view])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-bf", "0",
+        ]);
+    if out.extension().is_some_and(|e| e == "h264") {
+        cmd.args(["-f", "h264"]);
+    }
+    let status = cmd
+        .arg(out)
+        .status()
+        .context("running ffmpeg (scripts/install-deps.sh installs it)")?;
+    if !status.success() {
+        bail!("ffmpeg failed building {}", out.display());
+    }
+    Ok(())
+}
+
 /// A child process killed (SIGKILL) on drop.
 pub struct Process {
     pub name: &'static str,
@@ -114,6 +143,11 @@ impl Process {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -211,6 +211,24 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             (low..=high).contains(&persons),
             "counted {persons} persons, expected {low}..={high}"
         );
+        // Each person is tracked, under an id of its own; the crowd goes on at the hub.
+        let mut ids: Vec<u64> = event["detection"]["objects"]
+            .as_array()
+            .context("objects")?
+            .iter()
+            .map(|o| o["track_id"].as_u64().context("a track id"))
+            .collect::<anyhow::Result<_>>()?;
+        let counted = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        anyhow::ensure!(ids.len() == counted, "track ids repeat: {event}");
+        let episode = &detail["episodes"][0];
+        anyhow::ensure!(
+            episode["source_id"] == "cam-1"
+                && episode["rule"] == "crowd"
+                && episode["ended_at"].is_null(),
+            "{detail}"
+        );
         let url = detail["evidence_urls"][0]
             .as_str()
             .context("an evidence URL")?;

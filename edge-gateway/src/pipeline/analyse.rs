@@ -16,10 +16,12 @@ use super::hazard::HazardState;
 use super::reinspect::{Finding, Inspection};
 use super::rules::CrowdState;
 use super::snapshot;
+use super::track::{Tracker, TrackerSettings};
 use crate::cameras::{CameraChange, CameraSlot};
 use crate::config::CameraConfig;
 use crate::detect::{Detection, Detector};
 use crate::event::{Blob, NewEvent};
+use crate::health::LATE;
 use crate::reinspection::{Answer, Desk};
 
 /// How long a camera may take to deliver the frames a re-inspection needs.
@@ -40,6 +42,7 @@ struct Live {
     camera: CameraSlot,
     crowd: CrowdState,
     hazard: HazardState,
+    tracker: Tracker,
     inspections: Vec<Inspection>,
 }
 
@@ -72,6 +75,7 @@ impl Analysis {
                         camera,
                         crowd: CrowdState::default(),
                         hazard: HazardState::default(),
+                        tracker: Tracker::new(TrackerSettings::default()),
                         inspections: Vec::new(),
                     });
                 }
@@ -106,6 +110,9 @@ impl Analysis {
                 };
                 let (camera, health, model) =
                     (&live.camera.config, &live.camera.health, live.camera.model);
+                let lag = (Utc::now() - frame.captured_at)
+                    .to_std()
+                    .unwrap_or_default();
                 let detector = &mut self.detectors[model];
                 let detected = match &camera.tiling {
                     None => detector.detect(&frame.bgr, frame.width, frame.height),
@@ -119,7 +126,12 @@ impl Analysis {
                         continue;
                     }
                 };
-                health.update(|h| h.frames_analysed += 1);
+                health.update(|h| {
+                    h.frames_analysed += 1;
+                    h.analysis_lag_ms = Some(lag.as_millis() as u64);
+                    h.frames_late += u64::from(lag > LATE);
+                });
+                let tracks = live.tracker.step(&detections);
                 let (w, h, at) = (frame.width, frame.height, frame.captured_at);
                 if let Some(rule) = &live.camera.hazard {
                     live.inspections.retain_mut(|inspection| {
@@ -141,7 +153,7 @@ impl Analysis {
                         camera,
                         &model_ids[model],
                         &hit,
-                        &frame,
+                        (&frame, &tracks),
                         snap,
                     );
                     tracing::info!(camera = %camera.id, phase = ?hit.report.phase, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, episode = %hit.report.episode.id, "crowd");
@@ -155,7 +167,7 @@ impl Analysis {
                             camera,
                             &model_ids[model],
                             &hit,
-                            &frame,
+                            (&frame, &tracks),
                             snap,
                         );
                         tracing::info!(camera = %camera.id, phase = ?hit.report.phase, class = %hit.class.label, score = hit.best.map(|b| b.score), event = %event.envelope.id, episode = %hit.report.episode.id, "hazard");

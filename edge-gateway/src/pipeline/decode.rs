@@ -56,13 +56,14 @@ impl Sampler {
     }
 }
 
-struct Decoder {
+/// An FFmpeg decoder for one stream, with its colour converter.
+pub struct Decoder {
     video: ffmpeg::decoder::Video,
     scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
 }
 
 impl Decoder {
-    fn open(codec: Codec) -> Result<Self, ffmpeg::Error> {
+    pub fn open(codec: Codec) -> Result<Self, ffmpeg::Error> {
         let id = match codec {
             Codec::H264 => ffmpeg::codec::Id::H264,
             Codec::H265 => ffmpeg::codec::Id::HEVC,
@@ -75,8 +76,18 @@ impl Decoder {
         })
     }
 
+    /// Feeds one access unit (Annex B, parameter sets before key frames).
+    pub fn send(&mut self, data: &[u8]) -> Result<(), ffmpeg::Error> {
+        self.video.send_packet(&ffmpeg::Packet::copy(data))
+    }
+
+    /// The next picture the units sent so far complete, into `picture`; false when none.
+    pub fn receive(&mut self, picture: &mut ffmpeg::frame::Video) -> bool {
+        self.video.receive_frame(picture).is_ok()
+    }
+
     /// Converts a decoded picture to tightly packed BGR.
-    fn convert_to_bgr(
+    pub fn convert_to_bgr(
         &mut self,
         picture: &ffmpeg::frame::Video,
     ) -> Result<(u32, u32, Vec<u8>), ffmpeg::Error> {
@@ -116,8 +127,8 @@ pub fn first_picture(
     let mut decoder = Decoder::open(codec)?;
     let mut picture = ffmpeg::frame::Video::empty();
     for data in frames {
-        decoder.video.send_packet(&ffmpeg::Packet::copy(data))?;
-        if decoder.video.receive_frame(&mut picture).is_ok() {
+        decoder.send(data)?;
+        if decoder.receive(&mut picture) {
             return decoder.convert_to_bgr(&picture).map(Some);
         }
     }
@@ -181,14 +192,14 @@ pub fn run(
             },
             DecoderInput::Frame { data, at } => {
                 let Some(d) = decoder.as_mut() else { continue };
-                if let Err(e) = d.video.send_packet(&ffmpeg::Packet::copy(&data)) {
+                if let Err(e) = d.send(&data) {
                     health.update(|h| {
                         h.decode_errors += 1;
                         h.last_error = Some(format!("decode error: {e}"));
                     });
                     continue;
                 }
-                while d.video.receive_frame(&mut picture).is_ok() {
+                while d.receive(&mut picture) {
                     health.update(|h| {
                         h.frames_decoded += 1;
                         h.width = Some(picture.width());

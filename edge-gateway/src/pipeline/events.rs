@@ -10,6 +10,7 @@ use super::episode::{Phase, Report};
 use super::frames::Frame;
 use super::hazard::HazardHit;
 use super::rules::CrowdHit;
+use super::track::Tracked;
 use crate::config::CameraConfig;
 use crate::detect::Detection;
 use crate::event::{Blob, NewEvent};
@@ -41,7 +42,7 @@ pub fn crowd_event(
     camera: &CameraConfig,
     model_id: &str,
     hit: &CrowdHit,
-    frame: &Frame,
+    (frame, tracks): (&Frame, &[Tracked]),
     snapshot: Option<Blob>,
 ) -> NewEvent {
     let (name, count, peak) = (&camera.name, hit.persons.len(), hit.peak);
@@ -59,7 +60,14 @@ pub fn crowd_event(
         label: "person",
         boxes: &hit.persons,
     };
-    camera_event(gateway_id, camera, model_id, seen, frame, snapshot)
+    camera_event(
+        gateway_id,
+        camera,
+        model_id,
+        seen,
+        (frame, tracks),
+        snapshot,
+    )
 }
 
 /// The event for a hazard (a broken or missing cover) seen by `camera` in `frame`.
@@ -68,7 +76,7 @@ pub fn hazard_event(
     camera: &CameraConfig,
     model_id: &str,
     hit: &HazardHit,
-    frame: &Frame,
+    (frame, tracks): (&Frame, &[Tracked]),
     snapshot: Option<Blob>,
 ) -> NewEvent {
     let (label, name) = (&hit.class.label, &camera.name);
@@ -88,7 +96,14 @@ pub fn hazard_event(
         label,
         boxes: hit.best.as_slice(),
     };
-    camera_event(gateway_id, camera, model_id, seen, frame, snapshot)
+    camera_event(
+        gateway_id,
+        camera,
+        model_id,
+        seen,
+        (frame, tracks),
+        snapshot,
+    )
 }
 
 fn camera_event(
@@ -96,7 +111,7 @@ fn camera_event(
     camera: &CameraConfig,
     model_id: &str,
     seen: Seen,
-    frame: &Frame,
+    (frame, tracks): (&Frame, &[Tracked]),
     snapshot: Option<Blob>,
 ) -> NewEvent {
     let (width, height) = (frame.width, frame.height);
@@ -107,6 +122,7 @@ fn camera_event(
             class: seen.label.to_owned(),
             score: d.score,
             bbox: wire_box(d, width, height),
+            track_id: tracks.iter().find(|t| t.detection == *d).map(|t| t.id),
         })
         .collect();
     let evidence = snapshot

@@ -1,7 +1,7 @@
 //! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled, gated by
 //! `motion`) → `frames`
-//! (latest wins) → `analyse` (detect + `rules`, `hazard`, `reinspect`; the rules' episodes
-//! in `episode`) → `events` (+ `snapshot`) → the outbox.
+//! (latest wins) → `analyse` (detect, `track`, then `rules`, `hazard`, `reinspect`; the
+//! rules' episodes in `episode`) → `events` (+ `snapshot`) → the outbox.
 //! Beside it, `liveness` judges from a camera's state whether it is down long enough to tell.
 
 pub mod analyse;
@@ -16,3 +16,4 @@ pub mod motion;
 pub mod reinspect;
 pub mod rules;
 pub mod snapshot;
+pub mod track;

@@ -1,0 +1,297 @@
+//! The video pipeline against raw inference and against a Python peer, on one recorded clip,
+//! in one run on one machine (see docs/benchmarks.md):
+//!
+//! - **pipeline**: every frame of the clip through the gateway's own stages, on the
+//!   gateway's threads: FFmpeg decode and BGR conversion on a decoding thread, handed to the
+//!   detection thread, which letterboxes, runs the model through `ort`, decodes the grid,
+//!   applies NMS and steps the crowd rule;
+//! - **raw**: `session.run` alone on one letterboxed frame of the clip, same model, input
+//!   size and intra-op threads;
+//! - **python**: `models/tools/peer_pipeline.py` (OpenCV decode and letterbox, ONNX
+//!   Runtime, NumPy decode and NMS) on the same clip, model and threads; its packages are
+//!   installed into `.cache/peer/venv` on first use.
+//!
+//! `cargo bench -p edge-gateway --bench pipeline -- [--seconds 20] [--threads 2] [--no-python]`
+//! (from the repository root, with `source .cache/env.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::Parser;
+use edge_gateway::detect::{Detector, ModelManifest, init_runtime, preprocess};
+use edge_gateway::pipeline::decode::{Codec, Decoder};
+use edge_gateway::pipeline::episode::Timing;
+use edge_gateway::pipeline::rules::{CrowdRule, CrowdState};
+use ffmpeg_next as ffmpeg;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::Tensor;
+use system_tests::make_camera_clip;
+
+#[derive(Parser)]
+struct Args {
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    #[arg(long, default_value = "../models/yolox-nano.toml")]
+    manifest: PathBuf,
+    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// The still image the clip pans across (640×360 H.264 at 25 fps).
+    #[arg(long, default_value = "../../shared/testdata/crowd_office_ibm_stc.jpg")]
+    image: PathBuf,
+    /// Length of the clip.
+    #[arg(long, default_value_t = 20)]
+    seconds: u32,
+    /// Intra-op threads of one inference, for all three.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Leave the Python peer out.
+    #[arg(long)]
+    no_python: bool,
+}
+
+/// A decoded frame, handed from the decoding thread to the detection thread.
+struct Frame {
+    width: u32,
+    height: u32,
+    bgr: Vec<u8>,
+}
+
+/// Decodes every access unit of `clip` with the gateway's decoder, calling `each` per
+/// picture as BGR. Returns how many pictures there were.
+fn decode_clip(clip: &Path, mut each: impl FnMut(Frame) -> bool) -> anyhow::Result<usize> {
+    let mut input = ffmpeg::format::input(clip).context("opening the clip")?;
+    let stream = input
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .context("no video in the clip")?
+        .index();
+    let mut decoder = Decoder::open(Codec::H264)?;
+    let mut picture = ffmpeg::frame::Video::empty();
+    let mut n = 0;
+    for (s, packet) in input.packets() {
+        if s.index() != stream {
+            continue;
+        }
+        decoder.send(packet.data().unwrap_or_default())?;
+        while decoder.receive(&mut picture) {
+            let (width, height, bgr) = decoder.convert_to_bgr(&picture)?;
+            n += 1;
+            if !each(Frame { width, height, bgr }) {
+                return Ok(n);
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn crowd_rule() -> CrowdRule {
+    CrowdRule {
+        min_persons: 5,
+        clear_below: 4,
+        min_score: 0.25,
+        timing: Timing {
+            dwell: Duration::from_secs(10),
+            clear: Duration::from_secs(30),
+            update_every: Duration::from_secs(60),
+            refresh: Duration::from_secs(600),
+            cooldown: Duration::from_secs(60),
+        },
+        medium_at: 10,
+        high_at: 20,
+        zone: None,
+        category: "event:0407".parse().expect("a valid category"),
+    }
+}
+
+/// Frames per second through the gateway's stages; also the persons counted in all.
+fn pipeline(clip: &Path, mut detector: Detector) -> anyhow::Result<(f64, usize, usize)> {
+    // Warm up on the first frame, as a running camera is.
+    decode_clip(clip, |f| {
+        let _ = detector.detect(&f.bgr, f.width, f.height);
+        false
+    })?;
+    let (tx, rx) = sync_channel::<Frame>(2);
+    let started = Instant::now();
+    let analysis = std::thread::spawn(move || -> anyhow::Result<(usize, usize)> {
+        let rule = crowd_rule();
+        let mut state = CrowdState::default();
+        let (mut frames, mut persons) = (0, 0);
+        for f in rx {
+            let found = detector.detect(&f.bgr, f.width, f.height)?;
+            persons += rule.count(&found, f.width, f.height).len();
+            let _ = rule.step(&mut state, &found, f.width, f.height, Utc::now());
+            frames += 1;
+        }
+        Ok((frames, persons))
+    });
+    decode_clip(clip, |f| tx.send(f).is_ok())?;
+    drop(tx);
+    let (frames, persons) = analysis.join().expect("the detection thread")?;
+    Ok((
+        frames as f64 / started.elapsed().as_secs_f64(),
+        frames,
+        persons,
+    ))
+}
+
+/// Inferences per second on one letterboxed frame, nothing else.
+fn raw(
+    env: &ort::environment::Environment,
+    model: &Path,
+    manifest: &ModelManifest,
+    clip: &Path,
+    threads: usize,
+    runs: usize,
+) -> anyhow::Result<f64> {
+    let mut first = None;
+    decode_clip(clip, |f| {
+        first = Some(f);
+        false
+    })?;
+    let f = first.context("no frame in the clip")?;
+    let mut resizer = fast_image_resize::Resizer::new();
+    let input = preprocess::letterbox(&mut resizer, &f.bgr, f.width, f.height, &manifest.input);
+    let mut session = Session::builder(env)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_intra_threads(threads)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_inter_threads(1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .commit_from_file(model)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tensor = Tensor::from_array(input.tensor).map_err(|e| anyhow::anyhow!("{e}"))?;
+    session
+        .run(ort::inputs![&tensor])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    for _ in 0..runs {
+        let out = session
+            .run(ort::inputs![&tensor])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        std::hint::black_box(&out);
+    }
+    Ok(runs as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The Python peer's frames per second, from its one line of output.
+fn python(repo: &Path, model: &Path, clip: &Path, threads: usize) -> anyhow::Result<f64> {
+    let venv = repo.join(".cache/peer/venv");
+    let py = venv.join("bin/python");
+    if !py.is_file() {
+        eprintln!(
+            "installing the Python peer's packages into {}",
+            venv.display()
+        );
+        let ok = Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?
+            .success()
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(repo.join("models/tools/requirements-peer.txt"))
+                .status()?
+                .success();
+        if !ok {
+            bail!("installing the Python peer's packages failed");
+        }
+    }
+    let out = Command::new(&py)
+        .arg(repo.join("models/tools/peer_pipeline.py"))
+        .arg("--model")
+        .arg(model)
+        .arg("--clip")
+        .arg(clip)
+        .args(["--threads", &threads.to_string()])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "the Python peer failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!("python peer: {}", text.trim());
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("fps=")?.parse().ok())
+        .with_context(|| format!("no fps= in the peer's output {text:?}"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ffmpeg::init()?;
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    let repo = std::env::current_dir()?
+        .parent()
+        .context("run from the edge-gateway folder, as cargo bench does")?
+        .to_path_buf();
+    let manifest = ModelManifest::load(&args.manifest)?;
+    let search = args
+        .models
+        .or_else(|| std::env::var_os("MODEL_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("../../shared/models"));
+    let model = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(manifest.resolve(std::slice::from_ref(&search), &search))?;
+    let model = std::fs::canonicalize(model)?;
+    let dylib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
+    let env = init_runtime(Some(&dylib))?;
+    let dir = tempfile::tempdir()?;
+    let clip = dir.path().join("clip.h264");
+    make_camera_clip(&args.image, &clip, args.seconds, true)?;
+
+    let detector = Detector::new(&env, &model, manifest.clone(), args.threads)?;
+    let (pipeline_fps, frames, persons) = pipeline(&clip, detector)?;
+    let raw_fps = raw(&env, &model, &manifest, &clip, args.threads, frames)?;
+    let python_fps = if args.no_python {
+        None
+    } else {
+        Some(python(&repo, &model, &clip, args.threads)?)
+    };
+
+    println!(
+        "pipeline bench: {frames} frames of 640x360 H.264 (25 fps, {} s), model {} ({}x{}), {} intra-op threads",
+        args.seconds,
+        manifest.id(),
+        manifest.input.width,
+        manifest.input.height,
+        args.threads
+    );
+    println!("{:<58} {:>10}", "", "frames/s");
+    println!(
+        "{:<58} {:>10.1}",
+        "raw ort inference (session.run on one letterboxed frame)", raw_fps
+    );
+    println!(
+        "{:<58} {:>10.1}",
+        "gateway pipeline (decode, convert, detect, NMS, rule)", pipeline_fps
+    );
+    if let Some(py) = python_fps {
+        println!(
+            "{:<58} {:>10.1}",
+            "python peer (OpenCV, onnxruntime, NumPy)", py
+        );
+    }
+    println!(
+        "persons counted by the pipeline: {persons} ({:.1} per frame)",
+        persons as f64 / frames.max(1) as f64
+    );
+    println!("pipeline_vs_raw = {:.2}", pipeline_fps / raw_fps);
+    if let Some(py) = python_fps {
+        println!("pipeline_vs_python = {:.2}", pipeline_fps / py);
+    }
+    Ok(())
+}
