@@ -10,6 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::calendar::WorkingCalendar;
+use super::deadline::DeadlineConfig;
 use super::routing::OwnershipItem;
 
 /// Case states from the closed loop (闭环) in DOMAIN.md.
@@ -111,18 +112,21 @@ pub struct NewCase {
     pub due_at: Option<DateTime<Utc>>,
     /// When to warn that the deadline approaches.
     pub warn_at: Option<DateTime<Utc>>,
+    /// By when the centre should have dispatched it (on-time dispatch).
+    pub dispatch_due_at: DateTime<Utc>,
     pub opened_at: DateTime<Utc>,
     pub note: String,
 }
 
 /// Opens a case for `event`. A routed case is dispatched at once with its deadline from the
-/// working calendar, warned about when `warn_fraction` of its limit has run; an unrouted
-/// one waits in joint review with no deadline.
+/// working calendar, warned about when `deadlines.warn_fraction` of its limit has run; an
+/// unrouted one waits in joint review with no deadline, to be dispatched within
+/// `deadlines.dispatch_limit`.
 pub fn open_case(
     event: &EventEnvelope,
     route: Option<&OwnershipItem>,
     calendar: &WorkingCalendar,
-    warn_fraction: f64,
+    deadlines: &DeadlineConfig,
     now: DateTime<Utc>,
 ) -> NewCase {
     let (state, queue, due_at, note) = match route {
@@ -153,7 +157,8 @@ pub fn open_case(
         severity: event.severity,
         route: route.cloned(),
         due_at,
-        warn_at: route.map(|r| calendar.fraction_of(now, r.time_limit, warn_fraction)),
+        warn_at: route.map(|r| calendar.fraction_of(now, r.time_limit, deadlines.warn_fraction)),
+        dispatch_due_at: calendar.due(now, deadlines.dispatch_limit),
         opened_at: now,
         note,
     }
@@ -227,7 +232,7 @@ mod tests {
             &e,
             list.route(&e.category, None),
             &WorkingCalendar::default(),
-            0.75,
+            &DeadlineConfig::default(),
             now,
         );
         assert_eq!(case.state, CaseState::Dispatched);
@@ -235,6 +240,7 @@ mod tests {
         assert_eq!(case.route.unwrap().department, "police");
         assert_eq!(case.due_at, Some(now + chrono::Duration::hours(2)));
         assert_eq!(case.warn_at, Some(now + chrono::Duration::minutes(90)));
+        assert_eq!(case.dispatch_due_at, now + chrono::Duration::hours(1));
         assert_eq!(case.severity, Severity::High);
         assert_eq!(case.title, "crowd 14 person @ camera cam-1");
     }
@@ -245,7 +251,7 @@ mod tests {
             &event(),
             None,
             &WorkingCalendar::default(),
-            0.75,
+            &DeadlineConfig::default(),
             Utc::now(),
         );
         assert_eq!(

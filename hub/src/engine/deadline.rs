@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::case::CaseState;
+use super::routing::TimeLimit;
 
 /// Deadline settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -19,6 +20,14 @@ pub struct DeadlineConfig {
     /// Where an overdue case escalates when its ownership item names no supervising
     /// department.
     pub escalate_to: String,
+    /// How soon after a case is opened the centre should have dispatched it, for the
+    /// on-time dispatch indicator (a case routed at once is always on time).
+    #[serde(default = "default_dispatch_limit")]
+    pub dispatch_limit: TimeLimit,
+}
+
+fn default_dispatch_limit() -> TimeLimit {
+    "1 urgent_hours".parse().expect("a valid time limit")
 }
 
 impl Default for DeadlineConfig {
@@ -27,6 +36,7 @@ impl Default for DeadlineConfig {
             warn_fraction: 0.75,
             sweep_interval_s: 30,
             escalate_to: "county-centre".into(),
+            dispatch_limit: default_dispatch_limit(),
         }
     }
 }

@@ -10,6 +10,10 @@
 //! - rework rate = closed cases that were sent back at least once / closed;
 //! - average handling time = from the (last) dispatch to closure, over closed cases;
 //! - extension rate = cases given an extension / cases dispatched;
+//! - on-time dispatch rate = cases first dispatched by their dispatch deadline (opening +
+//!   `deadlines.dispatch_limit`) / cases dispatched (cases routed at opening are on time);
+//! - on-time handling rate = cases whose (latest) handling was reported by their deadline /
+//!   cases reported handled;
 //! - satisfaction = the mean of the latest callback's score (1–5) over cases called back.
 
 use std::collections::BTreeMap;
@@ -45,6 +49,12 @@ pub struct CaseGroup {
     pub extended: i64,
     pub rated: i64,
     pub satisfaction_sum: i64,
+    /// Of those, dispatched with a dispatch deadline, and by it.
+    pub dispatch_timed: i64,
+    pub dispatched_on_time: i64,
+    /// Of those, reported handled, and by their deadline.
+    pub handled: i64,
+    pub handled_on_time: i64,
 }
 
 /// Cases opened on one local day, counted in days since 1970-01-01 (local).
@@ -79,6 +89,14 @@ pub struct Counts {
     rated: i64,
     #[serde(skip)]
     satisfaction_sum: i64,
+    #[serde(skip)]
+    dispatch_timed: i64,
+    #[serde(skip)]
+    dispatched_on_time: i64,
+    #[serde(skip)]
+    handled: i64,
+    #[serde(skip)]
+    handled_on_time: i64,
     /// `null` where the denominator is 0.
     pub closure_rate: Option<f64>,
     pub on_time_closure_rate: Option<f64>,
@@ -86,6 +104,8 @@ pub struct Counts {
     pub avg_handle_hours: Option<f64>,
     pub extension_rate: Option<f64>,
     pub satisfaction: Option<f64>,
+    pub on_time_dispatch_rate: Option<f64>,
+    pub on_time_handling_rate: Option<f64>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -140,6 +160,10 @@ impl Counts {
         self.extended += g.extended;
         self.rated += g.rated;
         self.satisfaction_sum += g.satisfaction_sum;
+        self.dispatch_timed += g.dispatch_timed;
+        self.dispatched_on_time += g.dispatched_on_time;
+        self.handled += g.handled;
+        self.handled_on_time += g.handled_on_time;
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         self.closure_rate = ratio(self.closed, self.due_to_close);
         self.on_time_closure_rate = ratio(self.on_time, self.due_to_close);
@@ -147,6 +171,8 @@ impl Counts {
         self.avg_handle_hours = ratio(self.handle_ms, self.timed).map(|ms| ms / 3_600_000.0);
         self.extension_rate = ratio(self.extended, self.dispatched);
         self.satisfaction = ratio(self.satisfaction_sum, self.rated);
+        self.on_time_dispatch_rate = ratio(self.dispatched_on_time, self.dispatch_timed);
+        self.on_time_handling_rate = ratio(self.handled_on_time, self.handled);
     }
 }
 
@@ -237,6 +263,10 @@ mod tests {
             extended: 0,
             rated: 0,
             satisfaction_sum: 0,
+            dispatch_timed: 0,
+            dispatched_on_time: 0,
+            handled: 0,
+            handled_on_time: 0,
         }
     }
 
@@ -280,8 +310,9 @@ mod tests {
     }
 
     /// A hand-computed fixture: police closed 3 cases (2 on time, 1 reworked, 1 extended,
-    /// 2 called back with 5 and 4; handled in 2 h, 4 h and 6 h) and has 1 overdue and 1 not
-    /// yet due; water closed nothing and has nothing due.
+    /// 2 called back with 5 and 4; handled in 2 h, 4 h and 6 h; 2 first dispatched in time;
+    /// all 3 reported handled, 2 by the deadline) and has 1 overdue and 1 not yet due (both
+    /// dispatched in time, neither handled yet); water closed nothing and has nothing due.
     #[test]
     fn indicators_follow_their_definitions() {
         let mut closed = group(Some("police"), "event:0407", None, "closed", 3);
@@ -294,8 +325,14 @@ mod tests {
         closed.extended = 1;
         closed.rated = 2;
         closed.satisfaction_sum = 5 + 4;
+        closed.dispatch_timed = 3;
+        closed.dispatched_on_time = 2;
+        closed.handled = 3;
+        closed.handled_on_time = 2;
         let mut handling = group(Some("police"), "event:0407", None, "handling", 2);
         handling.due_to_close = 1;
+        handling.dispatch_timed = 2;
+        handling.dispatched_on_time = 2;
         let water = group(Some("water"), "component:0101", None, "dispatched", 1);
         let s = summarise(
             &[closed, handling, water],
@@ -311,6 +348,12 @@ mod tests {
         assert_eq!(police.avg_handle_hours, Some(4.0));
         assert_eq!(police.extension_rate, Some(1.0 / 3.0), "1 of 3 dispatched");
         assert_eq!(police.satisfaction, Some(4.5));
+        assert_eq!(
+            police.on_time_dispatch_rate,
+            Some(0.8),
+            "4 of 5 dispatched in time"
+        );
+        assert_eq!(police.on_time_handling_rate, Some(2.0 / 3.0));
         let water = &s.by_department[1].counts;
         assert_eq!(water.closure_rate, None, "nothing was due");
         assert_eq!(water.rework_rate, None, "nothing was closed");

@@ -88,13 +88,7 @@ pub async fn post(
             let route = reference
                 .ownership
                 .route(&event.category, event.location.area_code.as_deref());
-            open_case(
-                event,
-                route,
-                &app.calendar,
-                app.deadlines.warn_fraction,
-                now,
-            )
+            open_case(event, route, &app.calendar, &app.deadlines, now)
         })
         .await?;
     for fresh in &outcome.fresh {

@@ -376,7 +376,9 @@ impl Store {
         let changed = sqlx::query(
             "UPDATE cases SET state = $1, updated_at = $2, rework_count = rework_count + $3, \
              closed_at = CASE WHEN $6 = 1 THEN $2 ELSE closed_at END, \
-             dispatched_at = CASE WHEN $7 = 1 THEN $2 ELSE dispatched_at END \
+             dispatched_at = CASE WHEN $7 = 1 THEN $2 ELSE dispatched_at END, \
+             first_dispatched_at = CASE WHEN $7 = 1 AND first_dispatched_at IS NULL THEN $2 ELSE first_dispatched_at END, \
+             handled_at = CASE WHEN $8 = 1 THEN $2 ELSE handled_at END \
              WHERE id = $4 AND state = $5",
         )
         .bind(t.to.as_str())
@@ -386,6 +388,7 @@ impl Store {
         .bind(t.from.as_str())
         .bind(i64::from(closes))
         .bind(i64::from(dispatches))
+        .bind(i64::from(t.to == CaseState::Handled))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -130,8 +130,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO cases (id, title, category, state, queue, severity, department, supervisor, time_limit, \
                  condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at, warn_at, \
-                 dispatched_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20)",
+                 dispatched_at, first_dispatched_at, dispatch_due_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20, $20, $21)",
             )
             .bind(case.id.to_string())
             .bind(&case.title)
@@ -153,6 +153,7 @@ impl Store {
             .bind(to_ms(event.occurred_at))
             .bind(case.warn_at.map(to_ms))
             .bind(route.map(|_| to_ms(case.opened_at)))
+            .bind(to_ms(case.dispatch_due_at))
             .execute(&mut *tx)
             .await?;
             let case_id = case.id.to_string();

@@ -35,6 +35,10 @@ impl Store {
              CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL \
                  THEN closed_at - dispatched_at ELSE 0 END) AS BIGINT) AS handle_ms, \
              CAST(SUM(CASE WHEN dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatched, \
+             CAST(SUM(CASE WHEN first_dispatched_at IS NOT NULL AND dispatch_due_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatch_timed, \
+             CAST(SUM(CASE WHEN first_dispatched_at <= dispatch_due_at THEN 1 ELSE 0 END) AS BIGINT) AS dispatched_on_time, \
+             CAST(SUM(CASE WHEN handled_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS handled, \
+             CAST(SUM(CASE WHEN handled_at IS NOT NULL AND (due_at IS NULL OR handled_at <= due_at) THEN 1 ELSE 0 END) AS BIGINT) AS handled_on_time, \
              CAST(SUM(CASE WHEN extensions_approved > 0 THEN 1 ELSE 0 END) AS BIGINT) AS extended, \
              CAST(SUM(CASE WHEN satisfaction IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS rated, \
              CAST(SUM(COALESCE(satisfaction, 0)) AS BIGINT) AS satisfaction_sum, \
@@ -71,6 +75,10 @@ impl Store {
                 timed: r.try_get("timed")?,
                 handle_ms: r.try_get("handle_ms")?,
                 dispatched: r.try_get("dispatched")?,
+                dispatch_timed: r.try_get("dispatch_timed")?,
+                dispatched_on_time: r.try_get("dispatched_on_time")?,
+                handled: r.try_get("handled")?,
+                handled_on_time: r.try_get("handled_on_time")?,
                 extended: r.try_get("extended")?,
                 rated: r.try_get("rated")?,
                 satisfaction_sum: r.try_get("satisfaction_sum")?,

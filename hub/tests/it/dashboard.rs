@@ -453,7 +453,7 @@ on_both_backends!(
                 .unwrap()
                 .to_owned()
         };
-        let (a, b, c, _d, e, _f) = (
+        let (a, b, c, _d, e, f) = (
             case_of(0),
             case_of(1),
             case_of(2),
@@ -512,6 +512,24 @@ on_both_backends!(
         }
         // E: a false alarm. C stays overdue.
         act(e, op.clone(), "void").await;
+        // F: dispatched by the centre after its dispatch deadline (A–D were routed at once).
+        let past = (chrono::Utc::now() - chrono::Duration::hours(1)).timestamp_millis();
+        sqlx::query("UPDATE cases SET dispatch_due_at = $1 WHERE id = $2")
+            .bind(past)
+            .bind(f.as_str())
+            .execute(&db)
+            .await
+            .unwrap();
+        let resp = hub
+            .post_json(
+                &format!("/api/v1/cases/{f}/actions"),
+                &op,
+                &json!({"action": "dispatch", "department": "police", "time_limit": "2 working_days"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
 
         let stats: Value = hub.get_json("/api/v1/stats", &hub.operator_token).await;
         let t = &stats["totals"];
@@ -525,6 +543,16 @@ on_both_backends!(
         assert_eq!(t["closure_rate"].as_f64(), Some(2.0 / 3.0));
         assert_eq!(t["on_time_closure_rate"].as_f64(), Some(1.0 / 3.0));
         assert_eq!(t["rework_rate"].as_f64(), Some(0.5));
+        assert_eq!(
+            t["on_time_dispatch_rate"].as_f64(),
+            Some(0.8),
+            "A-D routed at once, F late"
+        );
+        assert_eq!(
+            t["on_time_handling_rate"].as_f64(),
+            Some(0.5),
+            "A handled in time (last), B after its deadline"
+        );
         let hours = t["avg_handle_hours"].as_f64().unwrap();
         assert!(
             (0.0..0.1).contains(&hours),
