@@ -10,19 +10,19 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use edge_gateway::detect::{Detector, ModelManifest, Tiling, init_runtime, load_bgr};
+use edge_gateway::detect::{Tiling, load_bgr};
 use edge_gateway::pipeline::rules::PERSON;
+use support::ModelArgs;
+
+mod support;
 
 #[derive(Parser)]
 struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-    #[arg(long, default_value = "../models/yolox-nano.toml")]
-    manifest: PathBuf,
-    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models).
-    #[arg(long)]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Images and their README with the hand counts.
     #[arg(long, default_value = "../../shared/testdata")]
     testdata: PathBuf,
@@ -37,8 +37,6 @@ struct Args {
     /// Timed runs per image and layout (after one warm-up).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
 }
 
 /// The images and hand counts of the README's table: rows like "| `file.jpg` | **14** …".
@@ -82,22 +80,13 @@ fn within(found: u32, hand: u32) -> bool {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let manifest = ModelManifest::load(&args.manifest)?;
-    let search = args
-        .models
-        .or_else(|| std::env::var_os("MODEL_CACHE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../../shared/models"));
-    let model = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(manifest.resolve(std::slice::from_ref(&search), &search))?;
-    let dylib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
-    let env = init_runtime(Some(&dylib))?;
-    let id = manifest.id();
-    let (iw, ih) = (manifest.input.width, manifest.input.height);
-    let mut detector = Detector::new(&env, &model, manifest, args.threads)?;
+    let model = args.model.load()?;
+    let (id, iw, ih) = (
+        model.manifest.id(),
+        model.manifest.input.width,
+        model.manifest.input.height,
+    );
+    let mut detector = model.detector()?;
     let layouts = args
         .layouts
         .iter()
@@ -107,7 +96,7 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "count bench: model {id} ({iw}x{ih}), persons scoring >= {}, tile overlap {}, {} intra-op threads, median of {} runs",
-        args.min_score, args.overlap, args.threads, args.rounds
+        args.min_score, args.overlap, model.threads, args.rounds
     );
     print!("{:<38} {:>5}", "image", "hand");
     for (name, _) in &layouts {

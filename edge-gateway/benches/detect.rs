@@ -9,21 +9,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use edge_gateway::detect::{Detector, ModelManifest, init_runtime, load_bgr, preprocess};
+use edge_gateway::detect::{load_bgr, preprocess};
 use edge_gateway::pipeline::snapshot;
+use support::ModelArgs;
+
+mod support;
 
 #[derive(Parser)]
 struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-    /// Model manifest.
-    #[arg(long, default_value = "../models/yolox-nano.toml")]
-    manifest: PathBuf,
-    /// Folder holding the model file, when it is not beside its manifest (else MODEL_CACHE,
-    /// else ../shared/models beside the repository).
-    #[arg(long)]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(
         long,
         default_value = "../../shared/testdata/crowd_seminar_ibm_stc-brownbag.jpg"
@@ -31,9 +29,6 @@ struct Args {
     image: PathBuf,
     #[arg(long, default_value_t = 200)]
     iterations: usize,
-    /// Threads one inference may use.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
 }
 
 fn time(iterations: usize, mut f: impl FnMut()) -> (Duration, Duration) {
@@ -57,22 +52,9 @@ fn ms(d: Duration) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let manifest = ModelManifest::load(&args.manifest)?;
-    let models = args
-        .models
-        .or_else(|| std::env::var_os("MODEL_CACHE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../../shared/models"));
-    let dylib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
-    let env = init_runtime(Some(&dylib))?;
-    let beside = manifest.dir.join(&manifest.file);
-    let file = if beside.is_file() {
-        beside
-    } else {
-        models.join(&manifest.file)
-    };
-    let mut detector = Detector::new(&env, &file, manifest.clone(), args.threads)?;
+    let model = args.model.load()?;
+    let manifest = &model.manifest;
+    let mut detector = model.detector()?;
     let (bgr, w, h) =
         load_bgr(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
     let n = args.iterations;
@@ -100,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         manifest.id(),
         manifest.input.width,
         manifest.input.height,
-        args.threads
+        model.threads
     );
     println!("{:<40} {:>10} {:>10}", "stage", "median ms", "p90 ms");
     println!(

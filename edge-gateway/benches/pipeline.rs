@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
-use edge_gateway::detect::{Detector, ModelManifest, init_runtime, preprocess};
+use edge_gateway::detect::{Detector, preprocess};
 use edge_gateway::pipeline::decode::{Codec, Decoder};
 use edge_gateway::pipeline::episode::Timing;
 use edge_gateway::pipeline::rules::{CrowdRule, CrowdState};
@@ -30,27 +30,24 @@ use ffmpeg_next as ffmpeg;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
+use support::{Model, ModelArgs};
 use system_tests::make_camera_clip;
+
+mod support;
 
 #[derive(Parser)]
 struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-    #[arg(long, default_value = "../models/yolox-nano.toml")]
-    manifest: PathBuf,
-    /// Folder holding the model file (else MODEL_CACHE, else ../shared/models).
-    #[arg(long)]
-    models: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The still image the clip pans across (640×360 H.264 at 25 fps).
     #[arg(long, default_value = "../../shared/testdata/crowd_office_ibm_stc.jpg")]
     image: PathBuf,
     /// Length of the clip.
     #[arg(long, default_value_t = 20)]
     seconds: u32,
-    /// Intra-op threads of one inference, for all three.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
     /// Leave the Python peer out.
     #[arg(long)]
     no_python: bool,
@@ -142,14 +139,7 @@ fn pipeline(clip: &Path, mut detector: Detector) -> anyhow::Result<(f64, usize, 
 }
 
 /// Inferences per second on one letterboxed frame, nothing else.
-fn raw(
-    env: &ort::environment::Environment,
-    model: &Path,
-    manifest: &ModelManifest,
-    clip: &Path,
-    threads: usize,
-    runs: usize,
-) -> anyhow::Result<f64> {
+fn raw(model: &Model, clip: &Path, runs: usize) -> anyhow::Result<f64> {
     let mut first = None;
     decode_clip(clip, |f| {
         first = Some(f);
@@ -157,16 +147,17 @@ fn raw(
     })?;
     let f = first.context("no frame in the clip")?;
     let mut resizer = fast_image_resize::Resizer::new();
-    let input = preprocess::letterbox(&mut resizer, &f.bgr, f.width, f.height, &manifest.input);
-    let mut session = Session::builder(env)
+    let spec = &model.manifest.input;
+    let input = preprocess::letterbox(&mut resizer, &f.bgr, f.width, f.height, spec);
+    let mut session = Session::builder(&model.env)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_intra_threads(threads)
+        .with_intra_threads(model.threads)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_inter_threads(1)
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .commit_from_file(model)
+        .commit_from_file(&model.file)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let tensor = Tensor::from_array(input.tensor).map_err(|e| anyhow::anyhow!("{e}"))?;
     session
@@ -235,31 +226,18 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .context("run from the edge-gateway folder, as cargo bench does")?
         .to_path_buf();
-    let manifest = ModelManifest::load(&args.manifest)?;
-    let search = args
-        .models
-        .or_else(|| std::env::var_os("MODEL_CACHE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../../shared/models"));
-    let model = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(manifest.resolve(std::slice::from_ref(&search), &search))?;
-    let model = std::fs::canonicalize(model)?;
-    let dylib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
-    let env = init_runtime(Some(&dylib))?;
+    let model = args.model.load()?;
+    let (manifest, threads) = (&model.manifest, model.threads);
     let dir = tempfile::tempdir()?;
     let clip = dir.path().join("clip.h264");
     make_camera_clip(&args.image, &clip, args.seconds, true)?;
 
-    let detector = Detector::new(&env, &model, manifest.clone(), args.threads)?;
-    let (pipeline_fps, frames, persons) = pipeline(&clip, detector)?;
-    let raw_fps = raw(&env, &model, &manifest, &clip, args.threads, frames)?;
+    let (pipeline_fps, frames, persons) = pipeline(&clip, model.detector()?)?;
+    let raw_fps = raw(&model, &clip, frames)?;
     let python_fps = if args.no_python {
         None
     } else {
-        Some(python(&repo, &model, &clip, args.threads)?)
+        Some(python(&repo, &model.file, &clip, threads)?)
     };
 
     println!(
@@ -268,7 +246,7 @@ fn main() -> anyhow::Result<()> {
         manifest.id(),
         manifest.input.width,
         manifest.input.height,
-        args.threads
+        threads
     );
     println!("{:<58} {:>10}", "", "frames/s");
     println!(

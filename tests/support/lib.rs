@@ -49,36 +49,15 @@ pub fn free_port() -> u16 {
 
 /// Builds an H.264 clip (no B-frames, a key frame every second) showing `image`.
 pub fn make_clip(image: &Path, out: &Path, seconds: u32) -> anyhow::Result<()> {
-    let status = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
-        .arg(image)
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-r",
-            "10",
-            "-vf",
-            "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "stillimage",
-            "-g",
-            "10",
-            "-bf",
-            "0",
-        ])
-        .arg(out)
-        .status()
-        .context("running ffmpeg (scripts/install-deps.sh installs it)")?;
-    if !status.success() {
-        bail!("ffmpeg failed building {}", out.display());
-    }
-    Ok(())
+    let still = "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p";
+    encode(
+        image,
+        out,
+        seconds,
+        10,
+        still,
+        &["-tune", "stillimage", "-g", "10"],
+    )
 }
 
 /// A camera-like clip of `image`: 640×360 H.264 at 25 fps, a key frame every 2 s, no
@@ -90,17 +69,41 @@ pub fn make_camera_clip(image: &Path, out: &Path, seconds: u32, pan: bool) -> an
     } else {
         "scale=640:360,format=yuv420p"
     };
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
+    let raw = out.extension().is_some_and(|e| e == "h264");
+    let format: &[&str] = if raw { &["-f", "h264"] } else { &[] };
+    encode(
+        image,
+        out,
+        seconds,
+        25,
+        view,
+        &[&["-g", "50"], format].concat(),
+    )
+}
+
+/// `image` looped for `seconds` at `fps` through the filter `view`, encoded by libx264
+/// without B-frames, with `extra` output options.
+fn encode(
+    image: &Path,
+    out: &Path,
+    seconds: u32,
+    fps: u32,
+    view: &str,
+    extra: &[&str],
+) -> anyhow::Result<()> {
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
         .arg(image)
-        .args(["-t", &seconds.to_string(), "-r", "25", "-vf", view])
         .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-bf", "0",
-        ]);
-    if out.extension().is_some_and(|e| e == "h264") {
-        cmd.args(["-f", "h264"]);
-    }
-    let status = cmd
+            "-t",
+            &seconds.to_string(),
+            "-r",
+            &fps.to_string(),
+            "-vf",
+            view,
+        ])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"])
+        .args(extra)
         .arg(out)
         .status()
         .context("running ffmpeg (scripts/install-deps.sh installs it)")?;

@@ -28,10 +28,15 @@ impl Detection {
         (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
     }
 
-    pub fn iou(&self, other: &Detection) -> f32 {
+    /// The area this box shares with `other`.
+    pub fn intersection(&self, other: &Detection) -> f32 {
         let w = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
         let h = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
-        let inter = w * h;
+        w * h
+    }
+
+    pub fn iou(&self, other: &Detection) -> f32 {
+        let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 { 0.0 } else { inter / union }
     }

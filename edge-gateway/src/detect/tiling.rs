@@ -94,10 +94,12 @@ impl Found {
 
 /// The share of `part`'s area that lies inside `whole`.
 fn inside(part: &Detection, whole: &Detection) -> f32 {
-    let w = (part.x2.min(whole.x2) - part.x1.max(whole.x1)).max(0.0);
-    let h = (part.y2.min(whole.y2) - part.y1.max(whole.y1)).max(0.0);
     let area = part.area();
-    if area <= 0.0 { 0.0 } else { w * h / area }
+    if area <= 0.0 {
+        0.0
+    } else {
+        part.intersection(whole) / area
+    }
 }
 
 /// The boxes of all regions as one set: class-wise NMS at `iou`, cut parts dropped.

@@ -10,7 +10,7 @@ use chrono::Utc;
 use protocol::gateway::{Reinspection, ReinspectionOutcome, ReinspectionResult};
 use tokio::sync::mpsc;
 
-use super::events::{crowd_event, hazard_event};
+use super::events::{Sighting, crowd_event, hazard_event};
 use super::frames::{Frame, FrameSlots};
 use super::hazard::HazardState;
 use super::reinspect::{Finding, Inspection};
@@ -143,33 +143,26 @@ impl Analysis {
                         false
                     });
                 }
+                let sighting = Sighting {
+                    gateway_id: &self.gateway_id,
+                    camera,
+                    model_id: &model_ids[model],
+                    frame: &frame,
+                    tracks: &tracks,
+                };
                 let mut raised = Vec::new();
                 if let Some(rule) = &camera.crowd
                     && let Some(hit) = rule.step(&mut live.crowd, &detections, w, h, at)
                 {
                     let snap = snapshot_of(camera, &frame, &hit.persons);
-                    let event = crowd_event(
-                        &self.gateway_id,
-                        camera,
-                        &model_ids[model],
-                        &hit,
-                        (&frame, &tracks),
-                        snap,
-                    );
+                    let event = crowd_event(&sighting, &hit, snap);
                     tracing::info!(camera = %camera.id, phase = ?hit.report.phase, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, episode = %hit.report.episode.id, "crowd");
                     raised.push(event);
                 }
                 if let Some(rule) = &live.camera.hazard {
                     for hit in rule.step(&mut live.hazard, &detections, w, h, at) {
                         let snap = snapshot_of(camera, &frame, hit.best.as_slice());
-                        let event = hazard_event(
-                            &self.gateway_id,
-                            camera,
-                            &model_ids[model],
-                            &hit,
-                            (&frame, &tracks),
-                            snap,
-                        );
+                        let event = hazard_event(&sighting, &hit, snap);
                         tracing::info!(camera = %camera.id, phase = ?hit.report.phase, class = %hit.class.label, score = hit.best.map(|b| b.score), event = %event.envelope.id, episode = %hit.report.episode.id, "hazard");
                         raised.push(event);
                     }

@@ -36,16 +36,20 @@ struct Seen<'a> {
     boxes: &'a [Detection],
 }
 
-/// The event for a crowd seen by `camera` in `frame`.
-pub fn crowd_event(
-    gateway_id: &str,
-    camera: &CameraConfig,
-    model_id: &str,
-    hit: &CrowdHit,
-    (frame, tracks): (&Frame, &[Tracked]),
-    snapshot: Option<Blob>,
-) -> NewEvent {
-    let (name, count, peak) = (&camera.name, hit.persons.len(), hit.peak);
+/// Where an event was seen: by which gateway, camera and model, in which frame, with the
+/// frame's tracked objects.
+#[derive(Clone, Copy)]
+pub struct Sighting<'a> {
+    pub gateway_id: &'a str,
+    pub camera: &'a CameraConfig,
+    pub model_id: &'a str,
+    pub frame: &'a Frame,
+    pub tracks: &'a [Tracked],
+}
+
+/// The event for a crowd.
+pub fn crowd_event(at: &Sighting, hit: &CrowdHit, snapshot: Option<Blob>) -> NewEvent {
+    let (name, count, peak) = (&at.camera.name, hit.persons.len(), hit.peak);
     let description = match hit.report.phase {
         Phase::Start => format!("crowd of {count} persons seen by {name}"),
         Phase::Update => format!("crowd seen by {name} grew to {count} persons"),
@@ -60,26 +64,12 @@ pub fn crowd_event(
         label: "person",
         boxes: &hit.persons,
     };
-    camera_event(
-        gateway_id,
-        camera,
-        model_id,
-        seen,
-        (frame, tracks),
-        snapshot,
-    )
+    camera_event(at, seen, snapshot)
 }
 
-/// The event for a hazard (a broken or missing cover) seen by `camera` in `frame`.
-pub fn hazard_event(
-    gateway_id: &str,
-    camera: &CameraConfig,
-    model_id: &str,
-    hit: &HazardHit,
-    (frame, tracks): (&Frame, &[Tracked]),
-    snapshot: Option<Blob>,
-) -> NewEvent {
-    let (label, name) = (&hit.class.label, &camera.name);
+/// The event for a hazard (a broken or missing cover).
+pub fn hazard_event(at: &Sighting, hit: &HazardHit, snapshot: Option<Blob>) -> NewEvent {
+    let (label, name) = (&hit.class.label, &at.camera.name);
     let description = match (hit.report.phase, hit.best) {
         (Phase::End, _) | (_, None) => format!("{label} no longer seen by {name}"),
         (Phase::Start, Some(b)) => format!("{label} seen by {name} (score {:.2})", b.score),
@@ -96,24 +86,17 @@ pub fn hazard_event(
         label,
         boxes: hit.best.as_slice(),
     };
-    camera_event(
+    camera_event(at, seen, snapshot)
+}
+
+fn camera_event(at: &Sighting, seen: Seen, snapshot: Option<Blob>) -> NewEvent {
+    let Sighting {
         gateway_id,
         camera,
         model_id,
-        seen,
-        (frame, tracks),
-        snapshot,
-    )
-}
-
-fn camera_event(
-    gateway_id: &str,
-    camera: &CameraConfig,
-    model_id: &str,
-    seen: Seen,
-    (frame, tracks): (&Frame, &[Tracked]),
-    snapshot: Option<Blob>,
-) -> NewEvent {
+        frame,
+        tracks,
+    } = *at;
     let (width, height) = (frame.width, frame.height);
     let objects = seen
         .boxes

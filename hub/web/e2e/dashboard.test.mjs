@@ -291,8 +291,13 @@ test('signing out ends the session', async () => {
   await page.waitForFunction(() =>
     [...document.images].filter((img) => img.getBoundingClientRect().top < innerHeight).every((img) => img.complete),
   )
+  // The page leaves for the sign-in form first and ends the session after it: wait for that.
+  const ended = page.waitForResponse(
+    (r) => r.url().endsWith('/api/v1/session') && r.request().method() === 'DELETE',
+  )
   await page.getByRole('button', { name: '退出' }).click()
   await page.getByRole('button', { name: '登录' }).waitFor()
+  assert.equal((await ended).status(), 204)
   const after = await page.context().request.get(`${HUB}/api/v1/cases`)
   assert.equal(after.status(), 401)
   assert.deepEqual(problems, [], 'no console errors')
