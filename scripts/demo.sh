@@ -133,6 +133,7 @@ area_code = "330106001001"
 
 [camera.crowd]
 min_persons = 5
+refresh_s = 60
 cooldown_s = 30
 
 [[camera]]
