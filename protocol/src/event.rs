@@ -106,6 +106,11 @@ pub struct Episode {
     /// Minted at the edge when the condition starts (the id of the `raised` event).
     pub id: Uuid,
     pub seq: u32,
+    /// The longest the rule stays silent while the condition lasts (it sends a refresh at
+    /// least this often), so the hub can tell an episode that went quiet, e.g. because its
+    /// gateway restarted and forgot it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_s: Option<u32>,
 }
 
 /// Risk level, as the governance centres grade it (高/中/低).
@@ -267,6 +272,9 @@ impl EventEnvelope {
                     ),
                 );
             }
+            (_, Some(e)) if e.refresh_s == Some(0) => {
+                return err("episode.refresh_s", "must be at least 1 second".into());
+            }
             _ => {}
         }
         self.location.validate().map_err(|e| FieldError {
@@ -427,6 +435,7 @@ mod tests {
         Episode {
             id: Uuid::now_v7(),
             seq,
+            refresh_s: Some(600),
         }
     }
 
@@ -477,6 +486,15 @@ mod tests {
             ),
             (|e| e.episode = Some(episode(1)), "e.episode.seq"),
             (|e| e.kind = EventKind::Update, "e.episode"),
+            (
+                |e| {
+                    e.episode = Some(Episode {
+                        refresh_s: Some(0),
+                        ..episode(0)
+                    })
+                },
+                "e.episode.refresh_s",
+            ),
             (
                 |e| {
                     e.kind = EventKind::Ended;

@@ -132,6 +132,7 @@ impl Lifecycle {
                 let episode = Episode {
                     id: Uuid::now_v7(),
                     seq: 0,
+                    refresh_s: u32::try_from(timing.refresh.as_secs()).ok(),
                 };
                 self.state = State::Active {
                     episode,
@@ -170,8 +171,8 @@ impl Lifecycle {
                     return None;
                 }
                 let end = Episode {
-                    id: episode.id,
                     seq: episode.seq + 1,
+                    ..*episode
                 };
                 self.state = State::Idle {
                     holding_since: None,
@@ -304,6 +305,7 @@ mod tests {
         assert_eq!(start.episode.id, end.episode.id);
         assert_eq!((update.episode.seq, end.episode.seq), (1, 2));
         assert_ne!(next.episode.id, start.episode.id);
+        assert_eq!(end.episode.refresh_s, Some(600), "the rule's refresh time");
         assert_eq!((next.phase, next.episode.seq), (Phase::Start, 0));
     }
 }

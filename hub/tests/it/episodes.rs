@@ -166,3 +166,28 @@ on_both_backends!(
         assert_eq!(summary(&detail(&hub, &second).await).0, json!(3));
     }
 );
+
+on_both_backends!(
+    an_episode_not_heard_of_for_twice_its_refresh_time_is_silent,
+    |hub: TestHub| async move {
+        // Two crowds that started, far apart: one an hour ago, one now; each refreshes
+        // every 600 s while it lasts.
+        let mut quiet = episode("event:0407", 30.27)[0].clone();
+        quiet["episode"]["refresh_s"] = json!(600);
+        quiet["occurred_at"] =
+            json!((chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339());
+        let mut lively = episode("event:0407", 30.28)[0].clone();
+        lively["episode"]["refresh_s"] = json!(600);
+        lively["occurred_at"] = json!(chrono::Utc::now().to_rfc3339());
+        hub.post_events(vec![quiet.clone(), lively.clone()]).await;
+        for (event, silent) in [(&quiet, true), (&lively, false)] {
+            let case = detail(&hub, &case_of(&hub, event).await).await;
+            let ep = &case["episodes"][0];
+            assert_eq!(
+                (ep["refresh_s"].as_i64(), ep["silent"].as_bool()),
+                (Some(600), Some(silent)),
+                "{case}"
+            );
+        }
+    }
+);
