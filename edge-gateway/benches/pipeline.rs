@@ -138,6 +138,11 @@ fn pipeline(clip: &Path, mut detector: Detector) -> anyhow::Result<(f64, usize, 
     ))
 }
 
+/// ONNX Runtime's errors carry values that are not `Send`: keep their message.
+fn ort_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("ONNX Runtime: {e}")
+}
+
 /// Inferences per second on one letterboxed frame, nothing else.
 fn raw(model: &Model, clip: &Path, runs: usize) -> anyhow::Result<f64> {
     let mut first = None;
@@ -150,24 +155,20 @@ fn raw(model: &Model, clip: &Path, runs: usize) -> anyhow::Result<f64> {
     let spec = &model.manifest.input;
     let input = preprocess::letterbox(&mut resizer, &f.bgr, f.width, f.height, spec);
     let mut session = Session::builder(&model.env)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(ort_error)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(ort_error)?
         .with_intra_threads(model.threads)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(ort_error)?
         .with_inter_threads(1)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(ort_error)?
         .commit_from_file(&model.file)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tensor = Tensor::from_array(input.tensor).map_err(|e| anyhow::anyhow!("{e}"))?;
-    session
-        .run(ort::inputs![&tensor])
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(ort_error)?;
+    let tensor = Tensor::from_array(input.tensor).map_err(ort_error)?;
+    session.run(ort::inputs![&tensor]).map_err(ort_error)?;
     let started = Instant::now();
     for _ in 0..runs {
-        let out = session
-            .run(ort::inputs![&tensor])
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out = session.run(ort::inputs![&tensor]).map_err(ort_error)?;
         std::hint::black_box(&out);
     }
     Ok(runs as f64 / started.elapsed().as_secs_f64())

@@ -62,6 +62,13 @@ pub struct AppState {
     pub registry_changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+impl AppState {
+    /// Wakes the gateways waiting for a new configuration after a registry change here.
+    pub fn registry_did_change(&self) {
+        self.registry_changed.send_modify(|n| *n += 1);
+    }
+}
+
 /// The API under `/api/v1`, the liveness probe, and the dashboard's files from `web_root`.
 pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
     let limits = state.limits.clone();

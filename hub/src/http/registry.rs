@@ -112,7 +112,7 @@ pub async fn put(
         .enter_cameras(&[camera], &actor, Utc::now())
         .await?
         .map_err(|gateway| no_gateway(&gateway))?[0];
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(camera = %id, gateway = %gateway_id, revision = entered.revision, %actor, "camera entered in the registry");
     let view: CameraView = app
         .store
@@ -248,7 +248,7 @@ pub async fn import(
         .enter_cameras(&cameras, &actor, Utc::now())
         .await?
         .map_err(|gateway| no_gateway(&gateway))?;
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(rows = outcome.rows, created = outcome.created, %actor, "cameras imported into the registry");
     Ok(Json(outcome))
 }
@@ -262,7 +262,7 @@ pub async fn delete(
     if !app.store.remove_camera(&id, &actor, Utc::now()).await? {
         return Err(ApiError::not_found("camera"));
     }
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(camera = %id, %actor, "camera removed from the registry");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -116,7 +116,7 @@ pub async fn put(
         Some(TerminalEntered::Created { secret }) => (StatusCode::CREATED, Some(secret)),
         _ => (StatusCode::OK, None),
     };
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(terminal = %id, gateway = %terminal.gateway_id, %actor, "patrol terminal entered in the registry");
     let terminal = app
         .store
@@ -193,7 +193,7 @@ pub async fn import(
             TerminalEntered::Updated => None,
         })
         .collect();
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(rows = outcome.counts.rows, created = outcome.counts.created, %actor, "patrol terminals imported into the registry");
     Ok(Json(outcome))
 }
@@ -209,7 +209,7 @@ pub async fn new_secret(
         .new_terminal_secret(&id, &actor, Utc::now())
         .await?
         .ok_or_else(|| ApiError::not_found("terminal"))?;
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(terminal = %id, %actor, "patrol terminal given a new secret");
     Ok(Json(SecretIssued { id, secret }))
 }
@@ -223,7 +223,7 @@ pub async fn delete(
     if !app.store.remove_terminal(&id, &actor, Utc::now()).await? {
         return Err(ApiError::not_found("terminal"));
     }
-    app.registry_changed.send_modify(|n| *n += 1);
+    app.registry_did_change();
     tracing::info!(terminal = %id, %actor, "patrol terminal removed from the registry");
     Ok(StatusCode::NO_CONTENT)
 }
