@@ -4,7 +4,7 @@
 //! - **pipeline**: every frame of the clip through the gateway's own stages, on the
 //!   gateway's threads: FFmpeg decode and BGR conversion on a decoding thread, handed to the
 //!   detection thread, which letterboxes, runs the model through `ort`, decodes the grid,
-//!   applies NMS and steps the crowd rule;
+//!   applies NMS, tracks and steps the crowd rule;
 //! - **raw**: `session.run` alone on one letterboxed frame of the clip, same model, input
 //!   size and intra-op threads;
 //! - **python**: `models/tools/peer_pipeline.py` (OpenCV decode and letterbox, ONNX
@@ -28,6 +28,7 @@ use edge_gateway::detect::{Detector, preprocess};
 use edge_gateway::pipeline::decode::{Codec, Decoder};
 use edge_gateway::pipeline::episode::Timing;
 use edge_gateway::pipeline::rules::{CrowdRule, CrowdState};
+use edge_gateway::pipeline::track::{Tracker, TrackerSettings};
 use ffmpeg_next as ffmpeg;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -99,6 +100,7 @@ fn crowd_rule() -> CrowdRule {
         min_persons: 5,
         clear_below: 4,
         min_score: 0.25,
+        tracked: true,
         timing: Timing {
             dwell: Duration::from_secs(10),
             clear: Duration::from_secs(30),
@@ -125,11 +127,13 @@ fn pipeline(clip: &Path, mut detector: Detector) -> anyhow::Result<(f64, usize, 
     let analysis = std::thread::spawn(move || -> anyhow::Result<(usize, usize)> {
         let rule = crowd_rule();
         let mut state = CrowdState::default();
+        let mut tracker = Tracker::new(TrackerSettings::default());
         let (mut frames, mut persons) = (0, 0);
         for f in rx {
             let found = detector.detect(&f.bgr, f.width, f.height)?;
-            persons += rule.count(&found, f.width, f.height).len();
-            let _ = rule.step(&mut state, &found, f.width, f.height, Utc::now());
+            let tracks = tracker.step(&found);
+            persons += rule.count(&tracks, f.width, f.height).len();
+            let _ = rule.step(&mut state, &tracks, f.width, f.height, Utc::now());
             frames += 1;
         }
         Ok((frames, persons))

@@ -1,13 +1,20 @@
 //! The gateway's local API for technicians and monitoring: liveness, status and Prometheus
-//! metrics. It listens on loopback by default; it shows no secrets.
+//! metrics. It listens on loopback by default and shows no secrets. With `[api] token` set,
+//! everything but `/healthz` needs it as a bearer token (a Prometheus scrape job sends it
+//! with `authorization: { credentials: … }`); without one, status and metrics are open to
+//! whoever reaches the listener.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 use crate::cameras::CameraBoard;
 use crate::health::{CameraStatus, GatewayStats, UplinkStatus};
@@ -24,6 +31,32 @@ pub struct ApiState {
     pub outbox: Outbox,
     /// Patrol terminals, when the gateway serves them.
     pub terminals: Option<Arc<Board>>,
+    /// The technician's token (`[api] token`); when set, status, terminals and metrics
+    /// need it.
+    pub token: Option<SecretString>,
+}
+
+/// Whether the request carries `token` as its bearer token (compared in constant time).
+pub fn bearer_matches(headers: &HeaderMap, token: &SecretString) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+}
+
+/// Lets a request through when no token is set or it carries the token; else 401.
+async fn guard(State(s): State<ApiState>, request: Request, next: Next) -> Response {
+    match &s.token {
+        Some(token) if !bearer_matches(request.headers(), token) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "the gateway's API token is needed (Authorization: Bearer …)",
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 #[derive(Serialize)]
@@ -46,13 +79,14 @@ struct Status {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/terminals", get(terminals))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/terminals", get(terminals))
-        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

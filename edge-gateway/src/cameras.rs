@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CameraConfig;
 use crate::detect::ModelManifest;
 use crate::health::{CameraHealth, CameraStatus};
+use crate::pipeline::decode::DecodeSettings;
 use crate::pipeline::frames::FrameSlots;
 use crate::pipeline::hazard::HazardRule;
-use crate::pipeline::motion::MotionSettings;
 use crate::pipeline::rules::PERSON;
 use crate::pipeline::{camera, decode};
 
@@ -95,8 +95,8 @@ pub struct Cameras {
     /// To the detection thread; `None` when no model is loaded (no cameras can run).
     changes: Option<Sender<CameraChange>>,
     board: Arc<CameraBoard>,
-    /// Motion gating for every camera (`[motion]`), or none.
-    motion: Option<MotionSettings>,
+    /// Motion gating and hardware decoding for every camera (`[motion]`, `[decode]`).
+    decode: DecodeSettings,
 }
 
 impl Cameras {
@@ -105,7 +105,7 @@ impl Cameras {
         slots: Arc<FrameSlots>,
         changes: Option<Sender<CameraChange>>,
         board: Arc<CameraBoard>,
-        motion: Option<MotionSettings>,
+        decode: DecodeSettings,
     ) -> Self {
         Self {
             running: Vec::new(),
@@ -114,7 +114,7 @@ impl Cameras {
             slots,
             changes,
             board,
-            motion,
+            decode,
         }
     }
 
@@ -198,16 +198,18 @@ impl Cameras {
         let health = Arc::new(CameraHealth::new(&config.id, &config.name));
         let (packet_tx, packet_rx) = mpsc::channel(32);
         let decoder = {
-            let (slots, health, id, interval, motion) = (
+            let (slots, health, id, interval, settings) = (
                 self.slots.clone(),
                 health.clone(),
                 config.id.clone(),
                 config.detect_interval,
-                self.motion,
+                self.decode.clone(),
             );
             std::thread::Builder::new()
                 .name(format!("decode-{id}"))
-                .spawn(move || decode::run(slot, &id, interval, motion, packet_rx, &slots, &health))
+                .spawn(move || {
+                    decode::run(slot, &id, interval, settings, packet_rx, &slots, &health)
+                })
                 .expect("starting a decode thread")
         };
         let stop = CancellationToken::new();

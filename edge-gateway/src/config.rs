@@ -17,7 +17,9 @@ use url::Url;
 
 use crate::detect::Tiling;
 use crate::patrol::{BrokerChoice, Credentials, Limits, PatrolConfig, client};
+use crate::pipeline::decode::DecodeSettings;
 use crate::pipeline::episode::Timing;
+use crate::pipeline::hwaccel::HwSettings;
 use crate::pipeline::motion::MotionSettings;
 use crate::pipeline::rules::{CrowdRule, Zone};
 
@@ -41,6 +43,46 @@ pub struct RawConfig {
     /// Motion gating for every camera; absent = every frame due is analysed.
     #[serde(default)]
     pub motion: Option<RawMotion>,
+    /// Hardware decoding for every camera; absent = software.
+    #[serde(default)]
+    pub decode: Option<RawDecode>,
+}
+
+/// `[decode]`: where the cameras' streams are decoded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecode {
+    /// `software` (the default), `vaapi` or `cuda`. A device that cannot be opened leaves
+    /// the camera decoding in software, with the reason in its health.
+    #[serde(default = "default_hardware")]
+    pub hardware: String,
+    /// The device: a DRM render node for VAAPI (`/dev/dri/renderD128`), a GPU index for
+    /// CUDA (`0`); FFmpeg's default when absent.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+fn default_hardware() -> String {
+    "software".into()
+}
+
+fn hardware(d: RawDecode) -> Result<Option<HwSettings>, (&'static str, String)> {
+    if d.device.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        return Err((
+            "device",
+            "must not be empty (leave it out for the default)".into(),
+        ));
+    }
+    match d.hardware.as_str() {
+        "software" if d.device.is_some() => {
+            Err(("device", "only goes with hardware = vaapi or cuda".into()))
+        }
+        "software" => Ok(None),
+        other => Ok(Some(HwSettings {
+            kind: other.parse().map_err(|e| ("hardware", e))?,
+            device: d.device,
+        })),
+    }
 }
 
 /// `[motion]`: skip the detector on still scenes.
@@ -261,8 +303,8 @@ pub struct Config {
     pub camera_registry: bool,
     pub api_listen: SocketAddr,
     pub api_token: Option<SecretString>,
-    /// Motion gating for every camera, when on.
-    pub motion: Option<MotionSettings>,
+    /// Motion gating (when on) and hardware decoding (when chosen) for every camera.
+    pub decode: DecodeSettings,
     pub model_manifest: PathBuf,
     /// Further models' manifests by name (`models`).
     pub models: BTreeMap<String, PathBuf>,
@@ -417,6 +459,10 @@ impl Config {
             Some(m) => motion(m).map_err(|(k, m)| invalid(&format!("motion.{k}"), m))?,
             None => None,
         };
+        let hardware = match raw.decode {
+            Some(d) => hardware(d).map_err(|(k, m)| invalid(&format!("decode.{k}"), m))?,
+            None => None,
+        };
         if !(1..=1_048_576).contains(&raw.gateway.outbox_max_mib) {
             return Err(invalid(
                 "gateway.outbox_max_mib",
@@ -456,7 +502,7 @@ impl Config {
             camera_registry: raw.hub.camera_registry,
             api_listen: raw.api.listen,
             api_token: raw.api.token,
-            motion,
+            decode: DecodeSettings { motion, hardware },
             model_manifest: base.join(raw.model.manifest),
             models,
             model_search,
@@ -641,6 +687,7 @@ fn crowd_rule(c: CrowdSpec) -> CrowdRule {
         min_persons: c.min_persons,
         clear_below: c.clear_count(),
         min_score: c.min_score,
+        tracked: c.tracked,
         timing: Timing {
             dwell: Duration::from_secs(c.dwell_s),
             clear: Duration::from_secs(c.clear_s),

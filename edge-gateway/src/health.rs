@@ -18,6 +18,8 @@ pub struct CameraStatus {
     pub name: String,
     pub state: CameraState,
     pub codec: Option<String>,
+    /// What decodes the stream: `software`, `vaapi` or `cuda`.
+    pub decoder: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub frames_received: u64,
@@ -51,6 +53,7 @@ impl CameraHealth {
             id: id.to_owned(),
             name: name.to_owned(),
             state: CameraState::Connecting,
+            decoder: "software".into(),
             ..CameraStatus::default()
         }))
     }

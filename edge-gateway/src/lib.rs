@@ -146,7 +146,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     // Sources: one camera task and one decode thread per camera, from the settings file (a
     // rule with nothing to watch in its model fails the start) or the hub's registry.
-    let mut cameras = Cameras::new(models, slots.clone(), changes, board.clone(), config.motion);
+    let mut cameras = Cameras::new(
+        models,
+        slots.clone(),
+        changes,
+        board.clone(),
+        config.decode.clone(),
+    );
     if let Err(e) = cameras.apply(config.cameras).await {
         cameras.stop_all().await;
         slots.close();
@@ -267,7 +273,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tracing::info!(addr = %listener.local_addr()?, "local API listening");
     let tools = Arc::new(tools::Tools::new(
         config.gateway_id.clone(),
-        config.api_token,
+        config.api_token.clone(),
     ));
     let api_state = api::ApiState {
         gateway_id: config.gateway_id,
@@ -276,6 +282,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         stats,
         outbox,
         terminals: patrol.as_ref().map(|p| p.board.clone()),
+        token: config.api_token,
     };
     let api = tokio::spawn(
         axum::serve(listener, api::router(api_state).merge(tools::router(tools)))

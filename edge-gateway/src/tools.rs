@@ -23,10 +23,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use url::Url;
 
@@ -92,12 +91,7 @@ fn authorise(tools: &Tools, headers: &HeaderMap) -> Result<(), ToolError> {
             "the on-site tools are off on this gateway: set [api] token (EDGE_API__TOKEN)".into(),
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+    if crate::api::bearer_matches(headers, token) {
         Ok(())
     } else {
         Err(ToolError(

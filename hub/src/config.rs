@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::magic::RelativePathBuf;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{AreaMap, CalendarConfig, CorrelationConfig, DeadlineConfig, WorkingCalendar};
+use crate::engine::{CalendarConfig, CorrelationConfig, DeadlineConfig, WorkingCalendar};
 use crate::reference::{self, Kind, Set};
 use crate::sealing::SealKey;
 use protocol::device::Secret;
@@ -30,9 +30,10 @@ pub struct RawConfig {
     pub departments: Option<RelativePathBuf>,
     pub categories: Option<RelativePathBuf>,
     pub ownership_list: Option<RelativePathBuf>,
-    /// The area map (GeoJSON FeatureCollection of county, townships, villages and grids):
-    /// events without a division code or grid get them from it, and the dashboard's map
-    /// draws it. Relative to the settings file that names it.
+    /// First-start area map (GeoJSON FeatureCollection of county, townships, villages and
+    /// grids), imported like the lists above: events without a division code or grid get
+    /// them from it, and the dashboard's map draws it. Relative to the settings file that
+    /// names it.
     pub areas: Option<RelativePathBuf>,
     pub map: MapSettings,
     pub calendar: RawCalendar,
@@ -188,7 +189,6 @@ pub struct Config {
     pub database_url: String,
     /// The first-start reference files, parsed and checked row by row, in import order.
     pub reference_seed: Vec<ReferenceFile>,
-    pub areas: AreaMap,
     pub map: MapSettings,
     pub calendar: WorkingCalendar,
     pub correlation: CorrelationConfig,
@@ -209,8 +209,6 @@ pub enum ConfigError {
         path: PathBuf,
         message: String,
     },
-    #[error("area map {path}: {message}")]
-    Areas { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -233,7 +231,13 @@ impl ReferenceFile {
             message,
         };
         let format = reference::Format::from_path(&path)
-            .ok_or_else(|| fail("must be a .csv or a .toml file".into()))?;
+            .filter(|f| kind.takes(*f))
+            .ok_or_else(|| {
+                fail(match kind {
+                    Kind::Areas => "must be a .geojson (or .json) file".into(),
+                    _ => "must be a .csv or a .toml file".into(),
+                })
+            })?;
         let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
         let text = reference::text(&bytes).map_err(|e| fail(e.to_string()))?;
         let set =
@@ -275,20 +279,11 @@ impl TryFrom<RawConfig> for Config {
             (Kind::Departments, &raw.departments),
             (Kind::Categories, &raw.categories),
             (Kind::Ownership, &raw.ownership_list),
+            (Kind::Areas, &raw.areas),
         ]
         .into_iter()
         .filter_map(|(kind, path)| Some(ReferenceFile::read(kind, path.as_ref()?.relative())))
         .collect::<Result<_, _>>()?;
-        let areas = match raw.areas.as_ref().map(RelativePathBuf::relative) {
-            None => AreaMap::default(),
-            Some(path) => std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| AreaMap::parse(&text))
-                .map_err(|message| ConfigError::Areas {
-                    path: path.clone(),
-                    message,
-                })?,
-        };
         raw.map.check()?;
         raw.deadlines.check().map_err(ConfigError::Invalid)?;
         let defaults = CalendarConfig::default();
@@ -347,7 +342,6 @@ impl TryFrom<RawConfig> for Config {
             listen: raw.listen,
             database_url: raw.database_url,
             reference_seed,
-            areas,
             map: raw.map,
             calendar,
             correlation: raw.correlation,
@@ -378,12 +372,12 @@ mod tests {
             [
                 (Kind::Departments, 6),
                 (Kind::Categories, 27),
-                (Kind::Ownership, 6)
+                (Kind::Ownership, 6),
+                (Kind::Areas, 8)
             ],
-            "the example lists, found next to the file"
+            "the example lists and area map, found next to the file"
         );
         assert_eq!(config.correlation.radius_m, 50.0);
-        assert_eq!(config.areas.len(), 8, "the example area map");
     }
 
     #[test]
@@ -400,6 +394,7 @@ mod tests {
             ("ownership_list = \"missing.toml\"", "missing.toml"),
             ("areas = \"missing.geojson\"", "missing.geojson"),
             ("departments = \"departments.xlsx\"", ".csv or a .toml"),
+            ("areas = \"areas.csv\"", ".geojson"),
             (
                 "[map]\ntile_url = \"https://tiles.example.org/{z}/{x}.png\"",
                 "map.tile_url",

@@ -43,11 +43,11 @@ pub async fn run(
         reference.departments.len(),
         reference.categories.len(),
         reference.ownership.items.len(),
+        reference.areas.len(),
     );
     let state = http::AppState {
         store: store.clone(),
         reference: reference::Shared::new(reference),
-        areas: Arc::new(config.areas),
         map: config.map,
         calendar: Arc::new(config.calendar),
         correlation: config.correlation,
@@ -71,7 +71,7 @@ pub async fn run(
         departments = loaded.0,
         categories = loaded.1,
         ownership_items = loaded.2,
-        areas = state.areas.len(),
+        areas = loaded.3,
         "hub listening"
     );
     if loaded.2 == 0 {
@@ -86,6 +86,8 @@ pub async fn run(
     let worker = tokio::spawn(deadlines::run(
         store.clone(),
         config.deadlines,
+        state.calendar.clone(),
+        state.reference.clone(),
         state.live.clone(),
         shutdown.clone(),
     ));

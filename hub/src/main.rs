@@ -33,10 +33,11 @@ enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Replace a set of reference data (departments, categories or ownership) with a CSV
-    /// or TOML file. Every row is checked, also against the other sets in force; on any
-    /// error nothing is imported. Running hubs put the new set in force within seconds.
+    /// or TOML file, or the area map with a GeoJSON file. Every row is checked, also against
+    /// the other sets in force; on any error nothing is imported. Running hubs put the new
+    /// set in force within seconds.
     Import {
-        /// departments, categories or ownership.
+        /// departments, categories, ownership or areas.
         kind: String,
         file: PathBuf,
         /// Check the file and report, without importing it.
@@ -149,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
             dry_run,
         } => {
             let kind = Kind::parse(&kind).with_context(|| {
-                format!("{kind:?} must be departments, categories or ownership")
+                format!("{kind:?} must be departments, categories, ownership or areas")
             })?;
             let read = ReferenceFile::read(kind, file)?;
             let rows = read.set.len();

@@ -161,6 +161,11 @@ pub struct CrowdSpec {
     /// Detections below this score are not counted.
     #[serde(default = "default_score")]
     pub min_score: f32,
+    /// Count only persons tracked over at least two analysed frames, so a box that shows
+    /// up in one frame only (a shadow, a coat on a rail) is never counted; `false` counts
+    /// every person detected in the frame.
+    #[serde(default = "default_tracked")]
+    pub tracked: bool,
     /// Seconds the count must stay at or above `min_persons` before a crowd starts (0: at
     /// once).
     #[serde(default)]
@@ -196,6 +201,10 @@ pub struct CrowdSpec {
 
 fn default_score() -> f32 {
     0.25
+}
+
+fn default_tracked() -> bool {
+    true
 }
 
 fn default_crowd_cooldown() -> u64 {
@@ -319,6 +328,7 @@ impl CrowdSpec {
         Self {
             min_persons,
             min_score: default_score(),
+            tracked: default_tracked(),
             dwell_s: 0,
             clear_below: None,
             clear_s: default_crowd_clear(),

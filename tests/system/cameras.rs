@@ -224,7 +224,8 @@ async fn cameras_fail_and_recover_on_their_own() {
 
 /// Motion gating on a still scene (a photo as a 30 s stream; the test pattern will not do:
 /// its corner of snow moves): the first frame and the forced checks are analysed, the
-/// frames between are skipped and counted.
+/// frames between are skipped and counted. The gateway is asked to decode on a VAAPI device
+/// that is not there: the camera decodes in software and its health says why.
 #[tokio::test]
 async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,6 +239,7 @@ async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
     let (_server, url) = rtsp_server(&clip).unwrap();
     let settings = format!(
         "[motion]\nforce_every_s = 2\n\n\
+         [decode]\nhardware = \"vaapi\"\ndevice = \"/nonexistent/renderD128\"\n\n\
          [[camera]]\nid = \"cam-still\"\nurl = \"{url}\"\ndetect_fps = 5\n\n\
          [camera.location]\nlat = 30.27\nlon = 120.15\n"
     );
@@ -257,6 +259,16 @@ async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
         })
         .await?;
         println!("still scene: {} analysed, {} skipped", counts.0, counts.1);
+        let status = gateway_status(&client, &api).await?;
+        let c = &status["cameras"][0];
+        anyhow::ensure!(c["decoder"] == "software", "decoder: {}", c["decoder"]);
+        let why = c["last_error"].as_str().unwrap_or_default();
+        anyhow::ensure!(
+            why.contains("vaapi")
+                && why.contains("/nonexistent/renderD128")
+                && why.contains("software"),
+            "the fallback is not explained: {why:?}"
+        );
         let (analysed, still) = counts;
         anyhow::ensure!(analysed >= 1, "not even the first frame was analysed");
         anyhow::ensure!(

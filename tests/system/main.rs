@@ -244,22 +244,34 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             resp.headers()
         );
         let jpeg = resp.error_for_status()?.bytes().await?;
-        let metrics = system
-            .client
-            .get(format!("{}/metrics", system.gateway_api))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        let sample = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .with_context(|| format!("{name} missing from the gateway's metrics:\n{metrics}"))
-        };
-        anyhow::ensure!(sample("edge_camera_frames_analysed_total{camera=\"cam-1\"}")? > 0.0);
-        anyhow::ensure!(sample("edge_events_delivered_total")? >= 1.0);
+        // The gateway counts a delivery once the hub has answered, which may be a moment
+        // after the case shows at the hub.
+        wait_for(
+            "the gateway's metrics to count the delivery",
+            Duration::from_secs(30),
+            || async {
+                let metrics = system
+                    .client
+                    .get(format!("{}/metrics", system.gateway_api))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await?;
+                let sample = |name: &str| {
+                    metrics
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                        .with_context(|| {
+                            format!("{name} missing from the gateway's metrics:\n{metrics}")
+                        })
+                };
+                let analysed = sample("edge_camera_frames_analysed_total{camera=\"cam-1\"}")?;
+                let delivered = sample("edge_events_delivered_total")?;
+                Ok((analysed > 0.0 && delivered >= 1.0).then_some(()))
+            },
+        )
+        .await?;
         anyhow::ensure!(
             jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.len() > 10_000,
             "not a snapshot: {} bytes",

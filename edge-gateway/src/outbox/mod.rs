@@ -12,7 +12,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use protocol::{EventEnvelope, Severity};
+use protocol::{EventEnvelope, EventKind, Severity};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
@@ -310,10 +310,15 @@ fn check_wal(db: &Path) -> WalTail {
     tail
 }
 
-/// The uplink lane of an event: calls for help first, then by risk.
+/// The uplink lane of an event: calls for help first, then by risk; the end of a condition
+/// (a crowd dispersed) is news, not an alarm, and waits in the lowest lane (the first to go
+/// when the disk is full). Its order against the rest of its episode is kept by the hub.
 fn priority(e: &EventEnvelope) -> i64 {
     if e.rule == SOS_RULE {
         return 3;
+    }
+    if e.kind == EventKind::Ended {
+        return 0;
     }
     match e.severity {
         Severity::High => 2,

@@ -152,7 +152,7 @@ impl Analysis {
                 };
                 let mut raised = Vec::new();
                 if let Some(rule) = &camera.crowd
-                    && let Some(hit) = rule.step(&mut live.crowd, &detections, w, h, at)
+                    && let Some(hit) = rule.step(&mut live.crowd, &tracks, w, h, at)
                 {
                     let snap = snapshot_of(camera, &frame, &hit.persons);
                     let event = crowd_event(&sighting, &hit, snap);

@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
 use super::frames::{Frame, FrameSlots};
+use super::hwaccel::{self, HwDevice, HwSettings};
 use super::motion::{MotionGate, MotionSettings, Thumb};
 use crate::health::CameraHealth;
 
@@ -63,17 +64,36 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A software decoder.
     pub fn open(codec: Codec) -> Result<Self, ffmpeg::Error> {
+        Self::open_on(codec, None)
+    }
+
+    /// A decoder on `device` (hardware), or in software without one. Pictures a device
+    /// decodes are copied back to memory by [`Self::download`].
+    pub fn open_on(codec: Codec, device: Option<&HwDevice>) -> Result<Self, ffmpeg::Error> {
         let id = match codec {
             Codec::H264 => ffmpeg::codec::Id::H264,
             Codec::H265 => ffmpeg::codec::Id::HEVC,
         };
         let found = ffmpeg::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
-        let ctx = ffmpeg::codec::Context::new_with_codec(found);
+        let mut ctx = ffmpeg::codec::Context::new_with_codec(found);
+        if let Some(device) = device {
+            device.attach(&mut ctx);
+        }
         Ok(Self {
             video: ctx.decoder().video()?,
             scaler: None,
         })
+    }
+
+    /// Brings a picture decoded on a device into memory, in place; a picture already in
+    /// memory stays as it is.
+    pub fn download(picture: &mut ffmpeg::frame::Video) -> Result<(), ffmpeg::Error> {
+        if hwaccel::on_device(picture) {
+            *picture = hwaccel::download(picture)?;
+        }
+        Ok(())
     }
 
     /// Feeds one access unit (Annex B, parameter sets before key frames).
@@ -159,23 +179,55 @@ fn luma_thumb(picture: &ffmpeg::frame::Video) -> Option<Thumb> {
     }
 }
 
-/// Runs until the camera task drops its sender. `motion`: gate analysis on motion.
+/// How a camera's decoder thread decodes: motion gating and the hardware to use.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeSettings {
+    pub motion: Option<MotionSettings>,
+    pub hardware: Option<HwSettings>,
+}
+
+/// Opens the hardware device `settings` name, if any; one that cannot be opened is logged
+/// and reported on the camera's health, and the camera decodes in software.
+fn open_device(
+    camera_id: &str,
+    settings: Option<&HwSettings>,
+    health: &CameraHealth,
+) -> Option<HwDevice> {
+    let settings = settings?;
+    match HwDevice::open(settings) {
+        Ok(device) => {
+            health.update(|h| h.decoder = device.kind().as_str().to_owned());
+            Some(device)
+        }
+        Err(e) => {
+            tracing::warn!(camera = camera_id, error = %e, "hardware decoding unavailable; decoding in software");
+            health.update(|h| {
+                h.decoder = "software".into();
+                h.last_error = Some(format!("{e}; decoding in software"));
+            });
+            None
+        }
+    }
+}
+
+/// Runs until the camera task drops its sender.
 pub fn run(
     camera: usize,
     camera_id: &str,
     interval: Duration,
-    motion: Option<MotionSettings>,
+    settings: DecodeSettings,
     mut input: mpsc::Receiver<DecoderInput>,
     slots: &FrameSlots,
     health: &CameraHealth,
 ) {
+    let device = open_device(camera_id, settings.hardware.as_ref(), health);
     let mut decoder: Option<Decoder> = None;
     let mut sampler = Sampler::new(interval);
-    let mut gate = motion.map(MotionGate::new);
+    let mut gate = settings.motion.map(MotionGate::new);
     let mut picture = ffmpeg::frame::Video::empty();
     while let Some(msg) = input.blocking_recv() {
         match msg {
-            DecoderInput::Start(codec) => match Decoder::open(codec) {
+            DecoderInput::Start(codec) => match Decoder::open_on(codec, device.as_ref()) {
                 Ok(d) => {
                     decoder = Some(d);
                     if let Some(g) = gate.as_mut() {
@@ -207,6 +259,13 @@ pub fn run(
                     });
                     let now = Instant::now();
                     if !sampler.due(now) {
+                        continue;
+                    }
+                    if let Err(e) = Decoder::download(&mut picture) {
+                        health.update(|h| {
+                            h.decode_errors += 1;
+                            h.last_error = Some(format!("copying a picture from the device: {e}"));
+                        });
                         continue;
                     }
                     if let Some(g) = gate.as_mut()

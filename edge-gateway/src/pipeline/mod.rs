@@ -1,5 +1,5 @@
-//! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, sampled, gated by
-//! `motion`) → `frames`
+//! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, in software or on a
+//! `hwaccel` device; sampled, gated by `motion`) → `frames`
 //! (latest wins) → `analyse` (detect, `track`, then `rules`, `hazard`, `reinspect`; the
 //! rules' episodes in `episode`) → `events` (+ `snapshot`) → the outbox.
 //! Beside it, `liveness` judges from a camera's state whether it is down long enough to tell.
@@ -11,6 +11,7 @@ pub mod episode;
 pub mod events;
 pub mod frames;
 pub mod hazard;
+pub mod hwaccel;
 pub mod liveness;
 pub mod motion;
 pub mod reinspect;

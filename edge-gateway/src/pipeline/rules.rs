@@ -2,7 +2,8 @@
 //! clock and no I/O, so every case is tested with simulated time.
 //!
 //! The crowd rule: persons whose foot point (bottom centre of the box) lies in the zone,
-//! counted at or above a score. At least `min_persons` of them for `dwell` starts a crowd
+//! counted at or above a score — by default only those the tracker has confirmed (seen in
+//! two analysed frames), so a one-frame false detection never counts. At least `min_persons` of them for `dwell` starts a crowd
 //! episode (`super::episode`); it is updated when the count reaches a new high (at once
 //! when the risk level rises) and ends once the count has stayed under `clear_below` for
 //! `clear` — a lower threshold to end than to start, so a crowd hovering at the threshold
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use protocol::{CategoryCode, Severity};
 
 use super::episode::{Lifecycle, News, Phase, Report, Timing};
+use super::track::Tracked;
 use crate::detect::Detection;
 
 /// A polygon in normalised frame coordinates.
@@ -53,6 +55,8 @@ pub struct CrowdRule {
     /// While a crowd episode goes on, it ends only once the count stays under this.
     pub clear_below: u32,
     pub min_score: f32,
+    /// Count confirmed tracks only (see [`Self::step`]).
+    pub tracked: bool,
     pub timing: Timing,
     pub medium_at: u32,
     pub high_at: u32,
@@ -85,10 +89,13 @@ pub struct CrowdState {
 pub const PERSON: usize = 0;
 
 impl CrowdRule {
-    /// Persons counted by this rule in a `width × height` frame.
-    pub fn count(&self, detections: &[Detection], width: u32, height: u32) -> Vec<Detection> {
-        detections
+    /// Persons counted by this rule in a `width × height` frame: of the frame's tracked
+    /// detections, the confirmed ones (all of them when the rule is not `tracked`).
+    pub fn count(&self, tracks: &[Tracked], width: u32, height: u32) -> Vec<Detection> {
+        tracks
             .iter()
+            .filter(|t| t.confirmed || !self.tracked)
+            .map(|t| &t.detection)
             .filter(|d| d.class == PERSON && d.score >= self.min_score)
             .filter(|d| {
                 let foot_x = (d.x1 + d.x2) / 2.0 / width as f32;
@@ -114,12 +121,12 @@ impl CrowdRule {
     pub fn step(
         &self,
         state: &mut CrowdState,
-        detections: &[Detection],
+        tracks: &[Tracked],
         width: u32,
         height: u32,
         now: DateTime<Utc>,
     ) -> Option<CrowdHit> {
-        let persons = self.count(detections, width, height);
+        let persons = self.count(tracks, width, height);
         let count = persons.len() as u32;
         let active = state.life.is_active();
         let holds = count
@@ -179,6 +186,7 @@ mod tests {
             min_persons: 3,
             clear_below: 3,
             min_score: 0.5,
+            tracked: true,
             timing: Timing {
                 dwell: Duration::ZERO,
                 clear: Duration::ZERO,
@@ -191,6 +199,19 @@ mod tests {
             zone: None,
             category: "event:0407".parse().unwrap(),
         }
+    }
+
+    /// Detections as tracks the tracker has confirmed.
+    fn confirmed(detections: &[Detection]) -> Vec<Tracked> {
+        detections
+            .iter()
+            .zip(1..)
+            .map(|(d, id)| Tracked {
+                id,
+                detection: *d,
+                confirmed: true,
+            })
+            .collect()
     }
 
     fn t(s: i64) -> DateTime<Utc> {
@@ -212,7 +233,7 @@ mod tests {
         frames
             .into_iter()
             .filter_map(|(sec, n)| {
-                let hit = r.step(&mut s, &crowd(n), 100, 100, t(sec))?;
+                let hit = r.step(&mut s, &confirmed(&crowd(n)), 100, 100, t(sec))?;
                 Some((
                     sec,
                     hit.report.phase,
@@ -235,12 +256,59 @@ mod tests {
             class: 2,
             ..person(40.0, 50.0, 0.9)
         });
-        assert_eq!(rule().count(&dets, 100, 100).len(), 2);
+        assert_eq!(rule().count(&confirmed(&dets), 100, 100).len(), 2);
         assert!(
             rule()
-                .step(&mut CrowdState::default(), &dets, 100, 100, t(0))
+                .step(
+                    &mut CrowdState::default(),
+                    &confirmed(&dets),
+                    100,
+                    100,
+                    t(0)
+                )
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_person_seen_in_one_frame_only_is_not_counted() {
+        use crate::pipeline::track::{Tracker, TrackerSettings};
+        let r = CrowdRule {
+            min_persons: 4,
+            clear_below: 4,
+            ..rule()
+        };
+        let mut tracker = Tracker::new(TrackerSettings::default());
+        let mut state = CrowdState::default();
+        // Three people stand still; a fourth box flickers every other frame, each time at
+        // a place it has not been for longer than a track outlives a miss.
+        let mut raised = Vec::new();
+        for frame in 0..20 {
+            let mut dets = crowd(3);
+            if frame % 2 == 1 {
+                let spot = (frame / 2) % 5;
+                dets.push(person(45.0 + spot as f32 * 11.0, 90.0, 0.9));
+            }
+            let tracks = tracker.step(&dets);
+            raised.extend(r.step(&mut state, &tracks, 100, 100, t(frame)));
+        }
+        assert!(raised.is_empty(), "{raised:?}");
+        // Counting every detection, the flicker makes a crowd of four at once.
+        let untracked = CrowdRule {
+            tracked: false,
+            ..r.clone()
+        };
+        let mut tracker = Tracker::new(TrackerSettings::default());
+        let mut dets = crowd(3);
+        dets.push(person(60.0, 90.0, 0.9));
+        let tracks = tracker.step(&dets);
+        assert!(tracks.iter().all(|t| !t.confirmed));
+        assert!(
+            untracked
+                .step(&mut CrowdState::default(), &tracks, 100, 100, t(0))
+                .is_some()
+        );
+        assert!(r.count(&tracks, 100, 100).is_empty());
     }
 
     #[test]
@@ -347,14 +415,14 @@ mod tests {
             person(40.0, 90.0, 0.9),
             person(80.0, 90.0, 0.9),
         ];
-        assert_eq!(r.count(&dets, 100, 100).len(), 2);
+        assert_eq!(r.count(&confirmed(&dets), 100, 100).len(), 2);
         // A box reaching into the zone with its foot outside does not count.
         let straddling = Detection {
             x1: 30.0,
             x2: 90.0,
             ..person(60.0, 90.0, 0.9)
         };
-        assert!(r.count(&[straddling], 100, 100).is_empty());
+        assert!(r.count(&confirmed(&[straddling]), 100, 100).is_empty());
     }
 
     #[test]

@@ -140,6 +140,18 @@ fn errors_name_the_key() {
             "motion.force_every_s",
         ),
         (
+            format!("{VALID}\n[decode]\nhardware = \"nvdec\"\n"),
+            "decode.hardware",
+        ),
+        (
+            format!("{VALID}\n[decode]\ndevice = \"/dev/dri/renderD128\"\n"),
+            "decode.device",
+        ),
+        (
+            format!("{VALID}\n[decode]\nhardware = \"vaapi\"\ndevice = \" \"\n"),
+            "decode.device",
+        ),
+        (
             format!("{VALID}\n[api]\nlisten = \"127.0.0.1:9090\"\ntoken = \"short\"\n"),
             "api.token",
         ),

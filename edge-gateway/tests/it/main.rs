@@ -4,6 +4,7 @@
 
 mod config;
 mod detector;
+mod local_api;
 mod model_cache;
 mod model_quality;
 mod onvif;

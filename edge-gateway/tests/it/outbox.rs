@@ -149,6 +149,32 @@ async fn sos_calls_go_first_and_a_batch_is_stored_whole() {
     );
 }
 
+#[tokio::test]
+async fn the_end_of_a_condition_waits_behind_what_is_still_going_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
+    let mut ended = event(Severity::High, None);
+    ended.envelope.kind = EventKind::Ended;
+    let update = NewEvent {
+        envelope: EventEnvelope {
+            kind: EventKind::Update,
+            id: Uuid::now_v7(),
+            ..ended.envelope.clone()
+        },
+        blobs: Vec::new(),
+    };
+    let medium = event(Severity::Medium, None);
+    outbox
+        .push_all(&[ended.clone(), medium.clone(), update.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        peek_ids(&outbox).await,
+        vec![update.envelope.id, medium.envelope.id, ended.envelope.id],
+        "a high-risk update keeps its lane; an end goes to the lowest"
+    );
+}
+
 /// A write torn at the end of the outbox's log (the file cut mid-frame, as a power cut can
 /// leave it) is found and reported on the next start; every event before it is there.
 #[tokio::test]

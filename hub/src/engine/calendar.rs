@@ -192,6 +192,35 @@ impl WorkingCalendar {
         // Unreachable with a sane calendar; fall back to continuous time rather than panic.
         start + Duration::minutes(minutes)
     }
+
+    /// The working minutes in `[from, to)`: the inverse of [`Self::add_working_minutes`].
+    /// Zero when `to` is not after `from`.
+    pub fn working_minutes_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+        if to <= from {
+            return 0;
+        }
+        let (from, to) = (
+            from.with_timezone(&self.offset).naive_local(),
+            to.with_timezone(&self.offset).naive_local(),
+        );
+        let mut total = Duration::zero();
+        let mut day = from.date();
+        for _ in 0..MAX_DAYS_SEARCHED {
+            if day > to.date() {
+                break;
+            }
+            if self.is_working_day(day) {
+                for &(a, b) in &self.periods {
+                    let (a, b) = (day.and_time(a).max(from), day.and_time(b).min(to));
+                    if a < b {
+                        total += b - a;
+                    }
+                }
+            }
+            day = day.succ_opt().expect("dates stay far from the end of time");
+        }
+        total.num_minutes()
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +235,26 @@ mod tests {
 
     fn limit(s: &str) -> TimeLimit {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn working_minutes_between_undoes_adding_them() {
+        let cal = WorkingCalendar::default();
+        let friday = local("2026-11-27 10:30");
+        for minutes in [0, 1, 90, 330, 480, 481, 2000] {
+            let later = cal.add_working_minutes(friday, minutes);
+            assert_eq!(cal.working_minutes_between(friday, later), minutes);
+        }
+        // Friday 17:00 to Monday 09:00: an hour each side of the weekend.
+        assert_eq!(
+            cal.working_minutes_between(local("2026-11-27 17:00"), local("2026-11-30 09:00")),
+            120
+        );
+        assert_eq!(cal.working_minutes_between(friday, friday), 0);
+        assert_eq!(
+            cal.working_minutes_between(friday, local("2026-11-27 09:00")),
+            0
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! supervision notice (督办) to the department and escalates the case to its supervising
 //! department. Pure: [`alarms`] says what is due at `now`; the deadline worker applies it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::case::CaseState;
@@ -74,6 +74,8 @@ pub enum Alarm {
     DeadlineWarning,
     /// 超期: the deadline has passed.
     Overdue,
+    /// 逐级上报: still overdue a further span of the limit; one level further up.
+    Escalated,
 }
 
 impl Alarm {
@@ -81,8 +83,21 @@ impl Alarm {
         match self {
             Alarm::DeadlineWarning => "deadline_warning",
             Alarm::Overdue => "overdue",
+            Alarm::Escalated => "escalated",
         }
     }
+}
+
+/// When a case found overdue at `at` goes one level further up if it is still held: once
+/// another span of its time limit has passed (the span from dispatch to the deadline, in
+/// continuous time), and at least an hour on.
+pub fn next_escalation(
+    at: DateTime<Utc>,
+    dispatched_at: Option<DateTime<Utc>>,
+    due_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let span = dispatched_at.map_or(Duration::zero(), |d| due_at - d);
+    at + span.max(Duration::hours(1))
 }
 
 /// The alarms to raise at `now`, in order. The clock runs while the department holds the
@@ -109,7 +124,6 @@ pub fn alarms(clock: &Clock, now: DateTime<Utc>) -> Vec<Alarm> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
 
     fn clock(state: CaseState) -> (Clock, DateTime<Utc>) {
         let t0 = DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
@@ -140,6 +154,25 @@ mod tests {
         assert_eq!(alarms(&c, t0 + Duration::hours(4)), [Alarm::Overdue]);
         c.overdue_at = Some(t0 + Duration::hours(4));
         assert!(alarms(&c, t0 + Duration::days(9)).is_empty());
+    }
+
+    #[test]
+    fn the_next_level_comes_a_limit_span_later_and_never_sooner_than_an_hour() {
+        let (_, t0) = clock(CaseState::Handling);
+        let due = t0 + Duration::hours(48);
+        let found = due + Duration::minutes(1);
+        assert_eq!(
+            next_escalation(found, Some(t0), due),
+            found + Duration::hours(48)
+        );
+        assert_eq!(
+            next_escalation(found, Some(due - Duration::minutes(5)), due),
+            found + Duration::hours(1)
+        );
+        assert_eq!(
+            next_escalation(found, None, due),
+            found + Duration::hours(1)
+        );
     }
 
     #[test]

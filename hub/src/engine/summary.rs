@@ -14,7 +14,12 @@
 //!   `deadlines.dispatch_limit`) / cases dispatched (cases routed at opening are on time);
 //! - on-time handling rate = cases whose (latest) handling was reported by their deadline /
 //!   cases reported handled;
-//! - satisfaction = the mean of the latest callback's score (1–5) over cases called back.
+//! - satisfaction = the mean of the latest callback's score (1–5) over cases called back;
+//! - deferred = cases under a deferral (缓办, 挂账) now: their deadline is parked, so they
+//!   are not due to close (the centres that subtract deferred cases from the denominator).
+//!
+//! An upheld appeal (申诉) excuses a case: found overdue, it counts as closed and handled on
+//! time; each upheld rework appeal takes one rework off its count.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +60,8 @@ pub struct CaseGroup {
     /// Of those, reported handled, and by their deadline.
     pub handled: i64,
     pub handled_on_time: i64,
+    /// Of those, under a deferral now.
+    pub deferred: i64,
 }
 
 /// Cases opened on one local day, counted in days since 1970-01-01 (local).
@@ -75,6 +82,7 @@ pub struct Counts {
     pub reworks: i64,
     pub due_to_close: i64,
     pub on_time: i64,
+    pub deferred: i64,
     #[serde(skip)]
     reworked: i64,
     #[serde(skip)]
@@ -164,6 +172,7 @@ impl Counts {
         self.dispatched_on_time += g.dispatched_on_time;
         self.handled += g.handled;
         self.handled_on_time += g.handled_on_time;
+        self.deferred += g.deferred;
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         self.closure_rate = ratio(self.closed, self.due_to_close);
         self.on_time_closure_rate = ratio(self.on_time, self.due_to_close);
@@ -267,6 +276,7 @@ mod tests {
             dispatched_on_time: 0,
             handled: 0,
             handled_on_time: 0,
+            deferred: 0,
         }
     }
 

@@ -10,11 +10,12 @@ use protocol::CategoryCode;
 use super::extract::{JsonBody, QueryParams};
 use super::{AppState, error::ApiError, paging};
 use crate::engine::workflow::{self, Action, Actor, WorkflowError};
-use crate::engine::{CaseState, TimeLimit};
+use crate::engine::{CaseState, DeferralKind, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{
-    Assignment, AttachmentRow, CallbackRow, CaseAsset, CaseDetail, CaseFilter, CaseRow, CaseSort,
-    CaseVisibility, ExtensionRow, Principal, ReinspectionRow, SupervisionRow, TaskRow, Transition,
+    AppealRow, Assignment, AttachmentRow, CallbackRow, CaseAsset, CaseDetail, CaseFilter, CaseRow,
+    CaseSort, CaseVisibility, DeferralRow, ExtensionRow, Principal, ReinspectionRow,
+    SupervisionRow, TaskRow, Transition,
 };
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +26,8 @@ pub struct ListQuery {
     department: Option<String>,
     category: Option<String>,
     severity: Option<String>,
+    /// `defer` (缓办) or `ledger` (挂账): only cases under such a deferral.
+    deferral: Option<String>,
     /// `true`: only open cases past their deadline.
     overdue: Option<bool>,
     /// A division code (6, 9 or 12 digits): cases in that county, township or village.
@@ -71,6 +74,10 @@ pub async fn list(
             "must be high, medium or low",
         ));
     }
+    if let Some(kind) = &q.deferral {
+        kind.parse::<DeferralKind>()
+            .map_err(|e| ApiError::invalid_field("deferral", e))?;
+    }
     if let Some(area) = &q.area
         && !(matches!(area.len(), 6 | 9 | 12) && area.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -92,6 +99,7 @@ pub async fn list(
         department: q.department,
         category: q.category,
         severity: q.severity,
+        deferral: q.deferral,
         overdue_at: q.overdue.unwrap_or(false).then(Utc::now),
         area: q.area,
         sort,
@@ -119,6 +127,10 @@ pub struct CaseView {
     /// Requests for more time and their decisions; callbacks after closing.
     extensions: Vec<ExtensionRow>,
     callbacks: Vec<CallbackRow>,
+    /// Deferrals (缓办, 挂账) asked for, decided and ended.
+    deferrals: Vec<DeferralRow>,
+    /// Appeals (申诉) against the case's overdue finding or reworks.
+    appeals: Vec<AppealRow>,
     /// Re-inspections asked of the cameras that saw the hazard, once it was reported
     /// handled, with the gateways' answers.
     reinspections: Vec<ReinspectionRow>,
@@ -151,12 +163,17 @@ pub async fn get(
         .state
         .parse::<CaseState>()
         .map(|state| workflow::allowed(state, actor_for(&visibility)))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !held_back_by_deferral(&detail.case, *a))
+        .collect();
     let tasks = app.store.list_tasks(&detail.case.id).await?;
     let supervision = app.store.list_notices(&detail.case.id).await?;
     let attachments = app.store.list_attachments(&detail.case.id).await?;
     let extensions = app.store.list_extensions(&detail.case.id).await?;
     let callbacks = app.store.list_callbacks(&detail.case.id).await?;
+    let deferrals = app.store.list_deferrals(&detail.case.id).await?;
+    let appeals = app.store.list_appeals(&detail.case.id).await?;
     let reinspections = app.store.list_reinspections(&detail.case.id).await?;
     let assets = app.store.case_assets(&detail.case.id).await?;
     Ok(Json(CaseView {
@@ -168,6 +185,8 @@ pub async fn get(
         attachments,
         extensions,
         callbacks,
+        deferrals,
+        appeals,
         reinspections,
         assets,
     }))
@@ -187,6 +206,12 @@ pub(super) async fn visible_case(
         .ok_or_else(|| ApiError::not_found("case"))?;
     let state = case.state.parse().map_err(ApiError::bad_request)?;
     Ok((case, state))
+}
+
+/// A deferred case is resumed before it is reported handled, so its handling is measured
+/// against the deadline it got back.
+fn held_back_by_deferral(case: &CaseRow, action: Action) -> bool {
+    action == Action::Handle && case.deferral_kind.is_some()
 }
 
 fn actor_for(visibility: &CaseVisibility) -> Actor {
@@ -246,6 +271,12 @@ pub async fn act(
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
+    if held_back_by_deferral(&case, action) {
+        return Err(ApiError::conflict(
+            "the case is deferred (缓办/挂账): end the deferral before reporting it handled",
+            vec![],
+        ));
+    }
     let to = workflow::decide(from, action, actor, reason).map_err(|e| match &e {
         WorkflowError::NotAllowed { allowed, .. } => {
             ApiError::conflict(e.to_string(), allowed.iter().map(|a| a.as_str()).collect())

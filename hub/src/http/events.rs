@@ -70,18 +70,18 @@ pub async fn post(
         }
     }
     // The hub knows its areas better than a gateway may: fill in what the event left open.
-    if !app.areas.is_empty() {
+    let reference = app.reference.current();
+    if !reference.areas.is_empty() {
         for event in &mut valid {
             let loc = &mut event.location;
             if loc.area_code.is_none() || loc.grid.is_none() {
-                let found = app.areas.locate(loc.lat, loc.lon);
+                let found = reference.areas.locate(loc.lat, loc.lon);
                 loc.area_code = loc.area_code.take().or(found.division);
                 loc.grid = loc.grid.take().or(found.grid);
             }
         }
     }
     let now = Utc::now();
-    let reference = app.reference.current();
     let outcome = app
         .store
         .ingest(gateway_id, &valid, &app.correlation, |event| {

@@ -143,18 +143,24 @@ pub struct DryRun {
     pub dry_run: bool,
 }
 
-/// An uploaded document's format (from its `Content-Type`: CSV or TOML, else 415) and text
+/// An uploaded document's format (from its `Content-Type`, one of `accepted`, else 415) and text
 /// (UTF-8, else 422 with the line where it stops being UTF-8).
-pub fn document<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(Format, &'a str), ApiError> {
+pub fn document<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    accepted: &[Format],
+) -> Result<(Format, &'a str), ApiError> {
     let format = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(Format::from_media_type)
+        .filter(|f| accepted.contains(f))
         .ok_or_else(|| {
+            let types: Vec<&str> = accepted.iter().map(|f| f.media_type()).collect();
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send the document as text/csv or application/toml",
+                format!("send the document as {}", types.join(" or ")),
             )
         })?;
     let text = format::text(body).map_err(|e| ApiError::invalid_rows(vec![e]))?;

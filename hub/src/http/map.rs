@@ -15,10 +15,11 @@ pub async fn get(
     if matches!(principal, Principal::Gateway { .. }) {
         return Err(ApiError::forbidden("the map is for people"));
     }
-    let areas = if app.areas.is_empty() {
+    let reference = app.reference.current();
+    let areas = if reference.areas.is_empty() {
         json!({"type": "FeatureCollection", "features": []})
     } else {
-        app.areas.geojson.clone()
+        reference.areas.geojson.clone()
     };
     Ok(Json(json!({
         "tile_url": app.map.tile_url,

@@ -3,8 +3,10 @@
 //! dashboard's session cookie; what a caller may do follows from its
 //! [`Principal`](crate::store::Principal).
 
+mod appeals;
 mod blobs;
 mod cases;
+mod deferrals;
 pub mod error;
 mod events;
 mod extract;
@@ -21,6 +23,7 @@ mod supervision;
 mod terminal_registry;
 mod terminals;
 mod throttle;
+mod users;
 mod web;
 
 use std::path::Path;
@@ -32,7 +35,7 @@ use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Limits, MapSettings, SessionSettings};
-use crate::engine::{AreaMap, CorrelationConfig, DeadlineConfig, WorkingCalendar};
+use crate::engine::{CorrelationConfig, DeadlineConfig, WorkingCalendar};
 use crate::live::LiveFeed;
 use crate::store::{Principal, Store};
 use error::ApiError;
@@ -42,9 +45,8 @@ pub use throttle::Throttle;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Departments, categories and the ownership list in force.
+    /// Departments, categories, the ownership list and the area map in force.
     pub reference: crate::reference::Shared,
-    pub areas: Arc<AreaMap>,
     pub map: MapSettings,
     pub calendar: Arc<WorkingCalendar>,
     pub correlation: CorrelationConfig,
@@ -100,6 +102,20 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
             post(side_records::decide_extension),
         )
         .route("/api/v1/cases/{id}/callbacks", post(side_records::callback))
+        .route("/api/v1/cases/{id}/deferrals", post(deferrals::request))
+        .route(
+            "/api/v1/cases/{id}/deferrals/{deferral}/decision",
+            post(deferrals::decide),
+        )
+        .route(
+            "/api/v1/cases/{id}/deferrals/{deferral}/end",
+            post(deferrals::end),
+        )
+        .route("/api/v1/cases/{id}/appeals", post(appeals::request))
+        .route(
+            "/api/v1/cases/{id}/appeals/{appeal}/decision",
+            post(appeals::decide),
+        )
         .route(
             "/api/v1/cases/{id}/photos",
             post(photos::post).layer(DefaultBodyLimit::max(limits.max_blob_bytes)),
@@ -132,6 +148,7 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
             "/api/v1/registry/terminals",
             get(terminal_registry::list).post(terminal_registry::import),
         )
+        .route("/api/v1/users", get(users::list).post(users::import))
         .route(
             "/api/v1/registry/terminals/{id}",
             put(terminal_registry::put).delete(terminal_registry::delete),

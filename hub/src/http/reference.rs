@@ -1,6 +1,7 @@
-//! `GET|PUT /api/v1/reference/{kind}`: the department list, the category catalogue and the
-//! ownership list. Anyone signed in reads them (JSON, or CSV for `Accept: text/csv`);
-//! admins replace a whole set with a CSV or TOML document, checked row by row and against
+//! `GET|PUT /api/v1/reference/{kind}`: the department list, the category catalogue, the
+//! ownership list and the area map. Anyone signed in reads them (JSON, or CSV for `Accept:
+//! text/csv`; the area map as GeoJSON); admins replace a whole set with a CSV or TOML
+//! document (the area map with a GeoJSON FeatureCollection), checked row by row and against
 //! the other sets, imported whole or not at all.
 
 use axum::Json;
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use super::extract::{DryRun, QueryParams, document};
 use super::{AppState, error::ApiError};
-use crate::reference::{Kind, Set};
+use crate::reference::{Format, Kind, Set};
 use crate::reference_sync::{self, ImportError, Origin};
 use crate::store::{Principal, SetInfo, StoreError};
 
@@ -39,8 +40,8 @@ pub async fn get(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
-    if wants_csv {
-        let body = reference.to_csv(kind).map_err(ApiError::internal)?;
+    if wants_csv && let Some(csv) = reference.to_csv(kind) {
+        let body = csv.map_err(ApiError::internal)?;
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -81,7 +82,11 @@ pub async fn put(
 ) -> Result<Json<ImportOutcome>, ApiError> {
     principal.admin()?;
     let kind = parse_kind(&kind)?;
-    let (format, text) = document(&headers, &body)?;
+    let accepted = match kind {
+        Kind::Areas => &[Format::GeoJson][..],
+        _ => Format::ROWS,
+    };
+    let (format, text) = document(&headers, &body, accepted)?;
     let set = Set::parse(kind, format, text).map_err(ApiError::invalid_rows)?;
     let rows = set.len();
     let current = app.reference.current();

@@ -7,7 +7,8 @@
 //! - `POST /api/v1/registry/cameras[?dry_run=]`: admins and technicians enter many cameras
 //!   from a CSV or TOML document, all or none, every bad row reported with its line;
 //! - `DELETE /api/v1/registry/cameras/{id}`;
-//! - `GET /api/v1/registry/audit[?limit=]`: every change, newest first (admins, technicians);
+//! - `GET /api/v1/registry/audit[?limit=]`: every change, newest first (admins, technicians;
+//!   user roster changes for admins only);
 //! - `GET /api/v1/gateway/config[?wait_s=]`: a gateway's own cameras with their passwords,
 //!   and its patrol terminals with the hashes of their secrets,
 //!   ETag = its revision; with `If-None-Match` it answers 304 while nothing changed, and
@@ -212,7 +213,7 @@ pub async fn import(
     body: Bytes,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     let actor = principal.device_manager()?;
-    let (format, text) = document(&headers, &body)?;
+    let (format, text) = document(&headers, &body, format::Format::ROWS)?;
     let rows = format::rows::<CameraRow>(text, format, "camera").map_err(ApiError::invalid_rows)?;
     let stored: HashMap<String, bool> = app
         .store
@@ -283,7 +284,9 @@ pub async fn audit(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be 1..=1000"));
     }
-    Ok(Json(app.store.device_audit(limit).await?))
+    // Changes to the user roster are the admins' to read.
+    let users = principal.admin().is_ok();
+    Ok(Json(app.store.device_audit(limit, users).await?))
 }
 
 #[derive(Deserialize)]

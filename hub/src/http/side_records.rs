@@ -21,7 +21,7 @@ use crate::engine::{CaseState, TimeLimit};
 use crate::live::LiveItem;
 use crate::store::{CaseRow, CaseVisibility, NewDeadline, Principal};
 
-fn publish(app: &AppState, case: &CaseRow, state: CaseState, action: &str, actor: &str) {
+pub(super) fn publish(app: &AppState, case: &CaseRow, state: CaseState, action: &str, actor: &str) {
     app.live.publish(LiveItem::case_note(
         &case.id,
         case.department.as_deref(),
@@ -81,11 +81,12 @@ pub async fn request_extension(
     Ok((StatusCode::CREATED, Json(json!({ "id": extension }))))
 }
 
+/// The centre's answer to a request: extensions, deferrals, appeals.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    approve: bool,
-    note: String,
+    pub(super) approve: bool,
+    pub(super) note: String,
 }
 
 pub async fn decide_extension(

@@ -154,7 +154,7 @@ pub async fn import(
     body: Bytes,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     let actor = principal.device_manager()?;
-    let (format, text) = document(&headers, &body)?;
+    let (format, text) = document(&headers, &body, format::Format::ROWS)?;
     let rows =
         format::rows::<TerminalRow>(text, format, "terminal").map_err(ApiError::invalid_rows)?;
     let stored: HashSet<String> = app

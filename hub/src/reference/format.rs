@@ -12,19 +12,35 @@ pub enum Format {
     Csv,
     /// An array of tables, `[[item]]`, `[[department]]` or `[[category]]`.
     Toml,
+    /// A GeoJSON FeatureCollection: the area map.
+    GeoJson,
 }
 
 impl Format {
-    /// From a file name's extension: `.csv` or `.toml`.
+    /// From a file name's extension: `.csv`, `.toml`, `.geojson` or `.json`.
     pub fn from_path(path: &std::path::Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "toml" => Some(Format::Toml),
+            "geojson" | "json" => Some(Format::GeoJson),
             _ => None,
         }
     }
 
-    /// From a request's `Content-Type`: `text/csv` or `application/toml`.
+    /// The media type a request carries it as.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv",
+            Format::Toml => "application/toml",
+            Format::GeoJson => "application/geo+json",
+        }
+    }
+
+    /// The formats of row documents (lists, registries).
+    pub const ROWS: &[Format] = &[Format::Csv, Format::Toml];
+
+    /// From a request's `Content-Type`: `text/csv`, `application/toml` or
+    /// `application/geo+json` (or `application/json`).
     pub fn from_media_type(media_type: &str) -> Option<Self> {
         match media_type
             .split(';')
@@ -35,6 +51,7 @@ impl Format {
         {
             "text/csv" => Some(Format::Csv),
             "application/toml" | "text/toml" => Some(Format::Toml),
+            "application/geo+json" | "application/json" => Some(Format::GeoJson),
             _ => None,
         }
     }
@@ -63,6 +80,7 @@ pub fn rows<T: DeserializeOwned>(
     match format {
         Format::Csv => csv_rows(text),
         Format::Toml => toml_rows(text, table),
+        Format::GeoJson => Err(vec![RowError::at(0, "rows are CSV or TOML, not GeoJSON")]),
     }
 }
 

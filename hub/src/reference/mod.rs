@@ -1,6 +1,7 @@
-//! Reference data (基础数据): the department list, the category catalogue and the ownership
-//! list. Imported as CSV or TOML, by the API, the `hub import` command or the settings'
-//! first-start files, and kept in the database as data. Pure: parsing and checking here;
+//! Reference data (基础数据): the department list, the category catalogue, the ownership
+//! list and the area map. Imported as CSV or TOML (the area map as GeoJSON), by the API, the
+//! `hub import` command or the settings' first-start files, and kept in the database as
+//! data. Pure: parsing and checking here;
 //! `store::reference` keeps the sets and `http::reference` serves them.
 //!
 //! A document replaces its whole set, and only when every row is good and the set agrees
@@ -11,6 +12,7 @@ pub mod categories;
 pub mod departments;
 pub mod format;
 mod ownership;
+pub mod users;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -21,7 +23,7 @@ pub use categories::Category;
 pub use departments::{Department, Level};
 pub use format::{Format, text};
 
-use crate::engine::{OwnershipItem, OwnershipList};
+use crate::engine::{AreaMap, OwnershipItem, OwnershipList};
 
 /// Which set a document replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
@@ -30,16 +32,24 @@ pub enum Kind {
     Departments,
     Categories,
     Ownership,
+    /// The area map: divisions and grids with their polygons, a GeoJSON FeatureCollection.
+    Areas,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Departments, Kind::Categories, Kind::Ownership];
+    pub const ALL: [Kind; 4] = [
+        Kind::Departments,
+        Kind::Categories,
+        Kind::Ownership,
+        Kind::Areas,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Departments => "departments",
             Kind::Categories => "categories",
             Kind::Ownership => "ownership",
+            Kind::Areas => "areas",
         }
     }
 
@@ -53,7 +63,13 @@ impl Kind {
             Kind::Departments => "department",
             Kind::Categories => "category",
             Kind::Ownership => "item",
+            Kind::Areas => "area",
         }
+    }
+
+    /// How a document of this kind is written: rows (CSV, TOML) or a map (GeoJSON).
+    pub fn takes(self, format: Format) -> bool {
+        (self == Kind::Areas) == (format == Format::GeoJson)
     }
 }
 
@@ -113,6 +129,7 @@ pub enum Set {
     Departments(Vec<(usize, Department)>),
     Categories(Vec<(usize, Category)>),
     Ownership(Vec<(usize, OwnershipItem)>),
+    Areas(Arc<AreaMap>),
 }
 
 impl Set {
@@ -121,14 +138,17 @@ impl Set {
             Set::Departments(_) => Kind::Departments,
             Set::Categories(_) => Kind::Categories,
             Set::Ownership(_) => Kind::Ownership,
+            Set::Areas(_) => Kind::Areas,
         }
     }
 
+    /// Rows, or areas of a map.
     pub fn len(&self) -> usize {
         match self {
             Set::Departments(r) => r.len(),
             Set::Categories(r) => r.len(),
             Set::Ownership(r) => r.len(),
+            Set::Areas(map) => map.len(),
         }
     }
 
@@ -139,6 +159,17 @@ impl Set {
     /// Parses `text` as a set of `kind` and checks every row and the set on its own; the
     /// errors of all rows come back together, by line.
     pub fn parse(kind: Kind, format: Format, text: &str) -> Result<Self, Vec<RowError>> {
+        if !kind.takes(format) {
+            return Err(vec![RowError::at(
+                0,
+                match kind {
+                    Kind::Areas => {
+                        "the area map is a GeoJSON FeatureCollection (.geojson, application/geo+json)"
+                    }
+                    _ => "this set is a CSV or TOML document",
+                },
+            )]);
+        }
         fn checked<T>(
             (rows, mut errors): format::Rows<T>,
             check: fn(&[(usize, T)]) -> Vec<RowError>,
@@ -169,6 +200,9 @@ impl Set {
                 ownership::check,
                 Set::Ownership,
             ),
+            Kind::Areas => AreaMap::parse(text)
+                .map(|map| Set::Areas(Arc::new(map)))
+                .map_err(|message| vec![RowError::at(0, message)]),
         }
     }
 }
@@ -179,6 +213,7 @@ pub struct Reference {
     pub departments: Vec<Department>,
     pub categories: Vec<Category>,
     pub ownership: OwnershipList,
+    pub areas: Arc<AreaMap>,
     /// Counts the imports; each import names the revision it replaces, so two admins
     /// importing at once cannot silently undo each other.
     pub revision: i64,
@@ -207,6 +242,10 @@ impl Reference {
             Set::Categories(rows) => {
                 next.categories = rows.into_iter().map(|(_, c)| c).collect();
                 next.still_named_by_ownership()
+            }
+            Set::Areas(map) => {
+                next.areas = map;
+                Vec::new()
             }
         };
         if errors.is_empty() {
@@ -237,16 +276,19 @@ impl Reference {
             Kind::Departments => serde_json::json!(self.departments),
             Kind::Categories => serde_json::json!(self.categories),
             Kind::Ownership => serde_json::json!(self.ownership.items),
+            Kind::Areas => self.areas.geojson.clone(),
         }
     }
 
-    /// The rows of the set of `kind` as a CSV document that imports back unchanged.
-    pub fn to_csv(&self, kind: Kind) -> Result<String, csv::Error> {
-        match kind {
+    /// The rows of the set of `kind` as a CSV document that imports back unchanged; `None`
+    /// for the area map (GeoJSON, [`Self::rows_json`]).
+    pub fn to_csv(&self, kind: Kind) -> Option<Result<String, csv::Error>> {
+        Some(match kind {
             Kind::Departments => format::to_csv(&self.departments),
             Kind::Categories => format::to_csv(&self.categories),
             Kind::Ownership => format::to_csv(&self.ownership.items),
-        }
+            Kind::Areas => return None,
+        })
     }
 
     pub fn department(&self, id: &str) -> Option<&Department> {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::deferrals::DeferralEnd;
 use super::{EpisodeRow, Store, StoreError, from_ms, to_ms};
 use crate::engine::workflow::Action;
 use crate::engine::{CaseState, Queue};
@@ -25,6 +26,8 @@ pub struct CaseFilter {
     pub department: Option<String>,
     pub category: Option<String>,
     pub severity: Option<String>,
+    /// Only cases under a deferral of this kind (`defer` 缓办, `ledger` 挂账).
+    pub deferral: Option<String>,
     /// Only cases still open past their deadline at this time.
     pub overdue_at: Option<DateTime<Utc>>,
     /// Only cases in this division (a code prefix: county, township or village).
@@ -51,10 +54,17 @@ pub struct CaseRow {
     /// When the deadline warning is (or was) due, and when the case was found overdue.
     pub warn_at: Option<DateTime<Utc>>,
     pub overdue_at: Option<DateTime<Utc>>,
-    /// The supervising department an overdue case was escalated to.
+    /// The department an overdue case was escalated to, and how many levels up (1: its
+    /// supervising department).
     pub escalated_to: Option<String>,
+    pub escalation_level: i64,
     /// Times verification sent the case back to the department.
     pub rework_count: i64,
+    /// The deferral in effect (`defer` 缓办 or `ledger` 挂账), its end date for a `defer`,
+    /// and the deadline it parked (the case's `due_at` is empty meanwhile).
+    pub deferral_kind: Option<String>,
+    pub deferred_until: Option<DateTime<Utc>>,
+    pub paused_due_at: Option<DateTime<Utc>>,
     pub lat: f64,
     pub lon: f64,
     pub area_code: Option<String>,
@@ -95,7 +105,8 @@ pub struct CaseDetail {
 macro_rules! case_columns {
     () => {
         "id, title, category, state, queue, severity, department, supervisor, time_limit, \
-         condition_text, closing_condition, due_at, warn_at, overdue_at, escalated_to, rework_count, lat, lon, \
+         condition_text, closing_condition, due_at, warn_at, overdue_at, escalated_to, escalation_level, rework_count, deferral_kind, \
+         deferred_until, paused_due_at, lat, lon, \
          area_code, grid, opened_at, updated_at"
     };
 }
@@ -123,6 +134,7 @@ fn queue_filter(filter: &CaseFilter, department: Option<&str>) -> (String, Vec<V
     equal("department", department);
     equal("category", filter.category.as_deref());
     equal("severity", filter.severity.as_deref());
+    equal("deferral_kind", filter.deferral.as_deref());
     if let Some(at) = filter.overdue_at {
         values.push(Value::Int(to_ms(at)));
         conditions.push(format!(
@@ -207,7 +219,11 @@ fn case_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
         warn_at: r.try_get::<Option<i64>, _>("warn_at")?.map(from_ms),
         overdue_at: r.try_get::<Option<i64>, _>("overdue_at")?.map(from_ms),
         escalated_to: r.try_get("escalated_to")?,
+        escalation_level: r.try_get("escalation_level")?,
         rework_count: r.try_get("rework_count")?,
+        deferral_kind: r.try_get("deferral_kind")?,
+        deferred_until: r.try_get::<Option<i64>, _>("deferred_until")?.map(from_ms),
+        paused_due_at: r.try_get::<Option<i64>, _>("paused_due_at")?.map(from_ms),
         lat: r.try_get("lat")?,
         lon: r.try_get("lon")?,
         area_code: r.try_get("area_code")?,
@@ -400,7 +416,8 @@ impl Store {
             sqlx::query(
                 "UPDATE cases SET department = $1, supervisor = $2, time_limit = $3, condition_text = $4, \
                  closing_condition = $5, due_at = $6, queue = $7, warn_at = $8, \
-                 warned_at = NULL, overdue_at = NULL, escalated_to = NULL WHERE id = $9",
+                 warned_at = NULL, overdue_at = NULL, escalated_to = NULL, escalation_level = 0, \
+                 next_escalation_at = NULL WHERE id = $9",
             )
             .bind(a.map(|a| a.department.clone()))
             .bind(a.and_then(|a| a.supervisor.clone()))
@@ -413,6 +430,21 @@ impl Store {
             .bind(t.case_id)
             .execute(&mut *tx)
             .await?;
+        }
+        // A deferral ends when the case gets a new clock (dispatched anew, refused) or
+        // closes; a closing case is measured against the deadline the deferral parked.
+        if t.assignment.is_some() || closes {
+            let end = DeferralEnd {
+                restore_parked: t.assignment.is_none(),
+                note: if closes {
+                    "结案 closed"
+                } else {
+                    "重新派遣 reassigned"
+                },
+                by: &t.actor,
+                at: t.at,
+            };
+            super::deferrals::drop_deferral(&mut tx, t.case_id, &end).await?;
         }
         let note = match (&t.assignment, t.reason) {
             (Some(Some(a)), _) => format!(
@@ -468,6 +500,7 @@ mod tests {
             department: None,
             category: None,
             severity: None,
+            deferral: None,
             overdue_at: None,
             area: None,
             sort: CaseSort::Newest,

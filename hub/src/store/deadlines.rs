@@ -54,6 +54,33 @@ pub struct NewNotice<'a> {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// The clock presses the department holding an overdue case: a `timeout` supervision notice
+/// saying `message`, and the alarm's timeline entry saying `note`.
+async fn press(
+    tx: &mut Tx,
+    case_id: &str,
+    department: &str,
+    alarm: Alarm,
+    message: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    insert_notice(
+        tx,
+        &NewNotice {
+            case_id,
+            kind: "timeout",
+            department,
+            message,
+            issued_by: CLOCK_ACTOR,
+            at: now,
+        },
+    )
+    .await?;
+    note_on_timeline(tx, case_id, to_ms(now), CLOCK_ACTOR, alarm.as_str(), note).await?;
+    Ok(())
+}
+
 async fn insert_notice(tx: &mut Tx, n: &NewNotice<'_>) -> Result<String, StoreError> {
     let id = Uuid::now_v7().to_string();
     sqlx::query(
@@ -75,6 +102,27 @@ async fn insert_notice(tx: &mut Tx, n: &NewNotice<'_>) -> Result<String, StoreEr
 /// Who raises deadline alarms, in timelines and notices.
 const CLOCK_ACTOR: &str = "system:deadlines";
 
+/// The rows `sql` selects (with `$1` = `now`, `$2` = `limit`), claimed for this
+/// transaction: on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so another replica's
+/// sweep passes them by; SQLite has one writer at a time anyway.
+async fn claim_due(
+    backend: Backend,
+    tx: &mut Tx,
+    sql: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let sql = match backend {
+        Backend::Postgres => format!("{sql} FOR UPDATE SKIP LOCKED"),
+        Backend::Sqlite => sql.to_owned(),
+    };
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to_ms(now))
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+}
+
 impl Store {
     /// Raises the alarms due at `now` on at most `limit` cases; returns what it raised. An
     /// overdue case without a supervising department escalates to `escalate_default`.
@@ -86,21 +134,13 @@ impl Store {
     ) -> Result<Vec<AlarmRaised>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let mut sql = String::from(
-            "SELECT id, state, department, supervisor, time_limit, warn_at, due_at, warned_at, overdue_at \
-             FROM cases WHERE state IN ('dispatched', 'handling') \
-             AND ((warned_at IS NULL AND overdue_at IS NULL AND warn_at <= $1) \
-                  OR (overdue_at IS NULL AND due_at <= $1)) \
-             ORDER BY due_at LIMIT $2",
-        );
-        if self.backend == Backend::Postgres {
-            sql.push_str(" FOR UPDATE SKIP LOCKED");
-        }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(to_ms(now))
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        // Cases held whose warning or deadline has come, the nearest deadline first.
+        const DUE: &str = "SELECT id, state, department, supervisor, time_limit, warn_at, due_at, warned_at, overdue_at, dispatched_at \
+         FROM cases WHERE state IN ('dispatched', 'handling') \
+         AND ((warned_at IS NULL AND overdue_at IS NULL AND warn_at <= $1) \
+              OR (overdue_at IS NULL AND due_at <= $1)) \
+         ORDER BY due_at LIMIT $2";
+        let rows = claim_due(self.backend, &mut tx, DUE, now, limit).await?;
         let ms = |r: &sqlx::any::AnyRow, c: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
             Ok(r.try_get::<Option<i64>, _>(c)?.map(from_ms))
         };
@@ -147,40 +187,38 @@ impl Store {
                         let up = supervisor
                             .clone()
                             .unwrap_or_else(|| escalate_default.to_owned());
+                        let next = clock.due_at.map(|due| {
+                            deadline::next_escalation(
+                                now,
+                                ms(row, "dispatched_at").ok().flatten(),
+                                due,
+                            )
+                        });
                         sqlx::query(
-                            "UPDATE cases SET overdue_at = $1, escalated_to = $2, updated_at = $1 WHERE id = $3",
+                            "UPDATE cases SET overdue_at = $1, escalated_to = $2, escalation_level = 1, \
+                             next_escalation_at = $3, updated_at = $1 WHERE id = $4",
                         )
                         .bind(to_ms(now))
                         .bind(&up)
+                        .bind(next.map(to_ms))
                         .bind(&id)
                         .execute(&mut *tx)
                         .await?;
-                        let message = format!(
-                            "超期督办: the time limit ({limit_text}) ran out at {due}; give the reason for the delay and keep going"
-                        );
-                        insert_notice(
-                            &mut tx,
-                            &NewNotice {
-                                case_id: &id,
-                                kind: "timeout",
-                                department: &dept,
-                                message: &message,
-                                issued_by: CLOCK_ACTOR,
-                                at: now,
-                            },
-                        )
-                        .await?;
-                        note_on_timeline(
+                        press(
                             &mut tx,
                             &id,
-                            to_ms(now),
-                            CLOCK_ACTOR,
-                            alarm.as_str(),
+                            &dept,
+                            alarm,
+                            &format!(
+                                "超期督办: the time limit ({limit_text}) ran out at {due}; give the reason for the delay and keep going"
+                            ),
                             &format!("overdue since {due}: supervision notice to {dept}, escalated to {up}"),
+                            now,
                         )
                         .await?;
                         Some(up)
                     }
+                    Alarm::Escalated => continue,
                 };
                 raised.push(AlarmRaised {
                     case_id: id.clone(),
@@ -188,6 +226,84 @@ impl Store {
                     state,
                     department: department.clone(),
                     escalated_to,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(raised)
+    }
+
+    /// Takes each case still held and overdue past its next escalation time one level
+    /// further up: from the department it was escalated to, to `parent_of` that one, with a
+    /// supervision notice to the department and a timeline entry. A case at the top stays
+    /// there. At most `limit` cases per call; replicas share the work as in
+    /// [`Self::raise_due_alarms`].
+    pub async fn escalate_overdue(
+        &self,
+        now: DateTime<Utc>,
+        parent_of: &(dyn Fn(&str) -> Option<String> + Sync),
+        limit: i64,
+    ) -> Result<Vec<AlarmRaised>, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        // Cases held, still overdue, whose next level is due, the longest waiting first.
+        const ESCALATING: &str = "SELECT id, state, department, escalated_to, escalation_level, due_at, dispatched_at \
+             FROM cases WHERE state IN ('dispatched', 'handling') AND due_at IS NOT NULL \
+             AND next_escalation_at <= $1 ORDER BY next_escalation_at LIMIT $2";
+        let rows = claim_due(self.backend, &mut tx, ESCALATING, now, limit).await?;
+        let mut raised = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let state_text: String = row.try_get("state")?;
+            let department: Option<String> = row.try_get("department")?;
+            let from: Option<String> = row.try_get("escalated_to")?;
+            let level: i64 = row.try_get("escalation_level")?;
+            let Some(up) = from.as_deref().and_then(parent_of) else {
+                // The top (or a department the list does not know): no further level.
+                sqlx::query("UPDATE cases SET next_escalation_at = NULL WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            };
+            let due = from_ms(row.try_get("due_at")?);
+            let dispatched = row.try_get::<Option<i64>, _>("dispatched_at")?.map(from_ms);
+            let next = deadline::next_escalation(now, dispatched, due);
+            sqlx::query(
+                "UPDATE cases SET escalated_to = $1, escalation_level = $2, next_escalation_at = $3, \
+                 updated_at = $4 WHERE id = $5",
+            )
+            .bind(&up)
+            .bind(level + 1)
+            .bind(to_ms(next))
+            .bind(to_ms(now))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            press(
+                &mut tx,
+                &id,
+                department.as_deref().unwrap_or_default(),
+                Alarm::Escalated,
+                &format!(
+                    "持续超期，已逐级上报至 {up}: still overdue since {}; report the reason and keep going",
+                    due.to_rfc3339()
+                ),
+                &format!(
+                    "still overdue: escalated from {} to {up} (level {})",
+                    from.unwrap_or_default(),
+                    level + 1
+                ),
+                now,
+            )
+            .await?;
+            if let Ok(state) = state_text.parse::<CaseState>() {
+                raised.push(AlarmRaised {
+                    case_id: id,
+                    alarm: Alarm::Escalated,
+                    state,
+                    department,
+                    escalated_to: Some(up),
                 });
             }
         }

@@ -4,9 +4,11 @@
 //! All queries are written once with `$N` placeholders; times are stored as unix
 //! milliseconds and ids/JSON as text, which is what `Any` carries on both backends.
 
+mod appeals;
 mod blobs;
 mod cases;
 mod deadlines;
+mod deferrals;
 mod episodes;
 mod events;
 mod principals;
@@ -18,6 +20,7 @@ mod side_records;
 mod stats;
 mod terminal_registry;
 mod terminals;
+mod users;
 
 use std::time::Duration;
 
@@ -25,12 +28,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
+pub use appeals::{AppealRequest, AppealRow};
 pub use blobs::{AttachmentRow, Blob, NewAttachment};
 pub use cases::{
     Assignment, CaseDetail, CaseEventRow, CaseFilter, CaseRow, CaseSort, CaseVisibility,
     TimelineRow, Transition,
 };
 pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
+pub use deferrals::{DeferralRequest, DeferralRow, ParkedClock, Restored};
 pub use episodes::EpisodeRow;
 pub use events::{EventRow, FreshEvent, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
@@ -43,6 +48,7 @@ pub use sessions::{LoginRecord, SessionIssued};
 pub use side_records::{CallbackRow, ExtensionRow, NewDeadline};
 pub use terminal_registry::{NewTerminal, RegistryTerminal, TerminalEntered};
 pub use terminals::{CameraRow, NewTask, TaskRow, TerminalRow};
+pub use users::{NewUser, RosterChange, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,7 +5,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, StoreError, from_ms, to_ms};
-use crate::engine::OwnershipList;
+use std::sync::Arc;
+
+use crate::engine::{AreaMap, OwnershipList};
 use crate::reference::{Kind, Reference};
 
 /// An import about to be stored.
@@ -59,6 +61,12 @@ impl Store {
                         items: serde_json::from_str(&body).map_err(corrupt)?,
                     };
                 }
+                Some(Kind::Areas) => {
+                    let map = AreaMap::parse(&body).map_err(|e| {
+                        StoreError::Conflict(format!("the stored area map is unreadable: {e}"))
+                    })?;
+                    reference.areas = Arc::new(map);
+                }
                 None => tracing::warn!(kind, "ignoring a reference set of an unknown kind"),
             }
         }
@@ -96,6 +104,7 @@ impl Store {
                 serde_json::to_string(&next.ownership.items),
                 next.ownership.items.len(),
             ),
+            Kind::Areas => (serde_json::to_string(&next.areas.geojson), next.areas.len()),
         };
         let body = body.map_err(|e| StoreError::Conflict(e.to_string()))?;
         let revision = import.based_on + 1;

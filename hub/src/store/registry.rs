@@ -217,14 +217,16 @@ impl Store {
         Ok(row.map(|r| r.try_get("config_revision")).transpose()?)
     }
 
-    /// The newest changes to devices first, at most `limit`.
-    pub async fn device_audit(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, target, detail FROM device_audit ORDER BY at DESC, id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+    /// The newest changes first, at most `limit`: to devices, and with `users`, to the user
+    /// roster too (targets `user:NAME`).
+    pub async fn device_audit(&self, limit: i64, users: bool) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = if users {
+            "SELECT at, actor, action, target, detail FROM device_audit ORDER BY at DESC, id DESC LIMIT $1"
+        } else {
+            "SELECT at, actor, action, target, detail FROM device_audit WHERE target NOT LIKE 'user:%' \
+             ORDER BY at DESC, id DESC LIMIT $1"
+        };
+        let rows = sqlx::query(sql).bind(limit).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let detail: String = r.try_get("detail")?;

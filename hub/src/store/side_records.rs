@@ -169,7 +169,8 @@ impl Store {
         if let Some(a) = approved {
             sqlx::query(
                 "UPDATE cases SET due_at = $1, warn_at = $2, warned_at = NULL, overdue_at = NULL, \
-                 escalated_to = NULL, extensions_approved = extensions_approved + 1, updated_at = $3 WHERE id = $4",
+                 escalated_to = NULL, escalation_level = 0, next_escalation_at = NULL, \
+                 extensions_approved = extensions_approved + 1, updated_at = $3 WHERE id = $4",
             )
             .bind(to_ms(a.due_at))
             .bind(to_ms(a.warn_at))

@@ -29,8 +29,8 @@ impl Store {
             "SELECT department, category, grid, SUBSTR(area_code, 1, 9) AS township, state, COUNT(*) AS n, \
              CAST(SUM(CASE WHEN state NOT IN ('reported', 'void') \
                  AND (closed_at IS NOT NULL OR (due_at IS NOT NULL AND due_at <= $5)) THEN 1 ELSE 0 END) AS BIGINT) AS due_to_close, \
-             CAST(SUM(CASE WHEN closed_at IS NOT NULL AND (due_at IS NULL OR closed_at <= due_at) THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
-             CAST(SUM(CASE WHEN rework_count > 0 THEN 1 ELSE 0 END) AS BIGINT) AS reworked, \
+             CAST(SUM(CASE WHEN closed_at IS NOT NULL AND (due_at IS NULL OR closed_at <= due_at OR overdue_excused = 1) THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
+             CAST(SUM(CASE WHEN rework_count > reworks_excused THEN 1 ELSE 0 END) AS BIGINT) AS reworked, \
              CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS timed, \
              CAST(SUM(CASE WHEN closed_at IS NOT NULL AND dispatched_at IS NOT NULL \
                  THEN closed_at - dispatched_at ELSE 0 END) AS BIGINT) AS handle_ms, \
@@ -38,13 +38,14 @@ impl Store {
              CAST(SUM(CASE WHEN first_dispatched_at IS NOT NULL AND dispatch_due_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatch_timed, \
              CAST(SUM(CASE WHEN first_dispatched_at <= dispatch_due_at THEN 1 ELSE 0 END) AS BIGINT) AS dispatched_on_time, \
              CAST(SUM(CASE WHEN handled_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS handled, \
-             CAST(SUM(CASE WHEN handled_at IS NOT NULL AND (due_at IS NULL OR handled_at <= due_at) THEN 1 ELSE 0 END) AS BIGINT) AS handled_on_time, \
+             CAST(SUM(CASE WHEN handled_at IS NOT NULL AND (due_at IS NULL OR handled_at <= due_at OR overdue_excused = 1) THEN 1 ELSE 0 END) AS BIGINT) AS handled_on_time, \
              CAST(SUM(CASE WHEN extensions_approved > 0 THEN 1 ELSE 0 END) AS BIGINT) AS extended, \
              CAST(SUM(CASE WHEN satisfaction IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS rated, \
              CAST(SUM(COALESCE(satisfaction, 0)) AS BIGINT) AS satisfaction_sum, \
              CAST(SUM(CASE WHEN due_at IS NOT NULL AND due_at < $3 \
                  AND state NOT IN ('closed', 'force_closed', 'void') THEN 1 ELSE 0 END) AS BIGINT) AS overdue, \
-             CAST(SUM(rework_count) AS BIGINT) AS reworks \
+             CAST(SUM(rework_count - reworks_excused) AS BIGINT) AS reworks, \
+             CAST(SUM(CASE WHEN deferral_kind IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS deferred \
              FROM cases WHERE opened_at >= $1 AND opened_at < $2 \
              AND ($4 IS NULL OR department = $4) \
              GROUP BY department, category, grid, SUBSTR(area_code, 1, 9), state",
@@ -78,6 +79,7 @@ impl Store {
                 dispatch_timed: r.try_get("dispatch_timed")?,
                 dispatched_on_time: r.try_get("dispatched_on_time")?,
                 handled: r.try_get("handled")?,
+                deferred: r.try_get("deferred")?,
                 handled_on_time: r.try_get("handled_on_time")?,
                 extended: r.try_get("extended")?,
                 rated: r.try_get("rated")?,

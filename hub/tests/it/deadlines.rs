@@ -212,3 +212,64 @@ async fn two_hubs_share_the_sweep_on_postgres() {
     );
     assert_eq!(overdue.len(), CASES);
 }
+
+on_both_backends!(
+    a_case_still_overdue_goes_up_the_levels_to_the_top,
+    |hub: TestHub| async move {
+        use hub::reference::{Format, Kind, Reference, Set, Shared};
+        let posted = Utc::now();
+        hub.post_events(vec![event("event:0407")]).await;
+        let departments = "id,name,level,parent\n\
+            city-centre,市指挥中心,county,\n\
+            county-centre,县指挥中心,county,city-centre\n\
+            police,县公安局,county,county-centre\n";
+        let reference = Shared::new(
+            Reference::default()
+                .with(Set::parse(Kind::Departments, Format::Csv, departments).unwrap())
+                .unwrap(),
+        );
+        let config = DeadlineConfig::default();
+        let escalate = |minutes: i64| {
+            hub::deadlines::escalate(&hub.store, &reference, posted + Duration::minutes(minutes))
+        };
+        // Overdue at 2 hours: to the supervising level (the default, county-centre).
+        hub::deadlines::sweep(&hub.store, &config, posted + Duration::minutes(125))
+            .await
+            .unwrap();
+        let case = case_of(&hub, &hub.operator_token).await;
+        assert_eq!(case["escalated_to"], "county-centre");
+        assert_eq!(case["escalation_level"], 1);
+        // Another span of the limit (2 hours) later, one level up; then the top stays.
+        assert!(escalate(200).await.unwrap().is_empty());
+        let up = escalate(250).await.unwrap();
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert_eq!(up[0].alarm, Alarm::Escalated);
+        assert_eq!(up[0].escalated_to.as_deref(), Some("city-centre"));
+        assert!(
+            escalate(400).await.unwrap().is_empty(),
+            "city-centre is the top"
+        );
+        assert!(escalate(10_000).await.unwrap().is_empty());
+        let case = case_of(&hub, &hub.operator_token).await;
+        assert_eq!(case["escalated_to"], "city-centre");
+        assert_eq!(case["escalation_level"], 2);
+        let notices = case["supervision"].as_array().unwrap();
+        assert_eq!(notices.len(), 2, "a notice to the department at each level");
+        assert!(
+            notices[1]["message"]
+                .as_str()
+                .unwrap()
+                .contains("city-centre")
+        );
+        let actions: Vec<&str> = case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            ["open", "deadline_warning", "overdue", "escalated"]
+        );
+    }
+);

@@ -4,6 +4,7 @@
 mod api;
 mod dashboard;
 mod deadlines;
+mod deferrals;
 mod episodes;
 mod openapi;
 mod reference;
@@ -11,4 +12,5 @@ mod registry;
 mod side_records;
 mod support;
 mod terminals;
+mod users;
 mod workflow;

@@ -1,6 +1,7 @@
 //! Reference data as data: admins replace the department list, the category catalogue and
-//! the ownership list with CSV or TOML documents; bad documents are refused row by row and
-//! change nothing; new lists route the next event without a restart; an import made by the
+//! the ownership list with CSV or TOML documents, and the area map with GeoJSON; bad
+//! documents are refused row by row and change nothing; new lists route (and a new map
+//! places) the next event without a restart; an import made by the
 //! `hub import` command reaches the running hub.
 
 use std::time::{Duration, Instant};
@@ -282,5 +283,90 @@ on_both_backends!(
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+);
+
+/// A square of `half` degrees around (lon, lat), as a GeoJSON feature of `level`.
+fn square(code: &str, level: &str, lon: f64, lat: f64, half: f64) -> Value {
+    let (w, e, s, n) = (lon - half, lon + half, lat - half, lat + half);
+    json!({
+        "type": "Feature",
+        "properties": {"code": code, "name": format!("{level} {code}"), "level": level},
+        "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+    })
+}
+
+on_both_backends!(
+    an_imported_area_map_places_the_next_event_without_a_restart,
+    |hub: TestHub| async move {
+        let (lon, lat) = (121.3, 31.1);
+        let map = json!({"type": "FeatureCollection", "features": [
+            square("330107001", "township", lon, lat, 0.05),
+            square("G-NEW-01", "grid", lon, lat, 0.01),
+        ]})
+        .to_string();
+        let before = hub.get_json("/api/v1/map", &hub.operator_token).await;
+        let seeded = before["areas"]["features"].as_array().unwrap().len();
+
+        // Who may import, and in what form.
+        let resp = hub
+            .put("/api/v1/reference/areas", &hub.operator_token)
+            .header("content-type", "application/geo+json")
+            .body(map.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let (status, body) = import(&hub, "areas", "text/csv", "code,name\n1,x\n").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(body.to_string().contains("application/geo+json"), "{body}");
+        let (status, body) = import(&hub, "departments", "application/geo+json", &map).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+        let bad = json!({"type": "FeatureCollection", "features": [
+            square("330107001", "township", lon, lat, 0.05),
+            square("3301", "village", lon, lat, 0.01),
+        ]})
+        .to_string();
+        let (status, body) = import(&hub, "areas", "application/geo+json", &bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body.to_string().contains("features[1].properties.code"),
+            "{body}"
+        );
+        let unchanged = hub.get_json("/api/v1/map", &hub.operator_token).await;
+        assert_eq!(
+            unchanged["areas"]["features"].as_array().unwrap().len(),
+            seeded,
+            "a refused map changes nothing"
+        );
+
+        let (status, body) = import(&hub, "areas", "application/geo+json", &map).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["rows"], 2);
+        let mut placed = event("event:0501");
+        placed["location"] = json!({"lat": lat + 0.001, "lon": lon - 0.002});
+        hub.post_events(vec![placed.clone()]).await;
+        let events = hub
+            .get_json("/api/v1/events?limit=10", &hub.operator_token)
+            .await;
+        let location = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == placed["id"])
+            .unwrap()["location"]
+            .clone();
+        assert_eq!(location["area_code"], "330107001", "{location}");
+        assert_eq!(location["grid"], "G-NEW-01");
+        let now = hub.get_json("/api/v1/map", &hub.police_token).await;
+        assert_eq!(now["areas"]["features"].as_array().unwrap().len(), 2);
+        let listed = hub
+            .get_json("/api/v1/reference/areas", &hub.police_token)
+            .await;
+        assert_eq!(
+            listed["rows"]["features"][1]["properties"]["code"],
+            "G-NEW-01"
+        );
+        assert_eq!(listed["imported"]["imported_by"], "user:admin-1");
     }
 );

@@ -190,6 +190,18 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.getByRole('button', { name: '同意延期' }).click()
   await op.getByTestId('extensions').locator('[data-state="approved"]').waitFor()
   await police.getByTestId('extensions').locator('[data-state="approved"]').waitFor()
+  // A long-running item put on the ledger (挂账): the deadline pauses until it is resumed.
+  await police.getByLabel('缓办类型').selectOption('ledger')
+  await police.getByLabel('缓办理由').fill('需市级立项 needs a city project')
+  await police.getByRole('button', { name: '申请缓办/挂账' }).click()
+  await police.getByTestId('deferrals').locator('[data-state="pending"]').waitFor()
+  await op.getByTestId('deferrals').getByLabel('审批意见').fill('同意 agreed')
+  await op.getByTestId('deferrals').getByRole('button', { name: '同意', exact: true }).click()
+  await police.getByTestId('deferred').waitFor()
+  assert.equal(await police.locator('[data-action="handle"]').count(), 0, 'no handling report while deferred')
+  await police.getByLabel('恢复说明').fill('立项了 funded')
+  await police.getByRole('button', { name: '恢复办理' }).click()
+  await police.getByTestId('deferrals').locator('[data-state="ended"]').waitFor()
 
   // The fix, with an "after" photo.
   await police.getByLabel('照片类型').selectOption('after')
@@ -222,7 +234,8 @@ test('operators and departments run a case through the dashboard', async () => {
     steps,
     [
       'open', 'dispatch', 'supervise', 'accept', 'supervision_reply', 'extension_requested',
-      'extension_approved', 'photo', 'handle', 'verify', 'close',
+      'extension_approved', 'deferral_requested', 'deferral_approved', 'deferral_ended', 'photo',
+      'handle', 'verify', 'close',
     ],
     'the timeline records every step, in order',
   )
