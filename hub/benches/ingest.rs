@@ -128,10 +128,11 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
+    // Labelled as docs/benchmarks.md records them.
     let backend = if url.starts_with("sqlite:") {
         "sqlite"
     } else {
-        "postgres"
+        "pg"
     };
     println!(
         "ingest bench: {backend}, {} events in batches of {}, {} clients",

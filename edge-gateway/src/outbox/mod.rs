@@ -170,26 +170,22 @@ impl Outbox {
 
     /// Blobs referenced by `events`, with whether they already reached the hub.
     pub async fn blobs_for(&self, events: &[Uuid]) -> Result<Vec<PendingBlob>, OutboxError> {
-        let mut out: Vec<PendingBlob> = Vec::new();
-        for id in events {
-            let rows = sqlx::query(
-                "SELECT b.sha256, b.content_type, b.uploaded FROM outbox_blobs ob JOIN blobs b ON b.sha256 = ob.sha256 WHERE ob.event_id = $1",
-            )
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-            for r in rows {
-                let sha256: String = r.try_get("sha256")?;
-                if out.iter().all(|b| b.sha256 != sha256) {
-                    out.push(PendingBlob {
-                        sha256,
-                        content_type: r.try_get("content_type")?,
-                        uploaded: r.try_get::<i64, _>("uploaded")? != 0,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        let rows = sqlx::query(
+            "SELECT DISTINCT b.sha256, b.content_type, b.uploaded FROM outbox_blobs ob \
+             JOIN blobs b ON b.sha256 = ob.sha256 WHERE ob.event_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(id_list(events.iter().map(Uuid::to_string)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingBlob {
+                    sha256: r.try_get("sha256")?,
+                    content_type: r.try_get("content_type")?,
+                    uploaded: r.try_get::<i64, _>("uploaded")? != 0,
+                })
+            })
+            .collect()
     }
 
     pub async fn blob_data(&self, sha256: &str) -> Result<Option<Vec<u8>>, OutboxError> {
@@ -332,18 +328,23 @@ pub(super) async fn remove(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     ids: &[String],
 ) -> Result<(), OutboxError> {
-    for id in ids {
-        sqlx::query("DELETE FROM outbox WHERE id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("DELETE FROM outbox_blobs WHERE event_id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
+    let ids = id_list(ids.iter());
+    sqlx::query("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each($1))")
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM outbox_blobs WHERE event_id IN (SELECT value FROM json_each($1))")
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM outbox_blobs)")
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Ids as one JSON array, for a statement that takes a whole batch (`json_each`) instead
+/// of one statement per id.
+fn id_list<S: serde::Serialize>(ids: impl Iterator<Item = S>) -> String {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).expect("strings always serialise")
 }

@@ -8,6 +8,7 @@ pub mod case;
 pub mod correlate;
 pub mod deadline;
 pub mod deferral;
+pub mod ingest;
 pub mod routing;
 pub mod summary;
 pub mod workflow;

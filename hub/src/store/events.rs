@@ -1,14 +1,20 @@
-//! Storing events, and the cases they open, in one transaction per batch.
+//! Storing events, and the cases they open, in one transaction per batch: what the batch
+//! touches is read, the pure [`ingest::place`] decides, and the result is written with a
+//! few set-based statements ([`json_rows`]).
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use protocol::EventEnvelope;
 use serde::Serialize;
-use sqlx::Row;
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::episodes::{self, max_severity};
-use super::{Backend, Store, StoreError, from_ms, note_on_timeline, to_ms};
-use crate::engine::{Candidate, CorrelationConfig, NewCase};
+use super::json_rows::{self, Column};
+use super::{Backend, Store, StoreError, from_ms, to_ms};
+use crate::engine::ingest::{self, CaseNow, EpisodeNow, Known, Placed, Placement};
+use crate::engine::{CorrelationConfig, NewCase};
 
 /// What a committed batch did.
 #[derive(Debug, Default)]
@@ -20,19 +26,7 @@ pub struct IngestOutcome {
     /// New events that joined a case already open.
     pub attached: usize,
     /// Each event that was new, in batch order, with the case it is now part of.
-    pub fresh: Vec<FreshEvent>,
-}
-
-/// A newly stored event and its case, for the live feed.
-#[derive(Debug)]
-pub struct FreshEvent {
-    /// Its position in the batch given to [`Store::ingest`].
-    pub index: usize,
-    pub case_id: String,
-    /// Whether the event opened the case (or joined one already open).
-    pub opened: bool,
-    /// The case's department, if it has one.
-    pub department: Option<String>,
+    pub fresh: Vec<Placed>,
 }
 
 /// An event as listed by the API.
@@ -58,132 +52,37 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Stores `events` from gateway `gateway_id`. Each event not seen before joins the open
-    /// case of its category that `correlation` picks, or opens the case that `open_case`
-    /// returns for it. Duplicates (same id) are accepted and change nothing.
-    /// Returns only after the transaction has committed, so an ack built from the outcome
-    /// never names an event that could still be lost.
+    /// Stores `events` from gateway `gateway_id`. Each event not seen before joins its
+    /// episode's case, or the open case of its category that `correlation` picks, or opens
+    /// the case that `open_case` returns for it (see [`ingest::place`]). Duplicates (same
+    /// id) are accepted and change nothing. The batch is read and written with a handful of
+    /// set-based statements, whatever its size. Returns only after the transaction has
+    /// committed, so an ack built from the outcome never names an event that could still
+    /// be lost.
     pub async fn ingest(
         &self,
         gateway_id: &str,
         events: &[EventEnvelope],
         correlation: &CorrelationConfig,
-        mut open_case: impl FnMut(&EventEnvelope) -> NewCase,
+        open_case: impl FnMut(&EventEnvelope) -> NewCase,
     ) -> Result<IngestOutcome, StoreError> {
-        let mut outcome = IngestOutcome::default();
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             lock_correlation_scopes(&mut tx, events, correlation).await?;
         }
-        let received_at = to_ms(Utc::now());
-        for (index, event) in events.iter().enumerate() {
-            let id = event.id.to_string();
-            let known = sqlx::query("SELECT 1 AS one FROM events WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            outcome.accepted.push(event.id);
-            if known {
-                continue;
-            }
-            let followed = match event.episode {
-                Some(episode) => episodes::find(&mut tx, gateway_id, episode).await?,
-                None => None,
-            };
-            if let (Some(episode), Some(followed)) = (event.episode, &followed)
-                && !followed.outlived_its_case(event, episode)
-            {
-                let case_id = &followed.case_id;
-                insert_event(&mut tx, gateway_id, event, received_at, case_id).await?;
-                episodes::apply(&mut tx, gateway_id, event, episode, followed, received_at).await?;
-                outcome.attached += 1;
-                outcome.fresh.push(FreshEvent {
-                    index,
-                    case_id: case_id.clone(),
-                    opened: false,
-                    department: followed.department.clone(),
-                });
-                continue;
-            }
-            // A one-off event, the first of an episode, or an update that outlived its case.
-            let moved = followed.is_some();
-            if let Some((case_id, department)) =
-                attach(&mut tx, gateway_id, event, correlation, received_at).await?
-            {
-                insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
-                if let Some(episode) = event.episode {
-                    episodes::record(&mut tx, gateway_id, event, episode, &case_id, moved).await?;
-                }
-                outcome.attached += 1;
-                outcome.fresh.push(FreshEvent {
-                    index,
-                    case_id,
-                    opened: false,
-                    department,
-                });
-                continue;
-            }
-            let case = open_case(event);
-            let route = case.route.as_ref();
-            sqlx::query(
-                "INSERT INTO cases (id, title, category, state, queue, severity, department, supervisor, time_limit, \
-                 condition_text, closing_condition, due_at, lat, lon, area_code, grid, opened_at, updated_at, last_event_at, warn_at, \
-                 dispatched_at, first_dispatched_at, dispatch_due_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20, $20, $21)",
-            )
-            .bind(case.id.to_string())
-            .bind(&case.title)
-            .bind(event.category.as_str())
-            .bind(case.state.as_str())
-            .bind(case.queue.as_str())
-            .bind(case.severity.as_str())
-            .bind(route.map(|r| r.department.clone()))
-            .bind(route.and_then(|r| r.supervisor.clone()))
-            .bind(route.map(|r| r.time_limit.to_string()))
-            .bind(route.and_then(|r| r.condition.clone()))
-            .bind(route.and_then(|r| r.closing.clone()))
-            .bind(case.due_at.map(to_ms))
-            .bind(event.location.lat)
-            .bind(event.location.lon)
-            .bind(event.location.area_code.as_deref())
-            .bind(event.location.grid.as_deref())
-            .bind(to_ms(case.opened_at))
-            .bind(to_ms(event.occurred_at))
-            .bind(case.warn_at.map(to_ms))
-            .bind(route.map(|_| to_ms(case.opened_at)))
-            .bind(to_ms(case.dispatch_due_at))
-            .execute(&mut *tx)
-            .await?;
-            let case_id = case.id.to_string();
-            insert_event(&mut tx, gateway_id, event, received_at, &case_id).await?;
-            if let Some(episode) = event.episode {
-                episodes::record(&mut tx, gateway_id, event, episode, &case_id, moved).await?;
-            }
-            sqlx::query(
-                "INSERT INTO case_timeline (id, case_id, at, actor, action, from_state, to_state, note) \
-                 VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
-            )
-            .bind(Uuid::now_v7().to_string())
-            .bind(case.id.to_string())
-            .bind(to_ms(case.opened_at))
-            .bind(format!("gateway:{gateway_id}"))
-            .bind("open")
-            .bind(case.state.as_str())
-            .bind(&case.note)
-            .execute(&mut *tx)
-            .await?;
-            outcome.opened.push(case.id);
-            outcome.fresh.push(FreshEvent {
-                index,
-                case_id: case.id.to_string(),
-                opened: true,
-                department: case.route.as_ref().map(|r| r.department.clone()),
-            });
-        }
+        // Times are stored in milliseconds; the batch works in what will be stored.
+        let now = from_ms(to_ms(Utc::now()));
+        let known = read_known(&mut tx, self.backend, gateway_id, events, correlation).await?;
+        let placement = ingest::place(events, known, correlation, now, open_case);
+        write(&mut tx, self.backend, gateway_id, events, &placement, now).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(IngestOutcome {
+            attached: placement.placed.len() - placement.opened.len(),
+            accepted: placement.accepted,
+            opened: placement.opened.iter().map(|(_, case)| case.id).collect(),
+            fresh: placement.placed,
+        })
     }
 
     /// The newest events first, and how many there are in all.
@@ -234,114 +133,400 @@ impl Store {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// Inserts a new event of case `case_id`, with its evidence links.
-async fn insert_event(
+const ID: &[Column] = &[("id", "text")];
+
+/// What is stored that the batch's events touch: which of them are stored already, their
+/// episodes with the episodes' cases, and the open cases they could correlate with (per
+/// category, in the box around all its events and since the earliest one's window).
+async fn read_known(
     tx: &mut Tx,
+    backend: Backend,
     gateway_id: &str,
-    event: &EventEnvelope,
-    received_at: i64,
-    case_id: &str,
-) -> Result<(), StoreError> {
-    let id = event.id.to_string();
-    sqlx::query(
-        "INSERT INTO events (id, gateway_id, source_kind, source_id, rule, kind, category, severity, \
-         occurred_at, received_at, body, case_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&id)
-    .bind(gateway_id)
-    .bind(event.source.kind())
-    .bind(event.source.id())
-    .bind(&event.rule)
-    .bind(event.kind.as_str())
-    .bind(event.category.as_str())
-    .bind(event.severity.as_str())
-    .bind(to_ms(event.occurred_at))
-    .bind(received_at)
-    .bind(serde_json::to_string(event).expect("an event always serialises"))
-    .bind(case_id)
-    .execute(&mut **tx)
-    .await?;
-    for evidence in &event.evidence {
-        sqlx::query("INSERT INTO event_evidence (event_id, sha256, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(&id)
-            .bind(&evidence.sha256)
-            .bind(evidence.kind.as_str())
-            .execute(&mut **tx)
+    events: &[EventEnvelope],
+    correlation: &CorrelationConfig,
+) -> Result<Known, StoreError> {
+    let mut known = Known::default();
+    let ids = events.iter().map(|e| json!([e.id.to_string()])).collect();
+    let sql = format!(
+        "SELECT id FROM events WHERE id IN ({})",
+        json_rows::select(backend, 1, ID)
+    );
+    for row in sqlx::query(AssertSqlSafe(sql))
+        .bind(json_rows::param(ids))
+        .fetch_all(&mut **tx)
+        .await?
+    {
+        let id: String = row.try_get("id")?;
+        known.events.extend(id.parse::<Uuid>().ok());
+    }
+    let fresh: Vec<&EventEnvelope> = events
+        .iter()
+        .filter(|e| !known.events.contains(&e.id))
+        .collect();
+    let episodes: Vec<_> = fresh
+        .iter()
+        .filter_map(|e| e.episode.map(|ep| json!([ep.id.to_string()])))
+        .collect();
+    if !episodes.is_empty() {
+        let sql = format!(
+            "SELECT e.id AS episode_id, e.last_seq, e.severity AS episode_severity, e.started_at, \
+             e.updated_at, e.ended_at, {CASE_COLUMNS} FROM episodes e JOIN cases c ON c.id = e.case_id \
+             WHERE e.gateway_id = $2 AND e.id IN ({})",
+            json_rows::select(backend, 1, ID)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(json_rows::param(episodes))
+            .bind(gateway_id)
+            .fetch_all(&mut **tx)
             .await?;
+        for row in rows {
+            let case = case_now(&row)?;
+            let id: String = row.try_get("episode_id")?;
+            let Ok(id) = id.parse::<Uuid>() else { continue };
+            known.episodes.push(EpisodeNow {
+                id,
+                case_id: case.id.clone(),
+                last_seq: u32::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(u32::MAX),
+                severity: row.try_get("episode_severity")?,
+                started_at: row.try_get::<Option<i64>, _>("started_at")?.map(from_ms),
+                updated_at: from_ms(row.try_get("updated_at")?),
+                ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
+            });
+            known.cases.push(case);
+        }
+    }
+    let mut scopes: BTreeMap<&str, (f64, f64, f64, f64, DateTime<Utc>)> = BTreeMap::new();
+    for e in &fresh {
+        let (min_lat, max_lat, min_lon, max_lon) =
+            correlation.bounding_box(e.location.lat, e.location.lon);
+        let since = e.occurred_at - correlation.window();
+        scopes
+            .entry(e.category.as_str())
+            .and_modify(|s| {
+                *s = (
+                    s.0.min(min_lat),
+                    s.1.max(max_lat),
+                    s.2.min(min_lon),
+                    s.3.max(max_lon),
+                    s.4.min(since),
+                );
+            })
+            .or_insert((min_lat, max_lat, min_lon, max_lon, since));
+    }
+    for (category, (min_lat, max_lat, min_lon, max_lon, since)) in scopes {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases c WHERE category = $1 \
+             AND state NOT IN ('void', 'closed', 'force_closed') AND last_event_at >= $2 \
+             AND lat BETWEEN $3 AND $4 AND lon BETWEEN $5 AND $6"
+        )))
+        .bind(category)
+        .bind(to_ms(since))
+        .bind(min_lat)
+        .bind(max_lat)
+        .bind(min_lon)
+        .bind(max_lon)
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in rows {
+            known.cases.push(case_now(&row)?);
+        }
+    }
+    Ok(known)
+}
+
+/// The case columns [`case_now`] reads, of a query whose `cases` are `c`.
+const CASE_COLUMNS: &str =
+    "c.id, c.category, c.state, c.severity, c.department, c.lat, c.lon, c.last_event_at";
+
+fn case_now(row: &sqlx::any::AnyRow) -> Result<CaseNow, sqlx::Error> {
+    Ok(CaseNow {
+        id: row.try_get("id")?,
+        category: row.try_get("category")?,
+        state: row.try_get("state")?,
+        severity: row.try_get("severity")?,
+        department: row.try_get("department")?,
+        lat: row.try_get("lat")?,
+        lon: row.try_get("lon")?,
+        last_event_at: from_ms(row.try_get("last_event_at")?),
+    })
+}
+
+const NEW_CASE: &[Column] = &[
+    ("id", "text"),
+    ("title", "text"),
+    ("category", "text"),
+    ("state", "text"),
+    ("queue", "text"),
+    ("severity", "text"),
+    ("department", "text"),
+    ("supervisor", "text"),
+    ("time_limit", "text"),
+    ("condition_text", "text"),
+    ("closing_condition", "text"),
+    ("due_at", "bigint"),
+    ("lat", "double precision"),
+    ("lon", "double precision"),
+    ("area_code", "text"),
+    ("grid", "text"),
+    ("opened_at", "bigint"),
+    ("updated_at", "bigint"),
+    ("last_event_at", "bigint"),
+    ("warn_at", "bigint"),
+    ("dispatched_at", "bigint"),
+    ("first_dispatched_at", "bigint"),
+    ("dispatch_due_at", "bigint"),
+];
+
+const NEW_EVENT: &[Column] = &[
+    ("id", "text"),
+    ("gateway_id", "text"),
+    ("source_kind", "text"),
+    ("source_id", "text"),
+    ("rule", "text"),
+    ("kind", "text"),
+    ("category", "text"),
+    ("severity", "text"),
+    ("occurred_at", "bigint"),
+    ("received_at", "bigint"),
+    ("body", "text"),
+    ("case_id", "text"),
+];
+
+const NEW_EVIDENCE: &[Column] = &[("event_id", "text"), ("sha256", "text"), ("kind", "text")];
+
+const CASE_CHANGE: &[Column] = &[
+    ("id", "text"),
+    ("last_event_at", "bigint"),
+    ("severity", "text"),
+    ("updated_at", "bigint"),
+];
+
+const TIMELINE_ENTRY: &[Column] = &[
+    ("id", "text"),
+    ("case_id", "text"),
+    ("at", "bigint"),
+    ("actor", "text"),
+    ("action", "text"),
+    ("from_state", "text"),
+    ("to_state", "text"),
+    ("note", "text"),
+];
+
+const NEW_EPISODE: &[Column] = &[
+    ("gateway_id", "text"),
+    ("id", "text"),
+    ("source_kind", "text"),
+    ("source_id", "text"),
+    ("rule", "text"),
+    ("case_id", "text"),
+    ("last_seq", "bigint"),
+    ("severity", "text"),
+    ("started_at", "bigint"),
+    ("updated_at", "bigint"),
+    ("ended_at", "bigint"),
+    ("refresh_s", "bigint"),
+];
+
+const EPISODE_CHANGE: &[Column] = &[
+    ("id", "text"),
+    ("case_id", "text"),
+    ("last_seq", "bigint"),
+    ("severity", "text"),
+    ("started_at", "bigint"),
+    ("updated_at", "bigint"),
+    ("ended_at", "bigint"),
+];
+
+/// Writes what placing the batch changed: the cases it opened first (its events refer to
+/// them), then its events and their evidence, the cases it changed, their timelines and
+/// the episodes.
+async fn write(
+    tx: &mut Tx,
+    backend: Backend,
+    gateway_id: &str,
+    events: &[EventEnvelope],
+    placement: &Placement,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let ms = |t: Option<DateTime<Utc>>| t.map(to_ms);
+    let cases = placement
+        .opened
+        .iter()
+        .map(|(index, case)| {
+            let event = &events[*index];
+            let route = case.route.as_ref();
+            json!([
+                case.id.to_string(),
+                case.title,
+                event.category.as_str(),
+                case.state.as_str(),
+                case.queue.as_str(),
+                case.severity.as_str(),
+                route.map(|r| &r.department),
+                route.and_then(|r| r.supervisor.as_ref()),
+                route.map(|r| r.time_limit.to_string()),
+                route.and_then(|r| r.condition.as_ref()),
+                route.and_then(|r| r.closing.as_ref()),
+                ms(case.due_at),
+                event.location.lat,
+                event.location.lon,
+                event.location.area_code,
+                event.location.grid,
+                to_ms(case.opened_at),
+                to_ms(case.opened_at),
+                to_ms(event.occurred_at),
+                ms(case.warn_at),
+                route.map(|_| to_ms(case.opened_at)),
+                route.map(|_| to_ms(case.opened_at)),
+                to_ms(case.dispatch_due_at),
+            ])
+        })
+        .collect();
+    insert(tx, backend, "cases", NEW_CASE, cases, "").await?;
+    let received_at = to_ms(now);
+    let mut evidence = Vec::new();
+    let new_events = placement
+        .placed
+        .iter()
+        .map(|placed| {
+            let event = &events[placed.index];
+            let id = event.id.to_string();
+            for e in &event.evidence {
+                evidence.push(json!([id, e.sha256, e.kind.as_str()]));
+            }
+            json!([
+                id,
+                gateway_id,
+                event.source.kind(),
+                event.source.id(),
+                event.rule,
+                event.kind.as_str(),
+                event.category.as_str(),
+                event.severity.as_str(),
+                to_ms(event.occurred_at),
+                received_at,
+                serde_json::to_string(event).expect("an event always serialises"),
+                placed.case_id,
+            ])
+        })
+        .collect();
+    insert(tx, backend, "events", NEW_EVENT, new_events, "").await?;
+    insert(
+        tx,
+        backend,
+        "event_evidence",
+        NEW_EVIDENCE,
+        evidence,
+        "ON CONFLICT DO NOTHING",
+    )
+    .await?;
+    let changes: Vec<_> = placement
+        .changed_cases
+        .iter()
+        .map(|c| json!([c.id, to_ms(c.last_event_at), c.severity, received_at]))
+        .collect();
+    if !changes.is_empty() {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE cases SET last_event_at = r.last_event_at, severity = r.severity, \
+             updated_at = r.updated_at FROM ({}) AS r WHERE cases.id = r.id",
+            json_rows::select(backend, 1, CASE_CHANGE)
+        )))
+        .bind(json_rows::param(changes))
+        .execute(&mut **tx)
+        .await?;
+    }
+    let actor = format!("gateway:{gateway_id}");
+    let timeline = placement
+        .timeline
+        .iter()
+        .map(|t| {
+            json!([
+                t.id.to_string(),
+                t.case_id,
+                to_ms(t.at),
+                actor,
+                t.action,
+                t.from_state,
+                t.to_state,
+                t.note,
+            ])
+        })
+        .collect();
+    insert(tx, backend, "case_timeline", TIMELINE_ENTRY, timeline, "").await?;
+    let episodes = placement
+        .new_episodes
+        .iter()
+        .map(|new| {
+            let (event, e) = (&events[new.index], &new.state);
+            json!([
+                gateway_id,
+                e.id.to_string(),
+                event.source.kind(),
+                event.source.id(),
+                event.rule,
+                e.case_id,
+                e.last_seq,
+                e.severity,
+                ms(e.started_at),
+                to_ms(e.updated_at),
+                ms(e.ended_at),
+                event.episode.and_then(|ep| ep.refresh_s),
+            ])
+        })
+        .collect();
+    insert(tx, backend, "episodes", NEW_EPISODE, episodes, "").await?;
+    let changes: Vec<_> = placement
+        .changed_episodes
+        .iter()
+        .map(|e| {
+            json!([
+                e.id.to_string(),
+                e.case_id,
+                e.last_seq,
+                e.severity,
+                ms(e.started_at),
+                to_ms(e.updated_at),
+                ms(e.ended_at),
+            ])
+        })
+        .collect();
+    if !changes.is_empty() {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE episodes SET case_id = r.case_id, last_seq = r.last_seq, severity = r.severity, \
+             started_at = r.started_at, updated_at = r.updated_at, ended_at = r.ended_at \
+             FROM ({}) AS r WHERE episodes.gateway_id = $2 AND episodes.id = r.id",
+            json_rows::select(backend, 1, EPISODE_CHANGE)
+        )))
+        .bind(json_rows::param(changes))
+        .bind(gateway_id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
 
-/// Finds the open case `event` belongs to and updates it (latest event time, severity if
-/// higher, a timeline entry) and returns its id and department. `None` when the event
-/// should open a case of its own.
-async fn attach(
+/// `INSERT INTO table` the `rows` (none: nothing to do), then `tail`.
+async fn insert(
     tx: &mut Tx,
-    gateway_id: &str,
-    event: &EventEnvelope,
-    correlation: &CorrelationConfig,
-    now: i64,
-) -> Result<Option<(String, Option<String>)>, StoreError> {
-    let loc = &event.location;
-    let (min_lat, max_lat, min_lon, max_lon) = correlation.bounding_box(loc.lat, loc.lon);
-    let since = to_ms(event.occurred_at - correlation.window());
-    let rows = sqlx::query(
-        "SELECT id, lat, lon, last_event_at, severity, department FROM cases WHERE category = $1 \
-         AND state NOT IN ('void', 'closed', 'force_closed') AND last_event_at >= $2 \
-         AND lat BETWEEN $3 AND $4 AND lon BETWEEN $5 AND $6",
-    )
-    .bind(event.category.as_str())
-    .bind(since)
-    .bind(min_lat)
-    .bind(max_lat)
-    .bind(min_lon)
-    .bind(max_lon)
-    .fetch_all(&mut **tx)
-    .await?;
-    let candidates = rows
-        .iter()
-        .map(|r| {
-            Ok(Candidate {
-                id: r.try_get("id")?,
-                lat: r.try_get("lat")?,
-                lon: r.try_get("lon")?,
-                last_event_at: from_ms(r.try_get("last_event_at")?),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let Some(chosen) = correlation.pick(loc.lat, loc.lon, event.occurred_at, &candidates) else {
-        return Ok(None);
-    };
-    let row = rows
-        .iter()
-        .find(|r| r.try_get::<String, _>("id").ok().as_deref() == Some(&chosen.id))
-        .expect("picked from these rows");
-    let severity = max_severity(&row.try_get::<String, _>("severity")?, event.severity);
-    let last = chosen.last_event_at.max(event.occurred_at);
-    sqlx::query(
-        "UPDATE cases SET last_event_at = $1, severity = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(to_ms(last))
-    .bind(severity.as_str())
-    .bind(now)
-    .bind(&chosen.id)
+    backend: Backend,
+    table: &str,
+    columns: &[Column],
+    rows: Vec<serde_json::Value>,
+    tail: &str,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // `WHERE true` keeps SQLite from reading an `ON CONFLICT` tail as a join's `ON`.
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {table} ({}) {} WHERE true {tail}",
+        json_rows::names(columns),
+        json_rows::select(backend, 1, columns)
+    )))
+    .bind(json_rows::param(rows))
     .execute(&mut **tx)
     .await?;
-    note_on_timeline(
-        tx,
-        &chosen.id,
-        now,
-        &format!("gateway:{gateway_id}"),
-        "attach_event",
-        &format!(
-            "event {} from {} {} joined the case",
-            event.id,
-            event.source.kind(),
-            event.source.id()
-        ),
-    )
-    .await?;
-    Ok(Some((chosen.id.clone(), row.try_get("department")?)))
+    Ok(())
 }
 
 /// Concurrent batches must not both miss each other's new case and open two for one place:
@@ -364,12 +549,16 @@ async fn lock_correlation_scopes(
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    for key in keys {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
-    }
+    // The keys' rows come out of the JSON array in its order, so they are locked in order.
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT pg_advisory_xact_lock(k) FROM ({}) AS keys",
+        json_rows::select(Backend::Postgres, 1, &[("k", "bigint")])
+    )))
+    .bind(json_rows::param(
+        keys.into_iter().map(|k| json!([k])).collect(),
+    ))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! Persistence: one `sqlx::Any` pool over SQLite (the zero-setup default) or PostgreSQL (the
 //! production store), with embedded migrations per backend chosen from the URL.
 //!
-//! All queries are written once with `$N` placeholders; times are stored as unix
-//! milliseconds and ids/JSON as text, which is what `Any` carries on both backends.
+//! Queries are written once with `$N` placeholders where the backends agree; times are
+//! stored as unix milliseconds and ids/JSON as text, which is what `Any` carries on both.
+//! Many rows go to one statement as a single JSON parameter (`json_rows`).
 
 mod appeals;
 mod blobs;
@@ -11,6 +12,7 @@ mod deadlines;
 mod deferrals;
 mod episodes;
 mod events;
+mod json_rows;
 mod principals;
 mod reference;
 mod registry;
@@ -37,7 +39,7 @@ pub use cases::{
 pub use deadlines::{AlarmRaised, NewNotice, SupervisionRow};
 pub use deferrals::{DeferralRequest, DeferralRow, ParkedClock, Restored};
 pub use episodes::EpisodeRow;
-pub use events::{EventRow, FreshEvent, IngestOutcome};
+pub use events::{EventRow, IngestOutcome};
 pub use principals::{GatewayRow, Principal, Role, TokenIssued};
 pub use reference::{ReferenceImport, SetInfo};
 pub use registry::{
