@@ -22,6 +22,9 @@ const CHANNEL: &str = "hub_live";
 /// `NOTIFY` payloads must stay under 8,000 bytes.
 const MAX_PAYLOAD: usize = 7_900;
 
+/// Items sent with one `NOTIFY` statement at most.
+const NOTIFY_BATCH: usize = 500;
+
 /// Items a slow subscriber may fall behind by before it is told to reload.
 const BUFFER: usize = 1024;
 
@@ -112,12 +115,19 @@ impl LiveFeed {
         let local = feed.tx.clone();
         let sender = store.clone();
         tokio::spawn(async move {
-            while let Some(item) = queue.recv().await {
-                if let Err(e) = sender.notify(CHANNEL, &notification(&item)).await {
-                    // This replica's own dashboards still hear of it.
+            // What has queued up goes in one statement: a batch of events is one round trip,
+            // not one per event.
+            let mut items = Vec::new();
+            while queue.recv_many(&mut items, NOTIFY_BATCH).await > 0 {
+                let payloads: Vec<String> = items.iter().map(notification).collect();
+                if let Err(e) = sender.notify(CHANNEL, &payloads).await {
+                    // This replica's own dashboards still hear of them.
                     tracing::warn!(error = %e, "live feed: NOTIFY failed; delivering locally only");
-                    let _ = local.send(Arc::new(item));
+                    for item in items.drain(..) {
+                        let _ = local.send(Arc::new(item));
+                    }
                 }
+                items.clear();
             }
         });
         let local = feed.tx.clone();

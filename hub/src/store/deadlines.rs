@@ -248,7 +248,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // Cases held, still overdue, whose next level is due, the longest waiting first.
         const ESCALATING: &str = "SELECT id, state, department, escalated_to, escalation_level, due_at, dispatched_at \
-             FROM cases WHERE state IN ('dispatched', 'handling') AND due_at IS NOT NULL \
+             FROM cases WHERE state IN ('dispatched', 'handling') AND due_at <= $1 \
              AND next_escalation_at <= $1 ORDER BY next_escalation_at LIMIT $2";
         let rows = claim_due(self.backend, &mut tx, ESCALATING, now, limit).await?;
         let mut raised = Vec::new();

@@ -271,8 +271,10 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let resumed = sqlx::query(
+            // The next escalation of a case that was overdue waits as long as the case did.
             "UPDATE cases SET due_at = $1, warn_at = $2, deferral_kind = NULL, deferred_at = NULL, \
-             deferred_until = NULL, paused_due_at = NULL, paused_warn_at = NULL, updated_at = $3 \
+             deferred_until = NULL, paused_due_at = NULL, paused_warn_at = NULL, updated_at = $3, \
+             next_escalation_at = next_escalation_at + ($3 - $5) \
              WHERE id = $4 AND deferred_at = $5",
         )
         .bind(to_ms(restored.due_at))

@@ -162,14 +162,19 @@ impl Store {
         self.backend
     }
 
-    /// Sends `payload` to every connection listening on `channel` (PostgreSQL `NOTIFY`;
-    /// at most 8,000 bytes).
-    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
+    /// Sends each of `payloads`, in order, to every connection listening on `channel`
+    /// (PostgreSQL `NOTIFY`, one transaction for them all; at most 8,000 bytes each;
+    /// PostgreSQL delivers identical payloads of one transaction once).
+    pub async fn notify(&self, channel: &str, payloads: &[String]) -> Result<(), StoreError> {
+        let rows = payloads.iter().map(|p| serde_json::json!([p])).collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_notify($1, payload) FROM ({}) AS payloads",
+            json_rows::select(Backend::Postgres, 2, &[("payload", "text")])
+        )))
+        .bind(channel)
+        .bind(json_rows::param(rows))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -370,3 +370,70 @@ on_both_backends!(
         assert_eq!(totals["rework_rate"].as_f64(), Some(0.0));
     }
 );
+
+on_both_backends!(
+    an_overdue_case_deferred_waits_as_long_for_its_next_escalation,
+    |hub: TestHub| async move {
+        use hub::reference::{Format, Kind, Reference, Set, Shared};
+        let posted = Utc::now();
+        let id = police_case(&hub).await;
+        let path = |tail: &str| format!("/api/v1/cases/{id}{tail}");
+        let ask = json!({"kind": "defer", "until": local_date(3), "reason": "冬季停工 no asphalt in frost"});
+        let r = hub
+            .post_json(&path("/deferrals"), &hub.police_token, &ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let deferral = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Overdue at 2 hours (to the supervising level), the next level due 2 hours later;
+        // then the deferral is approved and parks the deadline for days.
+        hub::deadlines::sweep(
+            &hub.store,
+            &DeadlineConfig::default(),
+            posted + Duration::minutes(125),
+        )
+        .await
+        .unwrap();
+        let r = hub
+            .post_json(
+                &path(&format!("/deferrals/{deferral}/decision")),
+                &hub.operator_token,
+                &json!({"approve": true, "note": "同意 agreed"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let resumed_at = posted + Duration::days(5);
+        let resumed =
+            hub::deadlines::resume_deferrals(&hub.store, &WorkingCalendar::default(), resumed_at)
+                .await
+                .unwrap();
+        assert_eq!(resumed.len(), 1);
+
+        let departments = "id,name,level,parent\n\
+            city-centre,市指挥中心,county,\n\
+            county-centre,县指挥中心,county,city-centre\n\
+            police,县公安局,county,county-centre\n";
+        let reference = Shared::new(
+            Reference::default()
+                .with(Set::parse(Kind::Departments, Format::Csv, departments).unwrap())
+                .unwrap(),
+        );
+        let escalate = |at| hub::deadlines::escalate(&hub.store, &reference, at);
+        assert!(
+            escalate(resumed_at + Duration::minutes(130))
+                .await
+                .unwrap()
+                .is_empty(),
+            "overdue again, but the days deferred do not count toward the next level"
+        );
+        let up = escalate(resumed_at + Duration::minutes(250)).await.unwrap();
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert_eq!(up[0].escalated_to.as_deref(), Some("city-centre"));
+    }
+);
