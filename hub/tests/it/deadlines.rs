@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestHub, batch, event, spawn};
+use crate::support::{Backend, TestHub, batch, department_levels, event, spawn};
 use hub::engine::{Alarm, DeadlineConfig};
 
 async fn case_of(hub: &TestHub, token: &str) -> Value {
@@ -216,18 +216,9 @@ async fn two_hubs_share_the_sweep_on_postgres() {
 on_both_backends!(
     a_case_still_overdue_goes_up_the_levels_to_the_top,
     |hub: TestHub| async move {
-        use hub::reference::{Format, Kind, Reference, Set, Shared};
         let posted = Utc::now();
         hub.post_events(vec![event("event:0407")]).await;
-        let departments = "id,name,level,parent\n\
-            city-centre,市指挥中心,county,\n\
-            county-centre,县指挥中心,county,city-centre\n\
-            police,县公安局,county,county-centre\n";
-        let reference = Shared::new(
-            Reference::default()
-                .with(Set::parse(Kind::Departments, Format::Csv, departments).unwrap())
-                .unwrap(),
-        );
+        let reference = department_levels();
         let config = DeadlineConfig::default();
         let escalate = |minutes: i64| {
             hub::deadlines::escalate(&hub.store, &reference, posted + Duration::minutes(minutes))

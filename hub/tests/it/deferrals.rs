@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{TestHub, event};
+use crate::support::{TestHub, department_levels, event};
 use hub::engine::{DeadlineConfig, WorkingCalendar};
 
 fn time(v: &Value) -> DateTime<Utc> {
@@ -374,7 +374,6 @@ on_both_backends!(
 on_both_backends!(
     an_overdue_case_deferred_waits_as_long_for_its_next_escalation,
     |hub: TestHub| async move {
-        use hub::reference::{Format, Kind, Reference, Set, Shared};
         let posted = Utc::now();
         let id = police_case(&hub).await;
         let path = |tail: &str| format!("/api/v1/cases/{id}{tail}");
@@ -415,15 +414,7 @@ on_both_backends!(
                 .unwrap();
         assert_eq!(resumed.len(), 1);
 
-        let departments = "id,name,level,parent\n\
-            city-centre,市指挥中心,county,\n\
-            county-centre,县指挥中心,county,city-centre\n\
-            police,县公安局,county,county-centre\n";
-        let reference = Shared::new(
-            Reference::default()
-                .with(Set::parse(Kind::Departments, Format::Csv, departments).unwrap())
-                .unwrap(),
-        );
+        let reference = department_levels();
         let escalate = |at| hub::deadlines::escalate(&hub.store, &reference, at);
         assert!(
             escalate(resumed_at + Duration::minutes(130))

@@ -170,6 +170,20 @@ impl TestHub {
 
 pub use system_tests::fixtures::{batch, event};
 
+/// Departments in three levels, for escalation: police → county-centre → city-centre.
+pub fn department_levels() -> hub::reference::Shared {
+    use hub::reference::{Format, Kind, Reference, Set, Shared};
+    let departments = "id,name,level,parent\n\
+        city-centre,市指挥中心,county,\n\
+        county-centre,县指挥中心,county,city-centre\n\
+        police,县公安局,county,county-centre\n";
+    Shared::new(
+        Reference::default()
+            .with(Set::parse(Kind::Departments, Format::Csv, departments).unwrap())
+            .unwrap(),
+    )
+}
+
 /// Runs an async test body against a hub on each backend.
 #[macro_export]
 macro_rules! on_both_backends {
