@@ -242,10 +242,11 @@ struct Batch {
     /// Cases by id, and their ids in the order they became known (stored ones first).
     cases: HashMap<String, CaseNow>,
     order: Vec<String>,
-    /// Ids of cases changed by the batch; `stored_episodes` likewise.
+    /// Ids of cases changed by the batch.
     changed: Vec<String>,
+    /// Episodes by id: stored, or new in the batch (those in `new_episodes`).
     episodes: HashMap<Uuid, EpisodeNow>,
-    stored_episodes: HashSet<Uuid>,
+    /// Stored episodes the batch changed.
     changed_episodes: Vec<Uuid>,
     /// New episodes, by id: their index in `Placement::new_episodes`.
     new_episodes: HashMap<Uuid, usize>,
@@ -258,7 +259,6 @@ impl Batch {
             cases: HashMap::new(),
             order: Vec::new(),
             changed: Vec::new(),
-            stored_episodes: known.episodes.iter().map(|e| e.id).collect(),
             episodes: known.episodes.into_iter().map(|e| (e.id, e)).collect(),
             changed_episodes: Vec::new(),
             new_episodes: HashMap::new(),
@@ -412,7 +412,7 @@ impl Batch {
     fn episode_changed(&mut self, id: Uuid, out: &mut Placement) {
         if let Some(&i) = self.new_episodes.get(&id) {
             out.new_episodes[i].state = self.episodes[&id].clone();
-        } else if self.stored_episodes.contains(&id) && !self.changed_episodes.contains(&id) {
+        } else if !self.changed_episodes.contains(&id) {
             self.changed_episodes.push(id);
         }
     }

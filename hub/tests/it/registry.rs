@@ -316,16 +316,8 @@ on_both_backends!(registry_roles_and_bad_entries, |hub: TestHub| async move {
 });
 
 async fn import(hub: &TestHub, token: &str, query: &str, csv: &str) -> (StatusCode, Value) {
-    let resp = hub
-        .client
-        .post(format!("{}/api/v1/registry/cameras{query}", hub.url))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv.to_owned())
-        .send()
+    hub.post_csv(&format!("/api/v1/registry/cameras{query}"), token, csv)
         .await
-        .unwrap();
-    (resp.status(), resp.json().await.unwrap())
 }
 
 const CAMERAS_CSV: &str = "\

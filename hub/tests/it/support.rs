@@ -161,6 +161,26 @@ impl TestHub {
         assert_eq!(resp.status(), reqwest::StatusCode::OK);
     }
 
+    /// Posts `csv` (`text/csv`) to `path`; the status and the JSON answer (`null` if none).
+    pub async fn post_csv(
+        &self,
+        path: &str,
+        token: &str,
+        csv: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client
             .put(format!("{}{path}", self.url))

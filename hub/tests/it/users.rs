@@ -10,17 +10,8 @@ use crate::on_both_backends;
 use crate::support::TestHub;
 
 async fn post_roster(hub: &TestHub, token: &str, query: &str, csv: &str) -> (StatusCode, Value) {
-    let resp = hub
-        .client
-        .post(format!("{}/api/v1/users{query}", hub.url))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv.to_owned())
-        .send()
+    hub.post_csv(&format!("/api/v1/users{query}"), token, csv)
         .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// Signs in; the session cookie, or the refusal's status.
