@@ -12,6 +12,7 @@ pub mod deadlines;
 pub mod devices;
 pub mod engine;
 pub mod http;
+pub mod indicators;
 pub mod live;
 pub mod password;
 pub mod reference;

@@ -11,6 +11,7 @@ pub mod deferral;
 pub mod ingest;
 pub mod routing;
 pub mod summary;
+pub mod tally;
 pub mod workflow;
 
 pub use areas::{AreaMap, Located};

@@ -1,5 +1,6 @@
 //! The statistics page's numbers: totals, groupings by department, category and grid
-//! (hotspots), and a daily trend, from grouped case counts. Pure.
+//! (hotspots), and a daily trend, from the tallies of the period's days
+//! ([`super::tally`]). Pure.
 //!
 //! Counts are over the cases opened in a period, with the GB/T 30428-style indicators
 //! (DOMAIN.md) defined on them:
@@ -26,50 +27,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, FixedOffset, NaiveDate};
 use serde::Serialize;
 
-/// Cases opened in the period with one department, category, grid and state.
-#[derive(Debug, Clone)]
-pub struct CaseGroup {
-    pub department: Option<String>,
-    pub category: String,
-    pub grid: Option<String>,
-    /// The township's 9-digit division code, when the case has one that deep.
-    pub township: Option<String>,
-    pub state: String,
-    pub cases: i64,
-    /// Of those, still open past their deadline.
-    pub overdue: i64,
-    /// Rework rounds over those cases.
-    pub reworks: i64,
-    /// Of those, due to close by the end of the period.
-    pub due_to_close: i64,
-    /// Of those, closed by their deadline.
-    pub on_time: i64,
-    /// Of those, sent back for rework at least once.
-    pub reworked: i64,
-    /// Of those, closed with a dispatch time, and their handling time summed.
-    pub timed: i64,
-    pub handle_ms: i64,
-    /// Of those, dispatched; given an extension; called back, and their scores summed.
-    pub dispatched: i64,
-    pub extended: i64,
-    pub rated: i64,
-    pub satisfaction_sum: i64,
-    /// Of those, dispatched with a dispatch deadline, and by it.
-    pub dispatch_timed: i64,
-    pub dispatched_on_time: i64,
-    /// Of those, reported handled, and by their deadline.
-    pub handled: i64,
-    pub handled_on_time: i64,
-    /// Of those, under a deferral now.
-    pub deferred: i64,
-}
-
-/// Cases opened on one local day, counted in days since 1970-01-01 (local).
-#[derive(Debug, Clone)]
-pub struct DayCount {
-    pub day_number: i64,
-    pub cases: i64,
-}
+use super::tally::{Breakdown, Reading, Sums, Tally};
 
 /// Counts for one group (or for everything), and the indicators on them.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -150,16 +108,14 @@ pub struct Summary {
 const TOP_GRIDS: usize = 10;
 
 impl Counts {
-    fn add(&mut self, g: &CaseGroup) {
+    fn add(&mut self, g: &Sums, reading: Reading) {
         self.cases += g.cases;
-        match g.state.as_str() {
-            "closed" | "force_closed" => self.closed += g.cases,
-            "void" => self.void += g.cases,
-            _ => self.open += g.cases,
-        }
-        self.overdue += g.overdue;
+        self.closed += g.closed;
+        self.void += g.void;
+        self.open = self.cases - self.closed - self.void;
+        self.overdue += reading.late.count(g.running, g.running_late);
         self.reworks += g.reworks;
-        self.due_to_close += g.due_to_close;
+        self.due_to_close += g.closed_registered + reading.due.count(g.awaiting, g.awaiting_due);
         self.on_time += g.on_time;
         self.reworked += g.reworked;
         self.timed += g.timed;
@@ -185,35 +141,38 @@ impl Counts {
     }
 }
 
-/// Adds up `groups` and fills the days `first..=last` of `days`.
-pub fn summarise(
-    groups: &[CaseGroup],
-    days: &[DayCount],
-    first: NaiveDate,
-    last: NaiveDate,
-) -> Summary {
+/// Adds up the days' tallies, each read as given, over the period `first..=last`.
+pub fn summarise(days: &[(Tally, Reading)], first: NaiveDate, last: NaiveDate) -> Summary {
     let mut totals = Counts::default();
     let mut by_state = BTreeMap::new();
     let mut departments: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut categories: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut grids: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut townships: BTreeMap<Option<String>, Counts> = BTreeMap::new();
-    for g in groups {
-        totals.add(g);
-        *by_state.entry(g.state.clone()).or_insert(0) += g.cases;
-        departments.entry(g.department.clone()).or_default().add(g);
-        categories
-            .entry(Some(g.category.clone()))
-            .or_default()
-            .add(g);
-        townships.entry(g.township.clone()).or_default().add(g);
-        if g.grid.is_some() {
-            grids.entry(g.grid.clone()).or_default().add(g);
+    let mut counted: BTreeMap<i64, i64> = BTreeMap::new();
+    let add = |into: &mut BTreeMap<Option<String>, Counts>, breakdown: &Breakdown, r: Reading| {
+        for (key, sums) in breakdown {
+            into.entry(key.clone()).or_default().add(sums, r);
         }
+    };
+    for (tally, reading) in days {
+        let r = *reading;
+        for (state, n) in &tally.by_state {
+            *by_state.entry(state.clone()).or_insert(0) += n;
+        }
+        let mut day = Sums::default();
+        for sums in tally.by_department.values() {
+            totals.add(sums, r);
+            day.add(sums);
+        }
+        *counted.entry(tally.day).or_insert(0) += day.cases;
+        add(&mut departments, &tally.by_department, r);
+        add(&mut categories, &tally.by_category, r);
+        add(&mut townships, &tally.by_township, r);
+        add(&mut grids, &tally.by_grid, r);
     }
     let mut top_grids = ranked(grids);
     top_grids.truncate(TOP_GRIDS);
-    let counted: BTreeMap<i64, i64> = days.iter().map(|d| (d.day_number, d.cases)).collect();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
     let daily = first
         .iter_days()
@@ -253,31 +212,49 @@ pub fn local_day(t: chrono::DateTime<chrono::Utc>, offset: FixedOffset) -> Naive
 mod tests {
     use super::*;
 
-    fn group(dept: Option<&str>, cat: &str, grid: Option<&str>, state: &str, n: i64) -> CaseGroup {
-        CaseGroup {
-            department: dept.map(Into::into),
-            category: cat.into(),
-            grid: grid.map(Into::into),
-            township: grid.map(|_| "330106001".into()),
-            state: state.into(),
-            cases: n,
-            overdue: if state == "handling" { 1 } else { 0 },
-            reworks: 0,
-            due_to_close: 0,
-            on_time: 0,
-            reworked: 0,
-            timed: 0,
-            handle_ms: 0,
-            dispatched: 0,
-            extended: 0,
-            rated: 0,
-            satisfaction_sum: 0,
-            dispatch_timed: 0,
-            dispatched_on_time: 0,
-            handled: 0,
-            handled_on_time: 0,
-            deferred: 0,
+    use crate::engine::tally::CaseFacts;
+
+    /// Cases of one day with one department, category, grid and state, and their sums.
+    struct Cases {
+        day: i64,
+        keys: CaseFacts,
+        sums: Sums,
+    }
+
+    fn group(dept: Option<&str>, cat: &str, grid: Option<&str>, state: &str, n: i64) -> Cases {
+        let late = if state == "handling" { 1 } else { 0 };
+        Cases {
+            day: 20_393,
+            keys: CaseFacts {
+                department: dept.map(Into::into),
+                category: cat.into(),
+                grid: grid.map(Into::into),
+                area_code: grid.map(|_| "330106001001".into()),
+                state: state.into(),
+                ..CaseFacts::default()
+            },
+            sums: Sums {
+                cases: n,
+                closed: if matches!(state, "closed" | "force_closed") {
+                    n
+                } else {
+                    0
+                },
+                void: if state == "void" { n } else { 0 },
+                running: late,
+                running_late: late,
+                ..Sums::default()
+            },
         }
+    }
+
+    /// The cases as one day's tally, read at the instant it was taken.
+    fn one_day(cases: &[Cases]) -> Vec<(Tally, Reading)> {
+        let mut tally = Tally::empty(cases.first().map_or(0, |c| c.day), 0, 0);
+        for c in cases {
+            tally.add_sums(&c.keys, &c.sums);
+        }
+        vec![(tally, Reading::AS_COUNTED)]
     }
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -299,7 +276,7 @@ mod tests {
             group(None, "event:0499", None, "reported", 3),
             group(None, "event:0499", None, "void", 1),
         ];
-        let s = summarise(&groups, &[], day(2026, 11, 1), day(2026, 11, 1));
+        let s = summarise(&one_day(&groups), day(2026, 11, 1), day(2026, 11, 1));
         let t = &s.totals;
         assert_eq!(
             (t.cases, t.open, t.closed, t.void, t.overdue, t.reworks),
@@ -326,27 +303,30 @@ mod tests {
     #[test]
     fn indicators_follow_their_definitions() {
         let mut closed = group(Some("police"), "event:0407", None, "closed", 3);
-        closed.due_to_close = 3;
-        closed.on_time = 2;
-        closed.reworked = 1;
-        closed.timed = 3;
-        closed.handle_ms = (2 + 4 + 6) * 3_600_000;
-        closed.dispatched = 3;
-        closed.extended = 1;
-        closed.rated = 2;
-        closed.satisfaction_sum = 5 + 4;
-        closed.dispatch_timed = 3;
-        closed.dispatched_on_time = 2;
-        closed.handled = 3;
-        closed.handled_on_time = 2;
+        closed.sums = Sums {
+            closed_registered: 3,
+            on_time: 2,
+            reworked: 1,
+            timed: 3,
+            handle_ms: (2 + 4 + 6) * 3_600_000,
+            dispatched: 3,
+            extended: 1,
+            rated: 2,
+            satisfaction_sum: 5 + 4,
+            dispatch_timed: 3,
+            dispatched_on_time: 2,
+            handled: 3,
+            handled_on_time: 2,
+            ..closed.sums
+        };
         let mut handling = group(Some("police"), "event:0407", None, "handling", 2);
-        handling.due_to_close = 1;
-        handling.dispatch_timed = 2;
-        handling.dispatched_on_time = 2;
+        handling.sums.awaiting = 2;
+        handling.sums.awaiting_due = 1;
+        handling.sums.dispatch_timed = 2;
+        handling.sums.dispatched_on_time = 2;
         let water = group(Some("water"), "component:0101", None, "dispatched", 1);
         let s = summarise(
-            &[closed, handling, water],
-            &[],
+            &one_day(&[closed, handling, water]),
             day(2026, 11, 1),
             day(2026, 11, 1),
         );
@@ -373,18 +353,14 @@ mod tests {
     #[test]
     fn every_day_of_the_period_is_listed() {
         let epoch = day(1970, 1, 1);
-        let n = |d: NaiveDate| (d - epoch).num_days();
-        let days = [
-            DayCount {
-                day_number: n(day(2026, 11, 2)),
-                cases: 5,
-            },
-            DayCount {
-                day_number: n(day(2026, 11, 4)),
-                cases: 1,
-            },
-        ];
-        let s = summarise(&[], &days, day(2026, 11, 1), day(2026, 11, 4));
+        let n_of = |d: NaiveDate| (d - epoch).num_days();
+        let on = |d: NaiveDate, n: i64| {
+            let mut g = group(Some("police"), "event:0407", None, "closed", n);
+            g.day = n_of(d);
+            one_day(&[g]).remove(0)
+        };
+        let days = [on(day(2026, 11, 2), 5), on(day(2026, 11, 4), 1)];
+        let s = summarise(&days, day(2026, 11, 1), day(2026, 11, 4));
         let counts: Vec<_> = s.daily.iter().map(|d| d.cases).collect();
         assert_eq!(counts, [0, 5, 0, 1]);
         assert_eq!(s.daily[0].day, day(2026, 11, 1));

@@ -4,12 +4,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::QueryParams;
 use super::{AppState, error::ApiError};
 use crate::engine::summary::{self, Summary};
+use crate::indicators;
 use crate::store::Principal;
 
 /// The longest period one request may cover.
@@ -49,26 +50,6 @@ pub async fn get(
             format!("a period covers at most {MAX_DAYS} days"),
         ));
     }
-    let start = |day: NaiveDate| {
-        offset
-            .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
-            .single()
-            .expect("a fixed offset has no gaps")
-            .to_utc()
-    };
-    let (groups, days) = app
-        .store
-        .count_cases(
-            &visibility,
-            start(from),
-            start(to + Duration::days(1)),
-            now,
-            offset.local_minus_utc(),
-        )
-        .await?;
-    Ok(Json(Stats {
-        from,
-        to,
-        summary: summary::summarise(&groups, &days, from, to),
-    }))
+    let summary = indicators::summary(&app.store, &visibility, from, to, now, offset).await?;
+    Ok(Json(Stats { from, to, summary }))
 }

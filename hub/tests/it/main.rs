@@ -6,6 +6,7 @@ mod dashboard;
 mod deadlines;
 mod deferrals;
 mod episodes;
+mod indicators;
 mod openapi;
 mod reference;
 mod registry;
