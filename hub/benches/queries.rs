@@ -251,16 +251,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| query | matching | p50 ms | p99 ms |");
     println!("| --- | --- | --- | --- |");
-    for t in &timings {
-        println!(
-            "| {} | {} | {:.1} | {:.1} |",
-            t.name,
-            t.total,
-            t.pct(0.5),
-            t.pct(0.99)
-        );
-    }
-    for t in [&month, &department_month] {
+    for t in timings.iter().chain([&month, &department_month]) {
         println!(
             "| {} | {} | {:.1} | {:.1} |",
             t.name,
