@@ -157,10 +157,6 @@ impl Sums {
 pub struct Span(pub Option<(i64, i64)>);
 
 impl Span {
-    pub fn of(first: Option<i64>, last: Option<i64>) -> Self {
-        Self(first.zip(last))
-    }
-
     fn include(&mut self, t: i64) {
         self.0 = Some(match self.0 {
             Some((first, last)) => (first.min(t), last.max(t)),
