@@ -4,7 +4,7 @@
 //! - **pipeline**: every frame of the clip through the gateway's own stages, on the
 //!   gateway's threads: FFmpeg decode and BGR conversion on a decoding thread, handed to the
 //!   detection thread, which letterboxes, runs the model through `ort`, decodes the grid,
-//!   applies NMS, tracks and steps the crowd rule;
+//!   applies NMS, tracks and steps the crowd rule (`pipeline::watch`);
 //! - **raw**: `session.run` alone on one letterboxed frame of the clip, same model, input
 //!   size and intra-op threads;
 //! - **python**: `models/tools/peer_pipeline.py` (OpenCV decode and letterbox, ONNX
@@ -25,10 +25,10 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 use edge_gateway::detect::{Detector, preprocess};
-use edge_gateway::pipeline::decode::{Codec, Decoder};
 use edge_gateway::pipeline::episode::Timing;
-use edge_gateway::pipeline::rules::{CrowdRule, CrowdState};
-use edge_gateway::pipeline::track::{Tracker, TrackerSettings};
+use edge_gateway::pipeline::frames::Frame;
+use edge_gateway::pipeline::rules::CrowdRule;
+use edge_gateway::pipeline::watch::{Rules, Watch};
 use ffmpeg_next as ffmpeg;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -36,6 +36,8 @@ use ort::value::Tensor;
 use support::{Model, ModelArgs};
 use system_tests::make_camera_clip;
 
+#[path = "support/clip.rs"]
+mod clip;
 mod support;
 
 #[derive(Parser)]
@@ -60,39 +62,20 @@ struct Args {
     rounds: usize,
 }
 
-/// A decoded frame, handed from the decoding thread to the detection thread.
-struct Frame {
-    width: u32,
-    height: u32,
-    bgr: Vec<u8>,
-}
-
-/// Decodes every access unit of `clip` with the gateway's decoder, calling `each` per
-/// picture as BGR. Returns how many pictures there were.
+/// Decodes every picture of `clip` with the gateway's decoder, calling `each` per picture
+/// as a BGR frame (handed from the decoding thread to the detection thread) until it
+/// returns false. Returns how many pictures there were.
 fn decode_clip(clip: &Path, mut each: impl FnMut(Frame) -> bool) -> anyhow::Result<usize> {
-    let mut input = ffmpeg::format::input(clip).context("opening the clip")?;
-    let stream = input
-        .streams()
-        .best(ffmpeg::media::Type::Video)
-        .context("no video in the clip")?
-        .index();
-    let mut decoder = Decoder::open(Codec::H264)?;
-    let mut picture = ffmpeg::frame::Video::empty();
-    let mut n = 0;
-    for (s, packet) in input.packets() {
-        if s.index() != stream {
-            continue;
-        }
-        decoder.send(packet.data().unwrap_or_default())?;
-        while decoder.receive(&mut picture) {
-            let (width, height, bgr) = decoder.convert_to_bgr(&picture)?;
-            n += 1;
-            if !each(Frame { width, height, bgr }) {
-                return Ok(n);
-            }
-        }
-    }
-    Ok(n)
+    clip::for_each_picture(clip, |decoder, picture| {
+        let (width, height, bgr) = decoder.convert_to_bgr(picture)?;
+        Ok(each(Frame {
+            camera: 0,
+            width,
+            height,
+            bgr,
+            captured_at: Utc::now(),
+        }))
+    })
 }
 
 fn crowd_rule() -> CrowdRule {
@@ -126,14 +109,16 @@ fn pipeline(clip: &Path, mut detector: Detector) -> anyhow::Result<(f64, usize, 
     let started = Instant::now();
     let analysis = std::thread::spawn(move || -> anyhow::Result<(usize, usize)> {
         let rule = crowd_rule();
-        let mut state = CrowdState::default();
-        let mut tracker = Tracker::new(TrackerSettings::default());
+        let rules = Rules {
+            crowd: Some(&rule),
+            hazard: None,
+        };
+        let mut watch = Watch::default();
         let (mut frames, mut persons) = (0, 0);
         for f in rx {
             let found = detector.detect(&f.bgr, f.width, f.height)?;
-            let tracks = tracker.step(&found);
-            persons += rule.count(&tracks, f.width, f.height).len();
-            let _ = rule.step(&mut state, &tracks, f.width, f.height, Utc::now());
+            let step = watch.analysed(rules, f, found);
+            persons += rule.count(&step.tracks, step.width, step.height).len();
             frames += 1;
         }
         Ok((frames, persons))

@@ -290,3 +290,53 @@ async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
         panic!("{e:#}\n{}", log_tail("gateway", &log, 30));
     }
 }
+
+/// A crowd standing still in view is raised without waiting for the forced check: the
+/// frames the gate skips as still step the crowd rule with what the last analysed frame
+/// held, so its persons are tracked over two frames and counted, though the detector ran on
+/// one frame only (the gate here lets nothing but the first frame through).
+#[tokio::test]
+async fn a_crowd_in_a_still_scene_is_raised_between_forced_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("seminar.mp4");
+    make_clip(
+        &shared().join("testdata/crowd_seminar_ibm_stc-brownbag.jpg"),
+        &clip,
+        30,
+    )
+    .unwrap();
+    let (_server, url) = rtsp_server(&clip).unwrap();
+    let settings = format!(
+        "[motion]\nforce_every_s = 600\nmin_changed = 0.5\n\n\
+         [[camera]]\nid = \"cam-crowd\"\nurl = \"{url}\"\ndetect_fps = 5\n\n\
+         [camera.location]\nlat = 30.27\nlon = 120.15\n\n\
+         [camera.crowd]\nmin_persons = 3\n"
+    );
+    let (_hub, _gateway, api, log) = hub_and_gateway(dir.path(), "gw-crowd", &settings)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let result = async {
+        let (analysed, still) = wait_for("the crowd raised", Duration::from_secs(30), || async {
+            let status = gateway_status(&client, &api).await?;
+            let c = &status["cameras"][0];
+            let raised = c["events_raised"].as_u64().unwrap_or(0);
+            let (analysed, still) = (
+                c["frames_analysed"].as_u64().unwrap_or(0),
+                c["frames_still"].as_u64().unwrap_or(0),
+            );
+            Ok((raised >= 1).then_some((analysed, still)))
+        })
+        .await?;
+        println!("crowd raised after {analysed} analysed and {still} still frames");
+        anyhow::ensure!(
+            still >= 1 && analysed == 1,
+            "{analysed} analysed, {still} still: the crowd was not raised on a still frame"
+        );
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        panic!("{e:#}\n{}", log_tail("gateway", &log, 30));
+    }
+}

@@ -1,6 +1,7 @@
 //! The detection thread: takes the newest frame of each camera, runs the camera's model,
-//! applies the camera's rules and hands events (never dropped) to the outbox writer; it also
-//! looks into the hub's re-inspection requests with the cameras' hazard rules.
+//! applies the camera's rules (`super::watch`, also to the frames skipped as still) and
+//! hands events (never dropped) to the outbox writer; it also looks into the hub's
+//! re-inspection requests with the cameras' hazard rules.
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -11,17 +12,15 @@ use protocol::gateway::{Reinspection, ReinspectionOutcome, ReinspectionResult};
 use tokio::sync::mpsc;
 
 use super::events::{Sighting, crowd_event, hazard_event};
-use super::frames::{Frame, FrameSlots};
-use super::hazard::HazardState;
+use super::frames::{Due, Frame, FrameSlots};
 use super::reinspect::{Finding, Inspection};
-use super::rules::CrowdState;
 use super::snapshot;
-use super::track::{Tracker, TrackerSettings};
+use super::watch::{Rules, Step, Watch};
 use crate::cameras::{CameraChange, CameraSlot};
 use crate::config::CameraConfig;
 use crate::detect::{Detection, Detector};
 use crate::event::{Blob, NewEvent};
-use crate::health::LATE;
+use crate::health::{CameraHealth, LATE};
 use crate::reinspection::{Answer, Desk};
 
 /// How long a camera may take to deliver the frames a re-inspection needs.
@@ -40,9 +39,7 @@ pub struct Analysis {
 /// A running camera with its rules' state.
 struct Live {
     camera: CameraSlot,
-    crowd: CrowdState,
-    hazard: HazardState,
-    tracker: Tracker,
+    watch: Watch,
     inspections: Vec<Inspection>,
 }
 
@@ -73,9 +70,7 @@ impl Analysis {
                     }
                     self.cameras[slot] = Some(Live {
                         camera,
-                        crowd: CrowdState::default(),
-                        hazard: HazardState::default(),
-                        tracker: Tracker::new(TrackerSettings::default()),
+                        watch: Watch::default(),
                         inspections: Vec::new(),
                     });
                 }
@@ -98,77 +93,80 @@ impl Analysis {
     /// Runs until `slots` is closed or the outbox writer is gone.
     pub fn run(mut self, slots: &FrameSlots, events: mpsc::Sender<NewEvent>) {
         let model_ids: Vec<String> = self.detectors.iter().map(|d| d.manifest().id()).collect();
-        while let Some(frames) = slots.take(Duration::from_secs(1)) {
+        while let Some(offers) = slots.take(Duration::from_secs(1)) {
             self.follow_changes();
             for request in self.desk.take_incoming() {
                 self.take_up(request);
             }
             self.expire();
-            for frame in frames {
-                let Some(Some(live)) = self.cameras.get_mut(frame.camera) else {
+            for due in offers {
+                let Some(Some(live)) = self.cameras.get_mut(due.camera()) else {
                     continue;
                 };
-                let (camera, health, model) =
-                    (&live.camera.config, &live.camera.health, live.camera.model);
-                let lag = (Utc::now() - frame.captured_at)
-                    .to_std()
-                    .unwrap_or_default();
-                let detector = &mut self.detectors[model];
-                let detected = match &camera.tiling {
-                    None => detector.detect(&frame.bgr, frame.width, frame.height),
-                    Some(t) => detector.detect_tiled(&frame.bgr, frame.width, frame.height, t),
+                let (camera, model) = (&live.camera.config, live.camera.model);
+                let rules = Rules {
+                    crowd: camera.crowd.as_ref(),
+                    hazard: live.camera.hazard.as_ref(),
                 };
-                let detections = match detected {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::error!(camera = %camera.id, error = %e, "detection failed");
-                        health.update(|h| h.last_error = Some(format!("detection failed: {e}")));
-                        continue;
-                    }
-                };
-                health.update(|h| {
-                    h.frames_analysed += 1;
-                    h.analysis_lag_ms = Some(lag.as_millis() as u64);
-                    h.frames_late += u64::from(lag > LATE);
-                });
-                let tracks = live.tracker.step(&detections);
-                let (w, h, at) = (frame.width, frame.height, frame.captured_at);
-                if let Some(rule) = &live.camera.hazard {
-                    live.inspections.retain_mut(|inspection| {
-                        let Some(finding) = inspection.step(rule, &detections, w, h) else {
-                            return true;
+                let step = match due {
+                    Due::Frame(frame) => {
+                        let health = &live.camera.health;
+                        let detector = &mut self.detectors[model];
+                        let Some(detections) = detect(detector, camera, health, &frame) else {
+                            continue;
                         };
-                        let snap = snapshot_of(camera, &frame, finding.best.as_slice());
-                        self.desk.answer(found(&inspection.request, &finding, snap));
-                        false
-                    });
-                }
+                        let lag = (Utc::now() - frame.captured_at)
+                            .to_std()
+                            .unwrap_or_default();
+                        health.update(|h| {
+                            h.frames_analysed += 1;
+                            h.analysis_lag_ms = Some(lag.as_millis() as u64);
+                            h.frames_late += u64::from(lag > LATE);
+                        });
+                        let step = live.watch.analysed(rules, frame, detections);
+                        if let Some(rule) = rules.hazard {
+                            live.inspections.retain_mut(|inspection| {
+                                let (w, h) = (step.width, step.height);
+                                let Some(finding) = inspection.step(rule, step.detections, w, h)
+                                else {
+                                    return true;
+                                };
+                                let snap = snapshot_of(camera, &step, finding.best.as_slice());
+                                self.desk.answer(found(&inspection.request, &finding, snap));
+                                false
+                            });
+                        }
+                        step
+                    }
+                    Due::Still { captured_at, .. } => match live.watch.still(rules, captured_at) {
+                        Some(step) => step,
+                        None => continue,
+                    },
+                };
                 let sighting = Sighting {
                     gateway_id: &self.gateway_id,
                     camera,
                     model_id: &model_ids[model],
-                    frame: &frame,
-                    tracks: &tracks,
+                    at: step.at,
+                    width: step.width,
+                    height: step.height,
+                    tracks: &step.tracks,
                 };
                 let mut raised = Vec::new();
-                if let Some(rule) = &camera.crowd
-                    && let Some(hit) = rule.step(&mut live.crowd, &tracks, w, h, at)
-                {
-                    let snap = snapshot_of(camera, &frame, &hit.persons);
-                    let event = crowd_event(&sighting, &hit, snap);
+                if let Some(hit) = &step.crowd {
+                    let snap = snapshot_of(camera, &step, &hit.persons);
+                    let event = crowd_event(&sighting, hit, snap);
                     tracing::info!(camera = %camera.id, phase = ?hit.report.phase, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, episode = %hit.report.episode.id, "crowd");
                     raised.push(event);
                 }
-                if let Some(rule) = &live.camera.hazard {
-                    for hit in rule.step(&mut live.hazard, &detections, w, h, at) {
-                        let snap = snapshot_of(camera, &frame, hit.best.as_slice());
-                        let event = hazard_event(&sighting, &hit, snap);
-                        tracing::info!(camera = %camera.id, phase = ?hit.report.phase, class = %hit.class.label, score = hit.best.map(|b| b.score), event = %event.envelope.id, episode = %hit.report.episode.id, "hazard");
-                        raised.push(event);
-                    }
+                for hit in &step.hazard {
+                    let snap = snapshot_of(camera, &step, hit.best.as_slice());
+                    let event = hazard_event(&sighting, hit, snap);
+                    tracing::info!(camera = %camera.id, phase = ?hit.report.phase, class = %hit.class.label, score = hit.best.map(|b| b.score), event = %event.envelope.id, episode = %hit.report.episode.id, "hazard");
+                    raised.push(event);
                 }
                 for event in raised {
-                    health.update(|h| {
+                    live.camera.health.update(|h| {
                         h.events_raised += 1;
                         h.last_event_at = Some(event.envelope.occurred_at);
                     });
@@ -180,6 +178,27 @@ impl Analysis {
             }
         }
     }
+}
+
+/// The camera's model on `frame` (tiled if the camera says so); a failure is logged and
+/// put on the camera's health, and the frame is passed over.
+fn detect(
+    detector: &mut Detector,
+    camera: &CameraConfig,
+    health: &CameraHealth,
+    frame: &Frame,
+) -> Option<Vec<Detection>> {
+    let (bgr, w, h) = (&frame.bgr, frame.width, frame.height);
+    let detected = match &camera.tiling {
+        None => detector.detect(bgr, w, h),
+        Some(t) => detector.detect_tiled(bgr, w, h, t),
+    };
+    detected
+        .inspect_err(|e| {
+            tracing::error!(camera = %camera.id, error = %e, "detection failed");
+            health.update(|h| h.last_error = Some(format!("detection failed: {e}")));
+        })
+        .ok()
 }
 
 impl Analysis {
@@ -252,7 +271,8 @@ fn not_checked(request: &Reinspection, frames: u32, note: String) -> Answer {
 
 /// The frame as JPEG evidence with `boxes` drawn; an encoding failure costs the snapshot,
 /// never the event.
-fn snapshot_of(camera: &CameraConfig, frame: &Frame, boxes: &[Detection]) -> Option<Blob> {
+fn snapshot_of(camera: &CameraConfig, step: &Step, boxes: &[Detection]) -> Option<Blob> {
+    let frame = step.frame?;
     snapshot::render(&frame.bgr, frame.width, frame.height, boxes)
         .inspect_err(|e| tracing::warn!(camera = %camera.id, error = %e, "snapshot failed; sending the event without it"))
         .ok()

@@ -1,7 +1,8 @@
 //! One thread per camera decodes H.264/H.265 with FFmpeg. Every frame is decoded (later
 //! frames depend on earlier ones) but only frames due for analysis, at the camera's
 //! detection rate, are converted to BGR and offered to the detector; with motion gating,
-//! only those of them that moved (or the periodic forced check).
+//! only those of them that moved (or the periodic forced check), the others as still
+//! notices.
 
 use std::time::{Duration, Instant};
 
@@ -161,7 +162,7 @@ pub fn first_picture(
 
 /// The decoded picture's luma as a motion thumbnail, for the 8-bit YUV formats decoders
 /// give (the Y plane first); `None` for others (their frames are always analysed).
-fn luma_thumb(picture: &ffmpeg::frame::Video) -> Option<Thumb> {
+pub fn luma_thumb(picture: &ffmpeg::frame::Video) -> Option<Thumb> {
     match picture.format() {
         Pixel::YUV420P
         | Pixel::YUVJ420P
@@ -272,6 +273,7 @@ pub fn run(
                         && !g.admit(luma_thumb(&picture), now)
                     {
                         health.update(|h| h.frames_still += 1);
+                        slots.still(camera, at);
                         continue;
                     }
                     match d.convert_to_bgr(&picture) {

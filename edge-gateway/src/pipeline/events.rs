@@ -1,5 +1,6 @@
 //! Building event envelopes from rule hits: the gateway's side of the wire format.
 
+use chrono::{DateTime, Utc};
 use protocol::{
     BoundingBox, DetectedObject, Detection as WireDetection, EventEnvelope, EvidenceKind,
     PROTOCOL_VERSION, Source,
@@ -7,7 +8,6 @@ use protocol::{
 use uuid::Uuid;
 
 use super::episode::{Phase, Report};
-use super::frames::Frame;
 use super::hazard::HazardHit;
 use super::rules::CrowdHit;
 use super::track::Tracked;
@@ -36,14 +36,16 @@ struct Seen<'a> {
     boxes: &'a [Detection],
 }
 
-/// Where an event was seen: by which gateway, camera and model, in which frame, with the
-/// frame's tracked objects.
+/// Where an event was seen: by which gateway, camera and model, when, in a frame of which
+/// size, with the frame's tracked objects.
 #[derive(Clone, Copy)]
 pub struct Sighting<'a> {
     pub gateway_id: &'a str,
     pub camera: &'a CameraConfig,
     pub model_id: &'a str,
-    pub frame: &'a Frame,
+    pub at: DateTime<Utc>,
+    pub width: u32,
+    pub height: u32,
     pub tracks: &'a [Tracked],
 }
 
@@ -94,10 +96,11 @@ fn camera_event(at: &Sighting, seen: Seen, snapshot: Option<Blob>) -> NewEvent {
         gateway_id,
         camera,
         model_id,
-        frame,
+        at,
+        width,
+        height,
         tracks,
     } = *at;
-    let (width, height) = (frame.width, frame.height);
     let objects = seen
         .boxes
         .iter()
@@ -128,7 +131,7 @@ fn camera_event(at: &Sighting, seen: Seen, snapshot: Option<Blob>) -> NewEvent {
             episode: Some(seen.report.episode),
             rule: seen.rule.into(),
             category: seen.category.clone(),
-            occurred_at: frame.captured_at,
+            occurred_at: at,
             location: camera.location.clone(),
             severity: seen.severity,
             description: Some(seen.description),

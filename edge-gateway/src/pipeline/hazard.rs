@@ -56,6 +56,13 @@ pub struct HazardState {
     classes: Vec<ClassState>,
 }
 
+impl HazardState {
+    /// Whether a hazard episode of any watched class is going on.
+    pub fn is_active(&self) -> bool {
+        self.classes.iter().any(|c| c.life.is_active())
+    }
+}
+
 #[derive(Debug, Default)]
 struct ClassState {
     seen: VecDeque<bool>,

@@ -1,7 +1,7 @@
 //! The video path, in flow order: `camera` (RTSP) → `decode` (FFmpeg, in software or on a
-//! `hwaccel` device; sampled, gated by `motion`) → `frames`
-//! (latest wins) → `analyse` (detect, `track`, then `rules`, `hazard`, `reinspect`; the
-//! rules' episodes in `episode`) → `events` (+ `snapshot`) → the outbox.
+//! `hwaccel` device; sampled, gated by `motion`) → `frames` (latest wins; still frames as
+//! notices) → `analyse` (detect, then per camera `watch`: `track`, `rules`, `hazard`, their
+//! episodes in `episode`; and `reinspect`) → `events` (+ `snapshot`) → the outbox.
 //! Beside it, `liveness` judges from a camera's state whether it is down long enough to tell.
 
 pub mod analyse;
@@ -18,3 +18,4 @@ pub mod reinspect;
 pub mod rules;
 pub mod snapshot;
 pub mod track;
+pub mod watch;

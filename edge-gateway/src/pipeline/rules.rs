@@ -85,6 +85,13 @@ pub struct CrowdState {
     peak: u32,
 }
 
+impl CrowdState {
+    /// Whether a crowd episode is going on.
+    pub fn is_active(&self) -> bool {
+        self.life.is_active()
+    }
+}
+
 /// COCO's class index for `person`.
 pub const PERSON: usize = 0;
 
