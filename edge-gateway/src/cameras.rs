@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CameraConfig;
 use crate::detect::ModelManifest;
 use crate::health::{CameraHealth, CameraStatus};
-use crate::pipeline::decode::DecodeSettings;
+use crate::pipeline::clip::{ClipRing, SharedRing};
+use crate::pipeline::decode::{DecodeSettings, Outlets};
 use crate::pipeline::frames::FrameSlots;
 use crate::pipeline::hazard::HazardRule;
 use crate::pipeline::rules::PERSON;
@@ -43,6 +44,8 @@ pub struct CameraSlot {
     pub model: usize,
     /// Its hazard rule with the model's hazard classes.
     pub hazard: Option<HazardRule>,
+    /// The recent stream its events' clips are cut from, if clips are on.
+    pub clip: Option<SharedRing>,
 }
 
 /// What the detection thread is told: a camera started in a slot, or a slot emptied.
@@ -197,10 +200,12 @@ impl Cameras {
         let config = Arc::new(config);
         let health = Arc::new(CameraHealth::new(&config.id, &config.name));
         let (packet_tx, packet_rx) = mpsc::channel(32);
+        let clip = self.decode.clip.map(ClipRing::shared);
         let decoder = {
-            let (slots, health, id, interval, settings) = (
+            let (slots, health, clip, id, interval, settings) = (
                 self.slots.clone(),
                 health.clone(),
+                clip.clone(),
                 config.id.clone(),
                 config.detect_interval,
                 self.decode.clone(),
@@ -208,7 +213,12 @@ impl Cameras {
             std::thread::Builder::new()
                 .name(format!("decode-{id}"))
                 .spawn(move || {
-                    decode::run(slot, &id, interval, settings, packet_rx, &slots, &health)
+                    let outlets = Outlets {
+                        slots: &slots,
+                        health: &health,
+                        clip: clip.as_deref(),
+                    };
+                    decode::run(slot, &id, interval, settings, packet_rx, outlets)
                 })
                 .expect("starting a decode thread")
         };
@@ -225,6 +235,7 @@ impl Cameras {
                 health: health.clone(),
                 model,
                 hazard,
+                clip,
             };
             // The detection thread gone means the gateway is stopping.
             let _ = changes.send(CameraChange::Start(slot, slot_info));

@@ -46,6 +46,31 @@ pub struct RawConfig {
     /// Hardware decoding for every camera; absent = software.
     #[serde(default)]
     pub decode: Option<RawDecode>,
+    /// What evidence camera events carry besides their snapshot.
+    #[serde(default)]
+    pub evidence: RawEvidence,
+}
+
+/// `[evidence]`: the clip a camera event's start carries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvidence {
+    /// Seconds of stream before the frame an episode starts on, sent with its first event
+    /// as an MP4 (from the key frame before; remuxed, not re-encoded); 0 = no clips.
+    #[serde(default = "default_clip_s")]
+    pub clip_s: u64,
+}
+
+impl Default for RawEvidence {
+    fn default() -> Self {
+        Self {
+            clip_s: default_clip_s(),
+        }
+    }
+}
+
+fn default_clip_s() -> u64 {
+    5
 }
 
 /// `[decode]`: where the cameras' streams are decoded.
@@ -463,6 +488,16 @@ impl Config {
             Some(d) => hardware(d).map_err(|(k, m)| invalid(&format!("decode.{k}"), m))?,
             None => None,
         };
+        if raw.evidence.clip_s > 30 {
+            return Err(invalid(
+                "evidence.clip_s",
+                format!(
+                    "{} must be 0..=30 seconds (0: no clips)",
+                    raw.evidence.clip_s
+                ),
+            ));
+        }
+        let clip = (raw.evidence.clip_s > 0).then(|| Duration::from_secs(raw.evidence.clip_s));
         if !(1..=1_048_576).contains(&raw.gateway.outbox_max_mib) {
             return Err(invalid(
                 "gateway.outbox_max_mib",
@@ -502,7 +537,11 @@ impl Config {
             camera_registry: raw.hub.camera_registry,
             api_listen: raw.api.listen,
             api_token: raw.api.token,
-            decode: DecodeSettings { motion, hardware },
+            decode: DecodeSettings {
+                motion,
+                hardware,
+                clip,
+            },
             model_manifest: base.join(raw.model.manifest),
             models,
             model_search,

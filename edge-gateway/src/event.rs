@@ -21,9 +21,17 @@ pub struct Blob {
 
 impl Blob {
     pub fn jpeg(data: Vec<u8>) -> Self {
+        Self::of("image/jpeg", data)
+    }
+
+    pub fn mp4(data: Vec<u8>) -> Self {
+        Self::of("video/mp4", data)
+    }
+
+    fn of(content_type: &'static str, data: Vec<u8>) -> Self {
         Self {
             sha256: hex::encode(Sha256::digest(&data)),
-            content_type: "image/jpeg",
+            content_type,
             data,
         }
     }

@@ -202,6 +202,8 @@ pub enum EvidenceKind {
     Snapshot,
     /// A photo taken by a grid worker.
     Photo,
+    /// A few seconds of a camera's stream (MP4) up to the frame an episode started on.
+    Clip,
 }
 
 impl EvidenceKind {
@@ -209,6 +211,7 @@ impl EvidenceKind {
         match self {
             EvidenceKind::Snapshot => "snapshot",
             EvidenceKind::Photo => "photo",
+            EvidenceKind::Clip => "clip",
         }
     }
 }
@@ -516,7 +519,11 @@ mod tests {
         for k in [EventKind::Raised, EventKind::Update, EventKind::Ended] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
-        for k in [EvidenceKind::Snapshot, EvidenceKind::Photo] {
+        for k in [
+            EvidenceKind::Snapshot,
+            EvidenceKind::Photo,
+            EvidenceKind::Clip,
+        ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
         for s in [Severity::Low, Severity::Medium, Severity::High] {

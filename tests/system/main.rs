@@ -174,7 +174,8 @@ fn port_of(url: &str) -> anyhow::Result<u16> {
 }
 
 /// A camera's crowd becomes a case at the hub, routed to the department the ownership
-/// list names, with a plausible person count and a downloadable annotated snapshot.
+/// list names, with a plausible person count, a downloadable annotated snapshot and a clip
+/// of the seconds before.
 async fn crowd_case_reaches_the_hub(database_url: String) {
     let system = System::start(database_url, Scenario::crowd())
         .await
@@ -276,6 +277,33 @@ async fn crowd_case_reaches_the_hub(database_url: String) {
             jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.len() > 10_000,
             "not a snapshot: {} bytes",
             jpeg.len()
+        );
+        // The crowd's first event carries the seconds of stream before it, as an MP4.
+        let clip = event["evidence"]
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["kind"] == "clip"))
+            .with_context(|| format!("no clip in the crowd's first event: {event}"))?;
+        let resp = system
+            .client
+            .get(format!(
+                "{}/api/v1/blobs/{}",
+                system.hub.url,
+                clip["sha256"].as_str().unwrap_or_default()
+            ))
+            .bearer_auth(&system.hub.operator_token)
+            .send()
+            .await?
+            .error_for_status()?;
+        anyhow::ensure!(
+            resp.headers()["content-type"] == "video/mp4",
+            "{:?}",
+            resp.headers()
+        );
+        let mp4 = resp.bytes().await?;
+        anyhow::ensure!(
+            mp4.get(4..8) == Some(b"ftyp".as_slice()) && mp4.len() as u64 == clip["bytes"],
+            "not the clip: {} bytes",
+            mp4.len()
         );
         // The gateway's reports carry the camera's health to the hub.
         let camera = wait_for(

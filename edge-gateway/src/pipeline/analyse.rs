@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use protocol::gateway::{Reinspection, ReinspectionOutcome, ReinspectionResult};
 use tokio::sync::mpsc;
 
-use super::events::{Sighting, crowd_event, hazard_event};
+use super::clip;
+use super::episode::Phase;
+use super::events::{Evidence, Sighting, crowd_event, hazard_event};
 use super::frames::{Due, Frame, FrameSlots};
 use super::reinspect::{Finding, Inspection};
 use super::snapshot;
@@ -154,14 +156,20 @@ impl Analysis {
                 };
                 let mut raised = Vec::new();
                 if let Some(hit) = &step.crowd {
-                    let snap = snapshot_of(camera, &step, &hit.persons);
-                    let event = crowd_event(&sighting, hit, snap);
+                    let evidence = Evidence {
+                        snapshot: snapshot_of(camera, &step, &hit.persons),
+                        clip: clip_of(&live.camera, hit.report.phase, step.at),
+                    };
+                    let event = crowd_event(&sighting, hit, evidence);
                     tracing::info!(camera = %camera.id, phase = ?hit.report.phase, persons = hit.persons.len(), severity = ?hit.severity, event = %event.envelope.id, episode = %hit.report.episode.id, "crowd");
                     raised.push(event);
                 }
                 for hit in &step.hazard {
-                    let snap = snapshot_of(camera, &step, hit.best.as_slice());
-                    let event = hazard_event(&sighting, hit, snap);
+                    let evidence = Evidence {
+                        snapshot: snapshot_of(camera, &step, hit.best.as_slice()),
+                        clip: clip_of(&live.camera, hit.report.phase, step.at),
+                    };
+                    let event = hazard_event(&sighting, hit, evidence);
                     tracing::info!(camera = %camera.id, phase = ?hit.report.phase, class = %hit.class.label, score = hit.best.map(|b| b.score), event = %event.envelope.id, episode = %hit.report.episode.id, "hazard");
                     raised.push(event);
                 }
@@ -275,5 +283,22 @@ fn snapshot_of(camera: &CameraConfig, step: &Step, boxes: &[Detection]) -> Optio
     let frame = step.frame?;
     snapshot::render(&frame.bgr, frame.width, frame.height, boxes)
         .inspect_err(|e| tracing::warn!(camera = %camera.id, error = %e, "snapshot failed; sending the event without it"))
+        .ok()
+}
+
+/// For an episode's start, the clip of the camera's stream up to `until`, if the camera
+/// keeps one; a failure costs the clip, never the event.
+fn clip_of(camera: &CameraSlot, phase: Phase, until: DateTime<Utc>) -> Option<Blob> {
+    if phase != Phase::Start {
+        return None;
+    }
+    let ring = camera.clip.as_ref()?;
+    let recording = ring
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .recording(until)?;
+    clip::mp4(&recording)
+        .map(Blob::mp4)
+        .inspect_err(|e| tracing::warn!(camera = %camera.config.id, error = %e, "clip failed; sending the event without it"))
         .ok()
 }

@@ -185,6 +185,7 @@ async fn run_once(
                     h.last_frame_at = Some(at);
                 });
                 let input = DecoderInput::Frame {
+                    key: frame.is_random_access_point(),
                     data: frame.into_data(),
                     at,
                 };

@@ -4,6 +4,7 @@
 //! only those of them that moved (or the periodic forced check), the others as still
 //! notices.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
+use super::clip::ClipRing;
 use super::frames::{Frame, FrameSlots};
 use super::hwaccel::{self, HwDevice, HwSettings};
 use super::motion::{MotionGate, MotionSettings, Thumb};
@@ -28,7 +30,12 @@ pub enum DecoderInput {
     /// A (re)connected stream: start a fresh decoder.
     Start(Codec),
     /// One access unit in Annex B form, parameter sets before each key frame.
-    Frame { data: Vec<u8>, at: DateTime<Utc> },
+    Frame {
+        data: Vec<u8>,
+        at: DateTime<Utc>,
+        /// A key frame (decoding can start here).
+        key: bool,
+    },
 }
 
 /// Decides which frames are analysed: at most one per `interval`.
@@ -180,11 +187,21 @@ pub fn luma_thumb(picture: &ffmpeg::frame::Video) -> Option<Thumb> {
     }
 }
 
-/// How a camera's decoder thread decodes: motion gating and the hardware to use.
+/// How a camera's decoder thread decodes: motion gating, the hardware to use, and how much
+/// stream to keep for evidence clips.
 #[derive(Debug, Clone, Default)]
 pub struct DecodeSettings {
     pub motion: Option<MotionSettings>,
     pub hardware: Option<HwSettings>,
+    pub clip: Option<Duration>,
+}
+
+/// Where a camera's decoder thread hands its work: the detector's slots, the camera's
+/// health, and its evidence clip ring, if it keeps one.
+pub struct Outlets<'a> {
+    pub slots: &'a FrameSlots,
+    pub health: &'a CameraHealth,
+    pub clip: Option<&'a Mutex<ClipRing>>,
 }
 
 /// Opens the hardware device `settings` name, if any; one that cannot be opened is logged
@@ -218,9 +235,13 @@ pub fn run(
     interval: Duration,
     settings: DecodeSettings,
     mut input: mpsc::Receiver<DecoderInput>,
-    slots: &FrameSlots,
-    health: &CameraHealth,
+    outlets: Outlets,
 ) {
+    let Outlets {
+        slots,
+        health,
+        clip,
+    } = outlets;
     let device = open_device(camera_id, settings.hardware.as_ref(), health);
     let mut decoder: Option<Decoder> = None;
     let mut sampler = Sampler::new(interval);
@@ -228,22 +249,27 @@ pub fn run(
     let mut picture = ffmpeg::frame::Video::empty();
     while let Some(msg) = input.blocking_recv() {
         match msg {
-            DecoderInput::Start(codec) => match Decoder::open_on(codec, device.as_ref()) {
-                Ok(d) => {
-                    decoder = Some(d);
-                    if let Some(g) = gate.as_mut() {
-                        g.reset();
+            DecoderInput::Start(codec) => {
+                if let Some(ring) = clip {
+                    ring.lock().unwrap_or_else(|e| e.into_inner()).start(codec);
+                }
+                match Decoder::open_on(codec, device.as_ref()) {
+                    Ok(d) => {
+                        decoder = Some(d);
+                        if let Some(g) = gate.as_mut() {
+                            g.reset();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(camera = camera_id, error = %e, "cannot open a decoder");
+                        health.update(|h| {
+                            h.last_error = Some(format!("cannot open a {codec:?} decoder: {e}"))
+                        });
+                        decoder = None;
                     }
                 }
-                Err(e) => {
-                    tracing::error!(camera = camera_id, error = %e, "cannot open a decoder");
-                    health.update(|h| {
-                        h.last_error = Some(format!("cannot open a {codec:?} decoder: {e}"))
-                    });
-                    decoder = None;
-                }
-            },
-            DecoderInput::Frame { data, at } => {
+            }
+            DecoderInput::Frame { data, at, key } => {
                 let Some(d) = decoder.as_mut() else { continue };
                 if let Err(e) = d.send(&data) {
                     health.update(|h| {
@@ -251,6 +277,10 @@ pub fn run(
                         h.last_error = Some(format!("decode error: {e}"));
                     });
                     continue;
+                }
+                if let Some(ring) = clip {
+                    let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+                    ring.push(at, key, data);
                 }
                 while d.receive(&mut picture) {
                     health.update(|h| {

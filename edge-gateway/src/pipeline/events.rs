@@ -49,8 +49,16 @@ pub struct Sighting<'a> {
     pub tracks: &'a [Tracked],
 }
 
+/// What an event carries besides its description: the frame with the boxes drawn and, for
+/// an episode's start, the clip of the seconds before.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub snapshot: Option<Blob>,
+    pub clip: Option<Blob>,
+}
+
 /// The event for a crowd.
-pub fn crowd_event(at: &Sighting, hit: &CrowdHit, snapshot: Option<Blob>) -> NewEvent {
+pub fn crowd_event(at: &Sighting, hit: &CrowdHit, evidence: Evidence) -> NewEvent {
     let (name, count, peak) = (&at.camera.name, hit.persons.len(), hit.peak);
     let description = match hit.report.phase {
         Phase::Start => format!("crowd of {count} persons seen by {name}"),
@@ -66,11 +74,11 @@ pub fn crowd_event(at: &Sighting, hit: &CrowdHit, snapshot: Option<Blob>) -> New
         label: "person",
         boxes: &hit.persons,
     };
-    camera_event(at, seen, snapshot)
+    camera_event(at, seen, evidence)
 }
 
 /// The event for a hazard (a broken or missing cover).
-pub fn hazard_event(at: &Sighting, hit: &HazardHit, snapshot: Option<Blob>) -> NewEvent {
+pub fn hazard_event(at: &Sighting, hit: &HazardHit, evidence: Evidence) -> NewEvent {
     let (label, name) = (&hit.class.label, &at.camera.name);
     let description = match (hit.report.phase, hit.best) {
         (Phase::End, _) | (_, None) => format!("{label} no longer seen by {name}"),
@@ -88,10 +96,10 @@ pub fn hazard_event(at: &Sighting, hit: &HazardHit, snapshot: Option<Blob>) -> N
         label,
         boxes: hit.best.as_slice(),
     };
-    camera_event(at, seen, snapshot)
+    camera_event(at, seen, evidence)
 }
 
-fn camera_event(at: &Sighting, seen: Seen, snapshot: Option<Blob>) -> NewEvent {
+fn camera_event(at: &Sighting, seen: Seen, evidence: Evidence) -> NewEvent {
     let Sighting {
         gateway_id,
         camera,
@@ -111,10 +119,14 @@ fn camera_event(at: &Sighting, seen: Seen, snapshot: Option<Blob>) -> NewEvent {
             track_id: tracks.iter().find(|t| t.detection == *d).map(|t| t.id),
         })
         .collect();
-    let evidence = snapshot
-        .iter()
-        .map(|s| s.evidence(EvidenceKind::Snapshot))
-        .collect();
+    let Evidence { snapshot, clip } = evidence;
+    let blobs: Vec<(EvidenceKind, Blob)> = [
+        snapshot.map(|s| (EvidenceKind::Snapshot, s)),
+        clip.map(|c| (EvidenceKind::Clip, c)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     NewEvent {
         envelope: EventEnvelope {
             v: PROTOCOL_VERSION,
@@ -140,8 +152,8 @@ fn camera_event(at: &Sighting, seen: Seen, snapshot: Option<Blob>) -> NewEvent {
                 objects,
                 counts: [(seen.label.to_owned(), seen.boxes.len() as u32)].into(),
             }),
-            evidence,
+            evidence: blobs.iter().map(|(kind, b)| b.evidence(*kind)).collect(),
         },
-        blobs: snapshot.into_iter().collect(),
+        blobs: blobs.into_iter().map(|(_, b)| b).collect(),
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod analyse;
 pub mod camera;
+pub mod clip;
 pub mod decode;
 pub mod episode;
 pub mod events;

@@ -2,6 +2,7 @@
 //! and generated road scenes, the model cache and fetch, the outbox, patrol terminals
 //! against real MQTT brokers, and the settings file.
 
+mod clip;
 mod config;
 mod detector;
 mod local_api;

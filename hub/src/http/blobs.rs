@@ -10,11 +10,18 @@ use sha2::{Digest, Sha256};
 use super::{AppState, error::ApiError};
 use crate::store::{Principal, Role};
 
-/// The image types accepted as evidence, with the bytes their files start with.
-const ACCEPTED: [(&str, &[u8]); 2] = [
-    ("image/jpeg", &[0xFF, 0xD8, 0xFF]),
-    ("image/png", b"\x89PNG\r\n\x1a\n"),
+/// A file type accepted: its content type, and the bytes its files have at an offset.
+type Kind = (&'static str, usize, &'static [u8]);
+
+/// The image types accepted as photos.
+const IMAGES: [Kind; 2] = [
+    ("image/jpeg", 0, &[0xFF, 0xD8, 0xFF]),
+    ("image/png", 0, b"\x89PNG\r\n\x1a\n"),
 ];
+
+/// The types accepted as evidence from gateways: images, and clips (an MP4 file starts
+/// with its `ftyp` box).
+const EVIDENCE: [Kind; 3] = [IMAGES[0], IMAGES[1], ("video/mp4", 4, b"ftyp")];
 
 fn check_name(sha256: &str) -> Result<(), ApiError> {
     if sha256.len() == 64
@@ -33,18 +40,32 @@ fn check_name(sha256: &str) -> Result<(), ApiError> {
 
 /// The body's image type, if it is an accepted image whose bytes match its content type.
 pub fn check_image(headers: &HeaderMap, body: &[u8]) -> Result<&'static str, ApiError> {
+    check_kind(headers, body, &IMAGES)
+}
+
+/// The body's type, if it is one of `accepted` and its bytes match its content type.
+fn check_kind(
+    headers: &HeaderMap,
+    body: &[u8],
+    accepted: &[Kind],
+) -> Result<&'static str, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some((content_type, magic)) = ACCEPTED.iter().find(|(t, _)| *t == content_type) else {
+    let Some((content_type, offset, magic)) = accepted.iter().find(|(t, ..)| *t == content_type)
+    else {
+        let names: Vec<&str> = accepted.iter().map(|(t, ..)| *t).collect();
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("evidence must be image/jpeg or image/png, not {content_type:?}"),
+            format!("must be {}, not {content_type:?}", names.join(" or ")),
         ));
     };
-    if !body.starts_with(magic) {
+    if body
+        .get(*offset..)
+        .is_none_or(|rest| !rest.starts_with(magic))
+    {
         return Err(ApiError::invalid_field(
             "body",
             format!("the body is not a {content_type} file"),
@@ -62,7 +83,7 @@ pub async fn put(
 ) -> Result<StatusCode, ApiError> {
     let gateway = principal.gateway()?;
     check_name(&sha256)?;
-    let content_type = check_image(&headers, &body)?;
+    let content_type = check_kind(&headers, &body, &EVIDENCE)?;
     let actual = hex::encode(Sha256::digest(&body));
     if actual != sha256 {
         return Err(ApiError::invalid_field(

@@ -306,6 +306,47 @@ on_both_backends!(
 );
 
 on_both_backends!(
+    a_clip_is_evidence_and_a_photo_must_be_an_image,
+    |hub: TestHub| async move {
+        let mp4: &[u8] = b"\0\0\0\x18ftypisom not a whole film, but it starts like one";
+        let sha = hex::encode(Sha256::digest(mp4));
+        let path = format!("/api/v1/blobs/{sha}");
+        let put = |content_type: &'static str, body: &'static [u8]| {
+            hub.put(&path, &hub.gateway_token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+        };
+        let jpeg: &[u8] = b"\xFF\xD8\xFF\xE0 a picture";
+        let status = put("video/mp4", jpeg).await.unwrap().status();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not an MP4");
+        assert_eq!(
+            put("video/mp4", mp4).await.unwrap().status(),
+            StatusCode::CREATED
+        );
+        let resp = hub.get(&path, &hub.operator_token).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "video/mp4");
+        assert_eq!(&resp.bytes().await.unwrap()[..], mp4);
+
+        // A photo added to a case is an image, never a clip.
+        hub.post_events(vec![event("event:0407")]).await;
+        let cases = hub.get_json("/api/v1/cases", &hub.operator_token).await;
+        let id = cases["items"][0]["id"].as_str().unwrap();
+        let resp = hub
+            .client
+            .post(format!("{}/api/v1/cases/{id}/photos?kind=before", hub.url))
+            .bearer_auth(&hub.operator_token)
+            .header("content-type", "video/mp4")
+            .body(mp4)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+);
+
+on_both_backends!(
     departments_see_only_their_own_cases,
     |hub: TestHub| async move {
         let body = batch(vec![event("event:0407"), event("event:0501")]);

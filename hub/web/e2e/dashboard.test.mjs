@@ -8,7 +8,9 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 
@@ -92,11 +94,25 @@ async function gatewayCall(method, path, body, contentType) {
   return (res.headers.get('content-type') ?? '').startsWith('application/json') ? res.json() : null
 }
 
-/** Uploads the test photo and posts one event citing it, as a gateway does. */
-async function postEvent(category) {
-  const jpeg = readFileSync(IMAGE)
-  const sha256 = createHash('sha256').update(jpeg).digest('hex')
-  await gatewayCall('PUT', `/api/v1/blobs/${sha256}`, jpeg, 'image/jpeg')
+/** Uploads `bytes` as a gateway does; its evidence reference. */
+async function upload(kind, bytes, contentType) {
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  await gatewayCall('PUT', `/api/v1/blobs/${sha256}`, bytes, contentType)
+  return { kind, sha256, content_type: contentType, bytes: bytes.length }
+}
+
+/** A 2 s H.264 clip in MP4, made by FFmpeg, as the gateway sends with a camera event. */
+function makeClip() {
+  const file = join(tmpdir(), `clip-${process.pid}.mp4`)
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x180:rate=25', '-t', '2',
+    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', file])
+  return readFileSync(file)
+}
+
+/** Uploads the test photo (and a clip, if asked) and posts one event citing them. */
+async function postEvent(category, { clip = false } = {}) {
+  const evidence = [await upload('photo', readFileSync(IMAGE), 'image/jpeg')]
+  if (clip) evidence.push(await upload('clip', makeClip(), 'video/mp4'))
   const event = {
     v: 1,
     id: uuidv7(),
@@ -108,7 +124,7 @@ async function postEvent(category) {
     location: { lat: 30.2741, lon: 120.1551, area_code: '330106001001', grid: 'grid-web-7' },
     severity: 'high',
     description: '井盖破损 broken manhole cover',
-    evidence: [{ kind: 'photo', sha256, content_type: 'image/jpeg', bytes: jpeg.length }],
+    evidence,
   }
   const ack = await gatewayCall('POST', '/api/v1/events', JSON.stringify({ v: 1, gateway_id: GATEWAY_ID, events: [event] }), 'application/json')
   assert.deepEqual(ack.accepted, [event.id], 'the hub acknowledged the event')
@@ -133,7 +149,7 @@ test('operators and departments run a case through the dashboard', async () => {
   await op.goto(`${HUB}/#/live`)
   await op.getByTestId('feed-status').filter({ hasText: '已连接' }).waitFor()
   const posted = Date.now()
-  const eventId = await postEvent('component:0114')
+  const eventId = await postEvent('component:0114', { clip: true })
   const row = op.locator(`[data-event-id="${eventId}"]`)
   await row.waitFor({ timeout: 10_000 })
   const latency = Date.now() - posted
@@ -148,6 +164,15 @@ test('operators and departments run a case through the dashboard', async () => {
   await row.getByRole('link').click()
   await op.getByTestId('case-state').filter({ hasText: '上报' }).waitFor()
   const caseId = op.url().split('/cases/')[1]
+  // The evidence: the photo as a picture, the clip as a video the browser can play.
+  const clip = op.locator('.evidence video')
+  assert.equal(await clip.count(), 1, 'the clip is shown as a video')
+  const duration = await clip.evaluate((v) =>
+    v.readyState >= 1 ? v.duration : new Promise((ok, fail) => {
+      v.addEventListener('loadedmetadata', () => ok(v.duration))
+      v.addEventListener('error', () => fail(new Error(`the clip does not load: ${v.error?.code}`)))
+    }))
+  assert.ok(duration > 1.5 && duration < 2.5, `the clip lasts ${duration} s`)
   await op.getByLabel('派遣部门').fill('police')
   await op.getByLabel('时限').fill('4 working_hours')
   await op.locator('[data-action="dispatch"]').click()
