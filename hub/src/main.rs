@@ -74,10 +74,19 @@ enum UserCommand {
         /// Also set a dashboard password, read from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// The password is for the user to replace: they must choose their own at their
+        /// first sign-in.
+        #[arg(long, requires = "password_stdin")]
+        temporary: bool,
     },
     /// Set a user's dashboard password, read from the first line of standard input; the
     /// user's open dashboard sessions end.
-    Password { name: String },
+    Password {
+        name: String,
+        /// The user must choose their own at their next sign-in (a reset).
+        #[arg(long)]
+        temporary: bool,
+    },
 }
 
 #[tokio::main]
@@ -125,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
             role,
             department,
             password_stdin,
+            temporary,
         }) => {
             let role = Role::parse(&role).with_context(|| {
                 format!("--role {role:?} must be admin, operator, department or technician")
@@ -136,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
             let hash = password_stdin.then(password_from_stdin).transpose()?;
             let issued = store.add_user(&name, role, department.as_deref()).await?;
             if let Some(hash) = hash {
-                store.set_password_hash(&name, &hash).await?;
+                store.set_password_hash(&name, &hash, temporary).await?;
             }
             eprintln!(
                 "User {name} ({}) created. Its API token is printed below, once.",
@@ -183,9 +193,9 @@ async fn main() -> anyhow::Result<()> {
                 hub::reference_sync::FOLLOW_INTERVAL.as_secs()
             );
         }
-        Command::User(UserCommand::Password { name }) => {
+        Command::User(UserCommand::Password { name, temporary }) => {
             let hash = password_from_stdin()?;
-            if !store.set_password_hash(&name, &hash).await? {
+            if !store.set_password_hash(&name, &hash, temporary).await? {
                 anyhow::bail!("there is no user {name:?}");
             }
             eprintln!("Password of {name} set; the user's open sessions have ended.");

@@ -44,14 +44,19 @@ async fn the_dashboard_runs_a_case_in_chromium() -> anyhow::Result<()> {
             .to_string(),
     ));
     let gateway_token = hub.add_gateway("gw-web")?;
-    for (name, role, department) in [
-        ("op-web", "operator", None),
-        ("police-web", "department", Some("police")),
-        ("fire-web", "department", Some("fire")),
+    for (name, role, department, temporary) in [
+        ("op-web", "operator", None, false),
+        ("police-web", "department", Some("police"), false),
+        ("fire-web", "department", Some("fire"), false),
+        // Given a first password to replace at the first sign-in.
+        ("new-web", "department", Some("police"), true),
     ] {
         let mut args = vec!["user", "add", name, "--role", role, "--password-stdin"];
         if let Some(d) = department {
             args.extend(["--department", d]);
+        }
+        if temporary {
+            args.push("--temporary");
         }
         hub_command_with_input(&hub.env, &args, &format!("{PASSWORD}\n"))?;
     }

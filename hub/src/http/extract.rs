@@ -14,39 +14,62 @@ use crate::store::{CaseVisibility, Principal, Role};
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    /// A bearer token (API clients, gateways), else the dashboard's session cookie.
+    /// A bearer token (API clients, gateways), else the dashboard's session cookie. A user
+    /// signed in with a temporary password may only choose their own (or sign out).
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        if let Some(token) = bearer {
-            return state
-                .store
-                .authenticate(token)
-                .await?
-                .ok_or_else(ApiError::unauthorized);
+        let principal = authenticate(parts, state).await?;
+        if let Principal::User {
+            password_temporary: true,
+            ..
+        } = &principal
+            && !WHILE_PASSWORD_TEMPORARY.contains(&parts.uri.path())
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "your password was set by someone else: choose your own first (PUT /api/v1/session/password)",
+            ));
         }
-        let token = session_cookie(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        // A browser sends the cookie with any request to the hub, even one a hostile page
-        // started; such pages cannot add headers without CORS, which the hub never allows.
-        if !parts.method.is_safe() && !parts.headers.contains_key(CSRF_HEADER) {
-            return Err(ApiError::forbidden(format!(
-                "a signed-in browser must send the {CSRF_HEADER} header with writes"
-            )));
-        }
-        state
-            .store
-            .authenticate_session(token)
-            .await?
-            .ok_or_else(ApiError::unauthorized)
+        Ok(principal)
     }
+}
+
+/// What a user signed in with a temporary password may reach: who they are, and the
+/// password change.
+const WHILE_PASSWORD_TEMPORARY: [&str; 2] = ["/api/v1/session", "/api/v1/session/password"];
+
+/// The principal a request's credentials name.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if let Some(token) = bearer {
+        return state
+            .store
+            .authenticate(token)
+            .await?
+            .ok_or_else(ApiError::unauthorized);
+    }
+    let token = session_cookie(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+    // A browser sends the cookie with any request to the hub, even one a hostile page
+    // started; such pages cannot add headers without CORS, which the hub never allows.
+    if !parts.method.is_safe() && !parts.headers.contains_key(CSRF_HEADER) {
+        return Err(ApiError::forbidden(format!(
+            "a signed-in browser must send the {CSRF_HEADER} header with writes"
+        )));
+    }
+    state
+        .store
+        .authenticate_session(token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
 }
 
 /// The header the dashboard sends with every write made on its session cookie.

@@ -166,6 +166,7 @@ pub fn router(state: AppState, web_root: Option<&Path>) -> Router {
                 .get(session::current)
                 .delete(session::logout),
         )
+        .route("/api/v1/session/password", put(session::change_password))
         .route(
             "/api/v1/reference/{kind}",
             get(reference::get).put(reference::put),

@@ -34,6 +34,8 @@ pub struct Me {
     department: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<DateTime<Utc>>,
+    /// Signed in with a password someone else set: choose one's own before anything else.
+    password_change_due: bool,
 }
 
 pub async fn login(
@@ -46,37 +48,12 @@ pub async fn login(
         return Err(ApiError::invalid_field("name", "must not be empty"));
     }
     let keys = [format!("name:{name}"), format!("addr:{}", peer.ip())];
-    {
-        let now = Instant::now();
-        let mut throttle = app
-            .throttle
-            .lock()
-            .expect("the throttle lock is never poisoned");
-        for key in &keys {
-            throttle.check(key, now).map_err(|wait| {
-                ApiError::too_many_requests(
-                    "too many failed sign-ins; wait before trying again",
-                    wait.as_secs().max(1),
-                )
-            })?;
-        }
-    }
+    throttle_check(&app, &keys)?;
     let record = app.store.login_record(&name).await?;
     let stored = record.as_ref().and_then(|r| r.password_hash.clone());
-    let password = req.password;
-    let matched =
-        tokio::task::spawn_blocking(move || password::verify(&password, stored.as_deref()))
-            .await
-            .map_err(|e| ApiError::internal(format!("password check: {e}")))?;
+    let matched = verify(req.password, stored).await?;
     let (true, Some(record)) = (matched, record) else {
-        let now = Instant::now();
-        let mut throttle = app
-            .throttle
-            .lock()
-            .expect("the throttle lock is never poisoned");
-        for key in &keys {
-            throttle.fail(key, now);
-        }
+        throttle_fail(&app, &keys);
         tracing::warn!(user = %name, peer = %peer.ip(), "failed sign-in");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -114,6 +91,96 @@ pub async fn login(
     Ok(response)
 }
 
+/// Refuses with 429 while any of `keys` has failed too often of late.
+fn throttle_check(app: &AppState, keys: &[String]) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let mut throttle = app
+        .throttle
+        .lock()
+        .expect("the throttle lock is never poisoned");
+    for key in keys {
+        throttle.check(key, now).map_err(|wait| {
+            ApiError::too_many_requests(
+                "too many wrong passwords; wait before trying again",
+                wait.as_secs().max(1),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Counts a wrong password against each of `keys`.
+fn throttle_fail(app: &AppState, keys: &[String]) {
+    let now = Instant::now();
+    let mut throttle = app
+        .throttle
+        .lock()
+        .expect("the throttle lock is never poisoned");
+    for key in keys {
+        throttle.fail(key, now);
+    }
+}
+
+/// Whether `password` matches `stored`, checked on a blocking thread (Argon2id is slow on
+/// purpose).
+async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || password::verify(&password, stored.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("password check: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// A signed-in user chooses their own password. The current one must be given (a session
+/// left open must not be enough to take the account over), and wrong guesses count as
+/// failed sign-ins; the user's other sessions end, this one goes on.
+pub async fn change_password(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    principal: Principal,
+    JsonBody(req): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let Principal::User { id, name, .. } = &principal else {
+        return Err(ApiError::forbidden("gateways have no password"));
+    };
+    let token = session_cookie(&headers).ok_or_else(|| {
+        ApiError::forbidden("a password is changed from a signed-in dashboard session")
+    })?;
+    let keys = [format!("name:{name}"), format!("addr:{}", peer.ip())];
+    throttle_check(&app, &keys)?;
+    let stored = app
+        .store
+        .login_record(name)
+        .await?
+        .and_then(|r| r.password_hash);
+    if !verify(req.current.clone(), stored).await? {
+        throttle_fail(&app, &keys);
+        tracing::warn!(user = %name, peer = %peer.ip(), "wrong current password in a password change");
+        return Err(ApiError::invalid_field("current", "is not your password"));
+    }
+    if req.new == req.current {
+        return Err(ApiError::invalid_field(
+            "new",
+            "must differ from the current password",
+        ));
+    }
+    let hash = tokio::task::spawn_blocking(move || password::hash(&req.new))
+        .await
+        .map_err(|e| ApiError::internal(format!("password hash: {e}")))?
+        .map_err(|message| ApiError::invalid_field("new", message))?;
+    app.store
+        .change_own_password(id, name, &hash, token)
+        .await?;
+    tracing::info!(user = %name, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Who is signed in: `{"user": …}`, or `{"user": null}` for nobody, so a page can ask
 /// before signing in without provoking an error.
 pub async fn current(
@@ -146,12 +213,14 @@ fn me(principal: &Principal, expires_at: Option<DateTime<Utc>>) -> Result<Me, Ap
             name,
             role,
             department,
+            password_temporary,
             ..
         } => Ok(Me {
             name: name.clone(),
             role: *role,
             department: department.clone(),
             expires_at,
+            password_change_due: *password_temporary,
         }),
         Principal::Gateway { .. } => Err(ApiError::forbidden("gateways do not sign in")),
     }

@@ -54,6 +54,9 @@ pub enum Principal {
         name: String,
         role: Role,
         department: Option<String>,
+        /// Signed in with a password someone else set: the user must choose their own
+        /// before anything else.
+        password_temporary: bool,
     },
 }
 
@@ -177,11 +180,13 @@ impl Store {
             }
             return Ok(Some(Principal::Gateway { id }));
         }
-        let Some(row) =
-            sqlx::query("SELECT id, name, role, department FROM users WHERE token_hash = $1")
-                .bind(&hash)
-                .fetch_optional(&self.pool)
-                .await?
+        let Some(row) = sqlx::query(
+            "SELECT id, name, role, department, password_temporary_at FROM users \
+                 WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
@@ -204,6 +209,9 @@ pub(super) fn principal_from_user_row(
         name: row.try_get("name")?,
         role,
         department: row.try_get("department")?,
+        password_temporary: row
+            .try_get::<Option<i64>, _>("password_temporary_at")?
+            .is_some(),
     }))
 }
 

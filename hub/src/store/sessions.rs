@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 
 use super::principals::{hash_token, new_token, principal_from_user_row};
+use super::registry::audit;
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::store::Principal;
 
@@ -23,9 +24,15 @@ pub struct SessionIssued {
 }
 
 impl Store {
-    /// Sets (or replaces) a user's password hash, and ends the user's open sessions.
-    /// `false` when there is no such user.
-    pub async fn set_password_hash(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+    /// Sets (or replaces) a user's password hash, and ends the user's open sessions; a
+    /// `temporary` one (handed to the user by someone else) must be changed at the next
+    /// sign-in. `false` when there is no such user.
+    pub async fn set_password_hash(
+        &self,
+        name: &str,
+        hash: &str,
+        temporary: bool,
+    ) -> Result<bool, StoreError> {
         let Some(row) = sqlx::query("SELECT id FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -35,17 +42,57 @@ impl Store {
         };
         let id: String = row.try_get("id")?;
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, password_temporary_at = $2 WHERE id = $3",
+        )
+        .bind(hash)
+        .bind(temporary.then(|| to_ms(Utc::now())))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(&id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// A user's own new password: it replaces the old (temporary or not), and every other
+    /// session of the user ends; the session `kept` (the one asking) goes on. Audited.
+    pub async fn change_own_password(
+        &self,
+        user_id: &str,
+        name: &str,
+        hash: &str,
+        kept: &str,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, password_temporary_at = NULL WHERE id = $2",
+        )
+        .bind(hash)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user_id)
+            .bind(hash_token(kept))
+            .execute(&mut *tx)
+            .await?;
+        let target = format!("user:{name}");
+        audit(
+            &mut tx,
+            now,
+            &target,
+            "password_changed",
+            &target,
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// What signing in as `name` is checked against, if the user exists.
@@ -98,7 +145,8 @@ impl Store {
     /// The user holding the unexpired session `token`, if any.
     pub async fn authenticate_session(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.role, u.department FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.name, u.role, u.department, u.password_temporary_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(hash_token(token))

@@ -70,7 +70,8 @@ impl Store {
     }
 
     /// Applies a roster: `updates` set the role and department of existing users, `new`
-    /// users are created with their password (and an API token nobody is shown). All or
+    /// users are created with their password, temporary (they choose their own at their
+    /// first sign-in), and an API token nobody is shown. All or
     /// nothing; `Conflict` when one of the new names was taken meanwhile. Each change is
     /// in the audit log.
     pub async fn apply_roster(
@@ -113,8 +114,9 @@ impl Store {
         for user in new {
             let e = user.entry;
             let inserted = sqlx::query(
-                "INSERT INTO users (id, name, role, department, token_hash, created_at, password_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO users (id, name, role, department, token_hash, created_at, password_hash, \
+                 password_temporary_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6) \
+                 ON CONFLICT (name) DO NOTHING",
             )
             .bind(uuid::Uuid::now_v7().to_string())
             .bind(&e.name)

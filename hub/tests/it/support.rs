@@ -86,7 +86,7 @@ pub async fn spawn(backend: Backend) -> Option<TestHub> {
     let technician_token = user("tech-1", Role::Technician, None).await;
     let hash = hub::password::hash(PASSWORD).unwrap();
     for name in ["op", "police-1"] {
-        assert!(store.set_password_hash(name, &hash).await.unwrap());
+        assert!(store.set_password_hash(name, &hash, false).await.unwrap());
     }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

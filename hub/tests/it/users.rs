@@ -136,3 +136,118 @@ on_both_backends!(
         assert_eq!(body["unchanged"], 3);
     }
 );
+
+/// A request on `cookie`'s session, with the header the dashboard sends with writes.
+fn on_session(
+    hub: &TestHub,
+    method: reqwest::Method,
+    path: &str,
+    cookie: &str,
+) -> reqwest::RequestBuilder {
+    hub.client
+        .request(method, format!("{}{path}", hub.url))
+        .header(COOKIE, cookie)
+        .header("x-requested-with", "test")
+}
+
+on_both_backends!(
+    a_first_password_is_replaced_before_anything_else,
+    |hub: TestHub| async move {
+        let (status, body) = post_roster(
+            &hub,
+            &hub.admin_token,
+            "",
+            "name,role,department\nwang.fang,operator,\n",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let first = body["created"][0]["password"].as_str().unwrap().to_owned();
+        let cookie = sign_in(&hub, "wang.fang", &first).await.unwrap();
+        let other = sign_in(&hub, "wang.fang", &first).await.unwrap();
+        let status = |method: reqwest::Method, path: &'static str, cookie: &str| {
+            let req = on_session(&hub, method, path, cookie);
+            async move { req.send().await.unwrap().status() }
+        };
+
+        // Only who they are and the password change are open to them.
+        let resp = on_session(&hub, reqwest::Method::GET, "/api/v1/cases", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "password_change_required", "{body}");
+        let me: Value = on_session(&hub, reqwest::Method::GET, "/api/v1/session", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["user"]["password_change_due"], true, "{me}");
+
+        let change = |current: &str, new: &str| {
+            on_session(
+                &hub,
+                reqwest::Method::PUT,
+                "/api/v1/session/password",
+                &cookie,
+            )
+            .json(&json!({"current": current, "new": new}))
+            .send()
+        };
+        let wrong = change("not my password", "my own long password")
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: Value = wrong.json().await.unwrap();
+        assert_eq!(body["error"]["field"], "current", "{body}");
+        let short = change(&first, "short").await.unwrap();
+        assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let same = change(&first, &first).await.unwrap();
+        assert_eq!(same.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            change(&first, "my own long password")
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+
+        // This session goes on, now with everything the role allows; the other one ended.
+        assert_eq!(
+            status(reqwest::Method::GET, "/api/v1/cases", &cookie).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(reqwest::Method::GET, "/api/v1/cases", &other).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            sign_in(&hub, "wang.fang", &first).await,
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        let again = sign_in(&hub, "wang.fang", "my own long password")
+            .await
+            .unwrap();
+        assert_eq!(
+            status(reqwest::Method::GET, "/api/v1/cases", &again).await,
+            StatusCode::OK
+        );
+        let audit = hub
+            .get("/api/v1/registry/audit", &hub.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(audit.contains("password_changed"), "{audit}");
+        // A password set by an administrator for themselves (no roster) is their own.
+        let op = sign_in(&hub, "op", crate::support::PASSWORD).await.unwrap();
+        assert_eq!(
+            status(reqwest::Method::GET, "/api/v1/cases", &op).await,
+            StatusCode::OK
+        );
+    }
+);

@@ -319,6 +319,29 @@ test('operators and departments run a case through the dashboard', async () => {
   assert.deepEqual(problems, [], 'no console errors')
 })
 
+test('a user given a first password chooses their own before anything else', async () => {
+  const page = await newPage('newcomer')
+  await page.goto(HUB)
+  await page.getByLabel('用户名').fill('new-web')
+  await page.getByLabel('密码').fill(PASSWORD)
+  await page.getByRole('button', { name: '登录' }).click()
+  const form = page.getByTestId('password-form')
+  await form.waitFor()
+  // No way round it: another page leads back to the form.
+  await page.goto(`${HUB}/#/cases`)
+  await form.waitFor()
+  await shot(page, '10-first-password')
+  await form.getByLabel('当前密码').fill(PASSWORD)
+  await form.getByLabel('新密码（至少 10 个字符）').fill('新的密码 my own 2026')
+  await form.getByLabel('再次输入新密码').fill('新的密码 my own 2026')
+  await form.getByRole('button', { name: '保存新密码' }).click()
+  await page.waitForURL(/#\/cases/)
+  await page.getByTestId('who').filter({ hasText: 'new-web' }).waitFor()
+  const cases = await page.context().request.get(`${HUB}/api/v1/cases`)
+  assert.equal(cases.status(), 200, 'the session goes on with the new password')
+  assert.deepEqual(problems, [], 'no console errors')
+})
+
 test('signing out ends the session', async () => {
   const page = await newPage('signout')
   await signIn(page, 'op-web')

@@ -31,6 +31,8 @@ export const router = createRouter({ history: createWebHashHistory(), routes })
 
 router.beforeEach(async (to) => {
   if (!session.checked) await loadSession()
+  // A password someone else set is replaced before anything else.
+  if (session.user?.password_change_due) return to.path === '/login' ? true : '/login'
   if (to.meta.public) return session.user ? homeFor(session.user) : true
   if (!session.user) return { path: '/login', query: { next: to.fullPath } }
   if (to.meta.roles && !to.meta.roles.includes(session.user.role)) return homeFor(session.user)

@@ -15,6 +15,12 @@ export async function signIn(name, password) {
   session.checked = true
 }
 
+/** Replaces the password; a temporary one's user may then use the dashboard. */
+export async function changePassword(current, next) {
+  await api.put('/api/v1/session/password', { current, new: next })
+  session.user = { ...session.user, password_change_due: false }
+}
+
 /** Forgets the user first, so the pages close their streams before the session ends. */
 export async function signOut() {
   session.user = null
