@@ -73,8 +73,8 @@ const CROWD: &str = "crowd_office_ibm_stc.jpg";
 const FEW: &str = "group3_apollo11_crew_nasa.jpg";
 const NOISE: &str = "noise=alls=8:allf=t";
 
-/// A clip: what it shows, whether the scene changes in it, and how FFmpeg makes it from the
-/// images (`[0]`, `[1]`, both 640×360 already) as `[v]`.
+/// A clip: what it shows, whether the scene changes in it, and how FFmpeg makes it from its
+/// images (`[a]`, `[b]`: the first and second, scaled to 640×360) as `[v]`.
 struct Scene {
     name: String,
     inputs: Vec<String>,
@@ -95,29 +95,29 @@ fn scenes(images: &Path) -> anyhow::Result<Vec<Scene>> {
             name: format!("still {}", name.trim_end_matches(".jpg")),
             inputs: vec![name.clone()],
             changes: false,
-            filter: format!("[0]{NOISE}[v]"),
+            filter: format!("[a]{NOISE}[v]"),
         });
     }
     let changing = [
         (
             "a crowd cut in at 20 s",
             vec![EMPTY, CROWD],
-            "[0][1]overlay=enable='gte(t,20)'",
+            "[a][b]overlay=enable='gte(t,20)'",
         ),
         (
             "a crowd faded in over 10 s from 20 s",
             vec![EMPTY, CROWD],
-            "[0][1]blend=all_expr='A+(B-A)*clip((T-20)/10,0,1)'",
+            "[a][b]blend=all_expr='A+(B-A)*clip((T-20)/10,0,1)'",
         ),
         (
             "3 persons in a corner from 20 s to 24 s",
             vec![EMPTY, FEW],
-            "[1]scale=-2:200[f];[0][f]overlay=x=W-w:y=H-h:enable='between(t,20,24)'",
+            "[b]scale=-2:200[f];[a][f]overlay=x=W-w:y=H-h:enable='between(t,20,24)'",
         ),
         (
             "a crowd leaving at 20 s",
             vec![EMPTY, CROWD],
-            "[0][1]overlay=enable='lt(t,20)'",
+            "[a][b]overlay=enable='lt(t,20)'",
         ),
     ];
     for (name, inputs, filter) in changing {
@@ -136,25 +136,13 @@ fn make_clip(scene: &Scene, images: &Path, seconds: u32, out: &Path) -> anyhow::
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-loglevel", "error", "-y"]);
     let mut graph = String::new();
-    for (i, image) in scene.inputs.iter().enumerate() {
-        cmd.args([
-            "-loop",
-            "1",
-            "-framerate",
-            "25",
-            "-t",
-            &seconds.to_string(),
-            "-i",
-        ])
-        .arg(images.join(image));
-        graph += &format!("[{i}]scale=640:360,setsar=1,format=yuv420p[{i}s];");
+    for ((i, image), label) in scene.inputs.iter().enumerate().zip(["a", "b"]) {
+        let seconds = seconds.to_string();
+        cmd.args(["-loop", "1", "-framerate", "25", "-t", &seconds, "-i"])
+            .arg(images.join(image));
+        graph += &format!("[{i}]scale=640:360,setsar=1,format=yuv420p[{label}];");
     }
-    // Each input's scaled copy stands in for the input in the scene's own filter.
-    let mut filter = scene.filter.clone();
-    for i in 0..scene.inputs.len() {
-        filter = filter.replace(&format!("[{i}]"), &format!("[{i}s]"));
-    }
-    graph += &filter;
+    graph += &scene.filter;
     let status = cmd
         .args([
             "-filter_complex",

@@ -3,6 +3,7 @@
 //! keep using bearer tokens and never need this.
 
 use std::net::SocketAddr;
+use std::sync::MutexGuard;
 use std::time::Instant;
 
 use axum::Json;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, session_cookie};
+use super::throttle::Throttle;
 use super::{AppState, error::ApiError};
 use crate::password;
 use crate::store::{Principal, Role};
@@ -63,10 +65,7 @@ pub async fn login(
     };
     // Only the name's failures are forgiven: one good account must not reset the count of
     // an address that is guessing other people's passwords.
-    app.throttle
-        .lock()
-        .expect("the throttle lock is never poisoned")
-        .succeed(&keys[0]);
+    throttle(&app).succeed(&keys[0]);
     let ttl = chrono::Duration::hours(i64::from(app.session.ttl_hours));
     let issued = app.store.open_session(&record.user_id, ttl).await?;
     let principal = app
@@ -91,13 +90,17 @@ pub async fn login(
     Ok(response)
 }
 
+/// The sign-in throttle, locked.
+fn throttle(app: &AppState) -> MutexGuard<'_, Throttle> {
+    app.throttle
+        .lock()
+        .expect("the throttle lock is never poisoned")
+}
+
 /// Refuses with 429 while any of `keys` has failed too often of late.
 fn throttle_check(app: &AppState, keys: &[String]) -> Result<(), ApiError> {
     let now = Instant::now();
-    let mut throttle = app
-        .throttle
-        .lock()
-        .expect("the throttle lock is never poisoned");
+    let mut throttle = throttle(app);
     for key in keys {
         throttle.check(key, now).map_err(|wait| {
             ApiError::too_many_requests(
@@ -112,10 +115,7 @@ fn throttle_check(app: &AppState, keys: &[String]) -> Result<(), ApiError> {
 /// Counts a wrong password against each of `keys`.
 fn throttle_fail(app: &AppState, keys: &[String]) {
     let now = Instant::now();
-    let mut throttle = app
-        .throttle
-        .lock()
-        .expect("the throttle lock is never poisoned");
+    let mut throttle = throttle(app);
     for key in keys {
         throttle.fail(key, now);
     }
