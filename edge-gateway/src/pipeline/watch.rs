@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::frames::Frame;
 use super::hazard::{HazardHit, HazardRule, HazardState};
-use super::rules::{CrowdHit, CrowdRule, CrowdState};
+use super::rules::{CrowdHit, CrowdRule, CrowdState, PERSON};
 use super::track::{Tracked, Tracker, TrackerSettings};
 use crate::detect::Detection;
 
@@ -21,6 +21,16 @@ pub struct Rules<'a> {
     pub hazard: Option<&'a HazardRule>,
 }
 
+impl Rules<'_> {
+    /// Whether one of the rules looks at objects of `class`.
+    fn watch(&self, class: usize) -> bool {
+        self.crowd.is_some() && class == PERSON
+            || self
+                .hazard
+                .is_some_and(|r| r.classes.iter().any(|c| c.class == class))
+    }
+}
+
 /// One camera's tracker and rule states, and the last frame analysed.
 pub struct Watch {
     tracker: Tracker,
@@ -29,8 +39,9 @@ pub struct Watch {
     last: Option<Last>,
 }
 
-/// What the last analysed frame held; its pixels only while something is in view or an
-/// episode goes on (only then can a still frame raise an event needing a snapshot).
+/// What the last analysed frame held; its pixels only while something a rule watches is in
+/// view or an episode goes on (only then can a still frame raise an event needing a
+/// snapshot).
 struct Last {
     width: u32,
     height: u32,
@@ -91,7 +102,8 @@ impl Watch {
         let hazard = rules.hazard.map_or_else(Vec::new, |r| {
             r.step(&mut self.hazard, &last.detections, width, height, at)
         });
-        if last.detections.is_empty() && !self.crowd.is_active() && !self.hazard.is_active() {
+        let in_view = last.detections.iter().any(|d| rules.watch(d.class));
+        if !in_view && !self.crowd.is_active() && !self.hazard.is_active() {
             last.frame = None;
         }
         Some(Step {
@@ -116,7 +128,6 @@ mod tests {
     use super::*;
     use crate::pipeline::episode::{Phase, Timing};
     use crate::pipeline::hazard::HazardClass;
-    use crate::pipeline::rules::PERSON;
 
     const COVER: usize = 1;
 
@@ -229,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_scene_keeps_no_pixels_and_a_still_frame_ends_what_went_on() {
+    fn a_scene_without_watched_objects_keeps_no_pixels_and_a_still_frame_ends_what_went_on() {
         let rule = hazard_rule();
         let rules = Rules {
             crowd: None,
@@ -254,5 +265,8 @@ mod tests {
         assert_eq!(ended, vec![t(10)]);
         let step = watch.still(rules, t(21)).unwrap();
         assert!(step.frame.is_none(), "nothing in view, nothing going on");
+        // A person is nothing this camera's rules watch.
+        let step = watch.analysed(rules, frame(t(22)), vec![object(PERSON, 10.0)]);
+        assert!(step.frame.is_none(), "no rule watches persons here");
     }
 }
