@@ -1,7 +1,9 @@
 //! Drains the outbox to the hub: evidence blobs first (by content hash, once each), then the
 //! events in a batch; deletes only what the hub's ack lists. Failures back off with jitter
-//! and never lose an event.
+//! and never lose an event; evidence the hub refuses (too large for it, say) is left out of
+//! the events that cite it rather than holding them back.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +142,9 @@ impl Uplink {
     ) -> Result<UplinkAck, SendError> {
         let local = |e: crate::outbox::OutboxError| SendError::Retry(format!("outbox: {e}"));
         let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+        // Evidence the hub will not take (larger than it accepts, a type it does not know)
+        // must not cost the events that cite it: they go without it.
+        let mut refused = HashSet::new();
         for blob in self.outbox.blobs_for(&ids).await.map_err(local)? {
             if blob.uploaded {
                 continue;
@@ -156,20 +161,32 @@ impl Uplink {
                 .send()
                 .await
                 .map_err(|e| SendError::Retry(format!("uploading evidence: {e}")))?;
-            check(
-                resp.status(),
+            let status = resp.status();
+            match check(
+                status,
                 "uploading evidence",
                 resp.text().await.unwrap_or_default(),
-            )?;
-            self.outbox
-                .mark_uploaded(&blob.sha256)
-                .await
-                .map_err(local)?;
+            ) {
+                Ok(()) => self
+                    .outbox
+                    .mark_uploaded(&blob.sha256)
+                    .await
+                    .map_err(local)?,
+                Err(SendError::Refused(reason)) => {
+                    tracing::warn!(sha256 = %blob.sha256, %reason, "the hub refuses this evidence; its events go without it");
+                    refused.insert(blob.sha256);
+                }
+                Err(retry) => return Err(retry),
+            }
+        }
+        let mut events = events.to_vec();
+        for event in &mut events {
+            event.evidence.retain(|e| !refused.contains(&e.sha256));
         }
         let batch = UplinkBatch {
             v: PROTOCOL_VERSION,
             gateway_id: self.gateway_id.clone(),
-            events: events.to_vec(),
+            events,
         };
         let resp = client
             .post(self.endpoint("api/v1/events"))

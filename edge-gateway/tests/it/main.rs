@@ -14,3 +14,4 @@ mod patrol;
 mod probe;
 mod support;
 mod tools;
+mod uplink;
