@@ -53,6 +53,13 @@ fn a_valid_file_loads_with_defaults_and_resolved_paths() {
         (5, 10, 20)
     );
     assert_eq!(crowd.category.as_str(), "event:0407");
+    assert_eq!(
+        config.decode.clip,
+        Some(std::time::Duration::from_secs(5)),
+        "evidence clips are on by default"
+    );
+    let off = load(&format!("{VALID}\n[evidence]\nclip_s = 0\n")).unwrap();
+    assert_eq!(off.decode.clip, None);
     assert!(
         config
             .model_manifest
@@ -143,6 +150,11 @@ fn errors_name_the_key() {
             format!("{VALID}\n[decode]\nhardware = \"nvdec\"\n"),
             "decode.hardware",
         ),
+        (
+            format!("{VALID}\n[evidence]\nclip_s = 31\n"),
+            "evidence.clip_s",
+        ),
+        (format!("{VALID}\n[evidence]\nclip = 5\n"), "clip"),
         (
             format!("{VALID}\n[decode]\ndevice = \"/dev/dri/renderD128\"\n"),
             "decode.device",
