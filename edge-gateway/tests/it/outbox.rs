@@ -3,39 +3,14 @@
 use chrono::Utc;
 use edge_gateway::event::{Blob, NewEvent};
 use edge_gateway::outbox::Outbox;
-use protocol::{EventEnvelope, EventKind, EvidenceKind, Location, Severity, Source};
+use protocol::{EventEnvelope, EventKind, EvidenceKind, Severity};
 use uuid::Uuid;
 
+use crate::support::crowd_event;
+
 fn event(severity: Severity, snapshot: Option<&Blob>) -> NewEvent {
-    NewEvent {
-        envelope: EventEnvelope {
-            v: 1,
-            id: Uuid::now_v7(),
-            gateway_id: "gw".into(),
-            source: Source::Camera {
-                camera_id: "cam".into(),
-            },
-            kind: EventKind::Raised,
-            episode: None,
-            rule: "crowd".into(),
-            category: "event:0407".parse().unwrap(),
-            occurred_at: Utc::now(),
-            location: Location {
-                lat: 1.0,
-                lon: 2.0,
-                area_code: None,
-                grid: None,
-            },
-            severity,
-            description: None,
-            detection: None,
-            evidence: snapshot
-                .iter()
-                .map(|s| s.evidence(EvidenceKind::Snapshot))
-                .collect(),
-        },
-        blobs: snapshot.into_iter().cloned().collect(),
-    }
+    let evidence = snapshot.map(|s| (EvidenceKind::Snapshot, s.clone()));
+    crowd_event(severity, evidence.into_iter().collect())
 }
 
 /// The ids of the next events the uplink would send.

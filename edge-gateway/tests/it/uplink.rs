@@ -4,43 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use edge_gateway::event::{Blob, NewEvent};
+use edge_gateway::event::Blob;
 use edge_gateway::health::GatewayStats;
 use edge_gateway::outbox::Outbox;
 use edge_gateway::uplink::Uplink;
-use protocol::{EventEnvelope, EventKind, EvidenceKind, Location, Severity, Source};
+use protocol::{EvidenceKind, Severity};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-fn crowd(blobs: Vec<(EvidenceKind, Blob)>) -> NewEvent {
-    NewEvent {
-        envelope: EventEnvelope {
-            v: 1,
-            id: Uuid::now_v7(),
-            gateway_id: "gw-up".into(),
-            source: Source::Camera {
-                camera_id: "cam".into(),
-            },
-            kind: EventKind::Raised,
-            episode: None,
-            rule: "crowd".into(),
-            category: "event:0407".parse().unwrap(),
-            occurred_at: Utc::now(),
-            location: Location {
-                lat: 30.27,
-                lon: 120.15,
-                area_code: None,
-                grid: None,
-            },
-            severity: Severity::Medium,
-            description: None,
-            detection: None,
-            evidence: blobs.iter().map(|(k, b)| b.evidence(*k)).collect(),
-        },
-        blobs: blobs.into_iter().map(|(_, b)| b).collect(),
-    }
-}
+use crate::support::crowd_event;
 
 #[tokio::test]
 async fn evidence_the_hub_refuses_is_left_out_and_the_event_delivered() {
@@ -55,7 +26,7 @@ async fn evidence_the_hub_refuses_is_left_out_and_the_event_delivered() {
     config.limits.max_blob_bytes = 2048;
     let store = hub::Store::connect(&url).await.unwrap();
     let token = store
-        .add_gateway("gw-up", "uplink test", true)
+        .add_gateway("gw", "uplink test", true)
         .await
         .unwrap()
         .token;
@@ -72,10 +43,13 @@ async fn evidence_the_hub_refuses_is_left_out_and_the_event_delivered() {
     let snapshot = Blob::jpeg([&[0xFF, 0xD8, 0xFF][..], &[7; 500]].concat());
     let clip = Blob::mp4([&b"\0\0\0\x18ftypisom"[..], &[9; 8192]].concat());
     let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
-    let event = crowd(vec![
-        (EvidenceKind::Snapshot, snapshot.clone()),
-        (EvidenceKind::Clip, clip),
-    ]);
+    let event = crowd_event(
+        Severity::Medium,
+        vec![
+            (EvidenceKind::Snapshot, snapshot.clone()),
+            (EvidenceKind::Clip, clip),
+        ],
+    );
     outbox.push(&event).await.unwrap();
 
     let stop = CancellationToken::new();
@@ -83,7 +57,7 @@ async fn evidence_the_hub_refuses_is_left_out_and_the_event_delivered() {
         outbox: outbox.clone(),
         hub_url: hub_url.parse().unwrap(),
         token: token.into(),
-        gateway_id: "gw-up".into(),
+        gateway_id: "gw".into(),
         batch_size: 10,
         stats: Arc::new(GatewayStats::default()),
         wake: Arc::default(),
