@@ -59,31 +59,6 @@ struct Sample {
     cpu_s: f64,
 }
 
-fn proc_cpu_s(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat
-        .rsplit_once(") ")
-        .context("an unexpected /proc stat line")?
-        .1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
-}
-
-fn proc_rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb / 1024.0)
-}
-
 async fn sample(client: &reqwest::Client, api: &str, pid: u32) -> anyhow::Result<Sample> {
     let status: Value = client
         .get(format!("{api}/api/v1/status"))
@@ -109,7 +84,7 @@ async fn sample(client: &reqwest::Client, api: &str, pid: u32) -> anyhow::Result
     Ok(Sample {
         at: Instant::now(),
         cameras,
-        cpu_s: proc_cpu_s(pid)?,
+        cpu_s: system_tests::procfs::cpu_s(pid)?,
     })
 }
 
@@ -189,7 +164,7 @@ async fn run(n: usize, still: &str, moving: &str, args: &Args) -> anyhow::Result
     let mut rss_mb: f64 = 0.0;
     let until = Instant::now() + Duration::from_secs(args.seconds);
     while Instant::now() < until {
-        rss_mb = rss_mb.max(proc_rss_mb(pid)?);
+        rss_mb = rss_mb.max(system_tests::procfs::rss_mb(pid)?);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let last = sample(&client, &api, pid).await?;

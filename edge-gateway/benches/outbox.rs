@@ -17,6 +17,7 @@ use edge_gateway::health::GatewayStats;
 use edge_gateway::outbox::Outbox;
 use edge_gateway::uplink::Uplink;
 use protocol::{EventEnvelope, EventKind, Location, Severity, Source};
+use system_tests::procfs;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -67,17 +68,6 @@ fn event(i: usize) -> NewEvent {
         },
         blobs: Vec::new(),
     }
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 #[tokio::main]
@@ -149,7 +139,7 @@ async fn drain(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let stop_hub = CancellationToken::new();
     let server = tokio::spawn(hub::run(config, store, listener, stop_hub.clone()));
 
-    let rss_before = rss_mib();
+    let rss_before = procfs::rss_mb(std::process::id())?;
     let stats = Arc::new(GatewayStats::default());
     let stop = CancellationToken::new();
     let uplink = Uplink {
@@ -166,7 +156,7 @@ async fn drain(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let mut peak = rss_before;
     while outbox.pending().await? > 0 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        peak = peak.max(rss_mib());
+        peak = peak.max(procfs::rss_mb(std::process::id())?);
     }
     let secs = start.elapsed().as_secs_f64();
     stop.cancel();

@@ -19,6 +19,7 @@ use edge_gateway::outbox::Outbox;
 use edge_gateway::patrol::terminals::{TerminalsFile, new_terminal};
 use edge_gateway::patrol::{BrokerChoice, Credentials, Limits, Patrol, PatrolConfig};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use system_tests::procfs;
 
 #[derive(Parser)]
 struct Args {
@@ -245,7 +246,7 @@ fn connected_terminals(args: &Args) -> anyhow::Result<()> {
     if gateway.try_wait()?.is_some() {
         anyhow::bail!("the gateway exited:\n{}", std::fs::read_to_string(&log)?);
     }
-    let idle_kb = rss_kb(pid)?;
+    let idle_mb = procfs::rss_mb(pid)?;
     let mut sim = Command::new(env!("CARGO_BIN_EXE_patrol-sim"))
         .arg("--broker")
         .arg(format!("mqtt://127.0.0.1:{port}"))
@@ -264,11 +265,10 @@ fn connected_terminals(args: &Args) -> anyhow::Result<()> {
         .spawn()?;
     // Let every terminal connect and settle.
     std::thread::sleep(Duration::from_secs(15));
-    let (cpu0, t0) = (cpu_ticks(pid)?, Instant::now());
+    let (cpu0, t0) = (procfs::cpu_s(pid)?, Instant::now());
     std::thread::sleep(Duration::from_secs(args.sample_s));
-    let ticks = cpu_ticks(pid)? - cpu0;
-    let cpu_percent = ticks as f64 / 100.0 / t0.elapsed().as_secs_f64() * 100.0;
-    let busy_kb = rss_kb(pid)?;
+    let cpu_percent = (procfs::cpu_s(pid)? - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let busy_mb = procfs::rss_mb(pid)?;
     let online = terminals_online(api_port)?;
     let _ = sim.kill();
     let _ = gateway.kill();
@@ -281,9 +281,9 @@ fn connected_terminals(args: &Args) -> anyhow::Result<()> {
     println!(
         "| {} ({online}) | {:.1} MiB | {:.1} MiB | {:.1} KiB | {cpu_percent:.1}% of one core |",
         args.terminals,
-        idle_kb as f64 / 1024.0,
-        busy_kb as f64 / 1024.0,
-        (busy_kb.saturating_sub(idle_kb)) as f64 / args.terminals as f64,
+        idle_mb,
+        busy_mb,
+        (busy_mb - idle_mb).max(0.0) * 1024.0 / args.terminals as f64,
     );
     Ok(())
 }
@@ -299,24 +299,4 @@ fn terminals_online(api_port: u16) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix("edge_patrol_terminals_online "))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no edge_patrol_terminals_online in the metrics"))
-}
-
-fn rss_kb(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
-}
-
-/// User + system CPU time of `pid` in clock ticks (100 per second on Linux).
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or(&stat);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command name: state is field 3, utime 14, stime 15 (1-based in proc(5)).
-    let utime: u64 = fields[11].parse()?;
-    let stime: u64 = fields[12].parse()?;
-    Ok(utime + stime)
 }

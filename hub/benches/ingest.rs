@@ -2,15 +2,21 @@
 //! routing, the hub running in this process on a loopback port, several clients posting
 //! batches concurrently. Prints figures comparable across machines (docs/benchmarks.md).
 //!
-//! `cargo bench -p hub --bench ingest -- [--database URL] [--events N] [--batch N] [--clients N]`
+//! `cargo bench -p hub --bench ingest -- [--database URL] [--events N] [--warmup N] [--batch N] [--clients N]`
 //! Without `--database`, a fresh SQLite file; `postgres://…` for PostgreSQL (use an empty
-//! database: the bench adds its events to it).
+//! database: the bench adds its events to it). The clock runs after a warm-up (by default
+//! 20,000 events, then `ANALYZE` on PostgreSQL): the figure is the hub's steady state, not
+//! its first minute on empty tables (`--warmup 0` for that). Besides events per second it
+//! prints the CPU time per event of the process and of PostgreSQL, steadier than the wall
+//! clock on a shared machine.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hub::store::Role;
 use hub::{Config, RawConfig, Store};
+use system_tests::procfs;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -22,6 +28,9 @@ struct Args {
     database: Option<String>,
     #[arg(long, default_value_t = 50_000)]
     events: usize,
+    /// Events posted before the measurement (with PostgreSQL, followed by `ANALYZE`).
+    #[arg(long, default_value_t = 20_000)]
+    warmup: usize,
     #[arg(long, default_value_t = 100)]
     batch: usize,
     #[arg(long, default_value_t = 4)]
@@ -30,8 +39,9 @@ struct Args {
 
 /// Event `i` of batch `i / batch`: mostly crowds (routed), every tenth an unowned category
 /// (joint review). Each batch comes from one of 8 townships, as a gateway's batch would, with
-/// two cameras each; townships are about 2 km apart.
-fn event(i: usize, batch: usize) -> serde_json::Value {
+/// two cameras each; townships are about 2 km apart. The events occur a millisecond apart
+/// from `start` on, so each batch moves its cases' latest event on, as live traffic does.
+fn event(i: usize, batch: usize, start: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
     let category = if i.is_multiple_of(10) {
         "event:0501"
     } else {
@@ -41,6 +51,9 @@ fn event(i: usize, batch: usize) -> serde_json::Value {
     let mut e = system_tests::fixtures::event(category);
     e["source"]["camera_id"] = format!("cam-{camera}").into();
     e["location"]["lat"] = (30.27 + 0.02 * camera as f64).into();
+    e["occurred_at"] = (start + chrono::Duration::milliseconds(i as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
     e
 }
 
@@ -78,43 +91,44 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(hub::run(config, store, listener, shutdown.clone()));
 
-    let batches: Vec<serde_json::Value> = (0..args.events)
-        .collect::<Vec<_>>()
-        .chunks(args.batch)
-        .map(|c| system_tests::fixtures::batch(c.iter().map(|&i| event(i, args.batch)).collect()))
-        .collect();
     let client = reqwest::Client::new();
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
+    let post = Poster {
+        client: client.clone(),
+        url: format!("{base}/api/v1/events"),
+        token,
+        clients: args.clients,
+    };
+    // The warm-up's events come first in time; all are serialised before the clock starts
+    // (the clients' cost is not the hub's).
+    let first_event_at = chrono::Utc::now() - chrono::Duration::hours(1);
+    let batches = |events: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+        events
+            .collect::<Vec<_>>()
+            .chunks(args.batch)
+            .map(|c| {
+                let events = c.iter().map(|&i| event(i, args.batch, first_event_at));
+                serde_json::to_vec(&system_tests::fixtures::batch(events.collect()))
+                    .expect("a batch serialises")
+            })
+            .collect()
+    };
+    let (warmup, measured) = (
+        batches(0..args.warmup),
+        batches(args.warmup..args.warmup + args.events),
+    );
+    post.all(warmup).await?;
+    if url.starts_with("postgres") {
+        // What autovacuum does within its minute's nap once the tables have grown: until
+        // then the plans made on empty tables stand.
+        let db = sqlx::AnyPool::connect(&url).await?;
+        sqlx::query("ANALYZE").execute(&db).await?;
+        db.close().await;
+    }
+    let cpu_at_start = Cpu::now(&url)?;
     let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..args.clients {
-        let (queue, client, base, token) =
-            (queue.clone(), client.clone(), base.clone(), token.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let Some(body) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                let t = Instant::now();
-                let resp = client
-                    .post(format!("{base}/api/v1/events"))
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies: Vec<Duration> = Vec::new();
-    for w in workers {
-        latencies.extend(w.await?);
-    }
+    let mut latencies = post.all(measured).await?;
     let elapsed = start.elapsed();
+    let cpu = Cpu::now(&url)?.since(&cpu_at_start);
     latencies.sort();
     let pct = |p: f64| {
         latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
@@ -135,8 +149,8 @@ async fn main() -> anyhow::Result<()> {
         "pg"
     };
     println!(
-        "ingest bench: {backend}, {} events in batches of {}, {} clients",
-        args.events, args.batch, args.clients
+        "ingest bench: {backend}, {} events in batches of {}, {} clients, after {} warm-up events",
+        args.events, args.batch, args.clients, args.warmup
     );
     println!(
         "hub_ingest_{backend}_per_s = {:.0}",
@@ -147,8 +161,91 @@ async fn main() -> anyhow::Result<()> {
         pct(0.5),
         pct(0.99)
     );
+    // CPU time is steadier than the wall clock on a shared machine: compare changes by it.
+    let per_1000 = |s: f64| s * 1e6 / args.events as f64;
+    println!(
+        "cpu ms per 1000 events: this process (hub and clients) {:.1}, postgres {:.1}, together {:.1}",
+        per_1000(cpu.process_s),
+        per_1000(cpu.postgres_s),
+        per_1000(cpu.process_s + cpu.postgres_s)
+    );
     println!("cases stored: {}", cases["total"]);
     shutdown.cancel();
     server.await??;
     Ok(())
+}
+
+/// Posts batches of events, `clients` at a time.
+struct Poster {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    clients: usize,
+}
+
+impl Poster {
+    /// Posts every one of `batches`, failing on any answer but success; returns each
+    /// batch's latency.
+    async fn all(&self, batches: Vec<Vec<u8>>) -> anyhow::Result<Vec<Duration>> {
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::from(batches)));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.clients {
+            let (queue, client, url, token) = (
+                queue.clone(),
+                self.client.clone(),
+                self.url.clone(),
+                self.token.clone(),
+            );
+            workers.spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let Some(body) = queue.lock().unwrap().pop_front() else {
+                        return anyhow::Ok(latencies);
+                    };
+                    let t = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(resp.status().is_success(), "{}", resp.text().await?);
+                    latencies.push(t.elapsed());
+                }
+            });
+        }
+        let mut latencies = Vec::new();
+        while let Some(done) = workers.join_next().await {
+            latencies.extend(done??);
+        }
+        Ok(latencies)
+    }
+}
+
+/// CPU seconds used so far by this process and, for a PostgreSQL database, by the
+/// server's processes on this machine.
+struct Cpu {
+    process_s: f64,
+    postgres_s: f64,
+}
+
+impl Cpu {
+    fn now(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            process_s: procfs::cpu_s(std::process::id())?,
+            postgres_s: if url.starts_with("postgres") {
+                procfs::cpu_s_of_command("postgres")?
+            } else {
+                0.0
+            },
+        })
+    }
+
+    fn since(&self, start: &Self) -> Self {
+        Self {
+            process_s: self.process_s - start.process_s,
+            postgres_s: self.postgres_s - start.postgres_s,
+        }
+    }
 }

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 
 pub mod fixtures;
 pub mod link;
+pub mod procfs;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
