@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine with embedded defaults: the hub (SQLite), one edge
-# gateway with its embedded MQTT broker, two demo cameras (GStreamer's RTSP server serving
-# clips made here: a crowd, and a generated road scene with a broken manhole cover) and
-# simulated patrol terminals (patrol-sim). Ctrl-C stops everything.
+# gateway with its embedded MQTT broker, two demo cameras (GStreamer's RTSP server streaming
+# still pictures live, without end: a crowd, and a generated road scene with a broken manhole
+# cover) and simulated patrol terminals (patrol-sim). Ctrl-C stops everything.
 # State is kept in .demo/ between runs; delete it to start afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,8 @@ bin=target/release
 demo=.demo
 mkdir -p "$demo"
 HUB_PORT=${HUB_PORT:-8080}
+# The hub takes HUB_* from its environment as settings; this one is the demo's, not the hub's.
+export -n HUB_PORT
 API_PORT=${API_PORT:-9090}
 RTSP_PORT=${RTSP_PORT:-8554}
 ROAD_RTSP_PORT=${ROAD_RTSP_PORT:-8555}
@@ -29,13 +31,7 @@ TERMINALS=${TERMINALS:-3}
 # pattern (no people, so no events).
 crowd=../shared/testdata/crowd_seminar_ibm_stc-brownbag.jpg
 if [ -f "$crowd" ]; then
-  if [ ! -f "$demo/crowd.mp4" ]; then
-    say "making the demo clip from $crowd"
-    ffmpeg -loglevel error -y -loop 1 -i "$crowd" -t 60 -r 10 \
-      -vf "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p" \
-      -c:v libx264 -preset veryfast -tune stillimage -g 10 -bf 0 "$demo/crowd.mp4"
-  fi
-  source_args=(--clip "$demo/crowd.mp4")
+  source_args=(--image "$crowd")
 else
   say "no crowd photo found; the demo camera shows a test pattern"
   source_args=(--test-pattern)
@@ -43,11 +39,9 @@ fi
 
 # The road camera: a street scene with a broken manhole cover, rendered by the manhole
 # model's own scene generator (no outside data needed).
-if [ ! -f "$demo/road.mp4" ]; then
-  say "rendering the road camera's clip (models/manhole/synth.py)"
+if [ ! -f "$demo/road.jpg" ]; then
+  say "rendering the road camera's scene (models/manhole/synth.py)"
   "$SYNTH_PYTHON" models/manhole/synth.py --seed 2026 --scene manhole_broken --out "$demo/road.jpg" >&2
-  ffmpeg -loglevel error -y -loop 1 -i "$demo/road.jpg" -t 60 -r 10 -vf format=yuv420p \
-    -c:v libx264 -preset veryfast -tune stillimage -g 10 -bf 0 "$demo/road.mp4"
 fi
 
 # The crowd model: from ../shared/models when present, else fetched from its public URL into
@@ -164,11 +158,13 @@ trap cleanup EXIT INT TERM
 
 /usr/bin/python3 deploy/demo/rtsp-server.py --port "$RTSP_PORT" "${source_args[@]}" > "$demo/rtsp.log" 2>&1 &
 pids+=($!)
-/usr/bin/python3 deploy/demo/rtsp-server.py --port "$ROAD_RTSP_PORT" --mount /road --clip "$demo/road.mp4" > "$demo/rtsp-road.log" 2>&1 &
+/usr/bin/python3 deploy/demo/rtsp-server.py --port "$ROAD_RTSP_PORT" --mount /road --image "$demo/road.jpg" > "$demo/rtsp-road.log" 2>&1 &
 pids+=($!)
 "$bin/hub" serve > "$demo/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null && break; sleep 0.2; done
+# The cameras up before the gateway, so that it does not start with a failed connection.
+for _ in $(seq 1 50); do grep -qs READY "$demo/rtsp.log" && grep -qs READY "$demo/rtsp-road.log" && break; sleep 0.2; done
 EDGE_HUB__TOKEN=$(cat "$demo/gateway.token") "$bin/edge-gateway" --config "$demo/gateway.toml" > "$demo/gateway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.2; done

@@ -2,12 +2,15 @@
 """A small RTSP server for demos and tests, built on GStreamer's RTSP server (Debian packages
 gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins; see scripts/install-deps.sh).
 
-Serves an H.264 MP4 clip at rtsp://HOST:PORT/MOUNT (each client gets its own pipeline from
-the start of the clip; the stream ends with the clip) or, with --test-pattern, a live test
-pattern forever (--mjpeg-pattern: the same in Motion JPEG, a codec the gateway refuses). Prints one line "READY <url>" to stdout once it accepts clients.
+Serves at rtsp://HOST:PORT/MOUNT, in H.264, an MP4 clip (each client gets its own pipeline
+from the start of the clip; the stream ends with the clip), a still image as a live stream
+that never ends (--image, for demos), or a live test pattern forever (--mjpeg-pattern: the
+same in Motion JPEG, a codec the gateway refuses). Prints one line "READY <url>" to stdout
+once it accepts clients.
 Optional digest authentication with --user/--password.
 """
 import argparse
+import os
 import sys
 
 import gi
@@ -15,7 +18,23 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+gi.require_version("GstPbutils", "1.0")
+from gi.repository import GLib, Gst, GstPbutils, GstRtsp, GstRtspServer  # noqa: E402
+
+
+def even_size(image: str) -> tuple[int, int]:
+    """The image's width and height, each rounded down to an even number (H.264 in 4:2:0
+    needs them even)."""
+    try:
+        info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(
+            Gst.filename_to_uri(os.path.abspath(image))
+        )
+    except GLib.Error as e:
+        raise SystemExit(f"{image}: not an image GStreamer can decode ({e.message})")
+    streams = info.get_video_streams()
+    if not streams:
+        raise SystemExit(f"{image}: not an image GStreamer can decode (no picture in it)")
+    return streams[0].get_width() // 2 * 2, streams[0].get_height() // 2 * 2
 
 
 def main() -> int:
@@ -24,6 +43,9 @@ def main() -> int:
     p.add_argument("--mount", default="/cam")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clip", help="an MP4 file with H.264 video")
+    src.add_argument(
+        "--image", help="a still image (JPEG, PNG), streamed live at 10 frames a second"
+    )
     src.add_argument("--test-pattern", action="store_true")
     src.add_argument(
         "--mjpeg-pattern",
@@ -42,6 +64,15 @@ def main() -> int:
     if args.clip:
         launch = (
             f'( filesrc location="{args.clip}" ! qtdemux ! h264parse '
+            "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    elif args.image:
+        width, height = even_size(args.image)
+        launch = (
+            f'( filesrc location="{args.image}" ! decodebin ! videoconvert ! videoscale '
+            f"! video/x-raw,width={width},height={height} "
+            "! imagefreeze is-live=true ! video/x-raw,format=I420,framerate=10/1 "
+            "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 "
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"
         )
     elif args.mjpeg_pattern:

@@ -226,6 +226,55 @@ async fn cameras_fail_and_recover_on_their_own() {
 /// its corner of snow moves): the first frame and the forced checks are analysed, the
 /// frames between are skipped and counted. The gateway is asked to decode on a VAAPI device
 /// that is not there: the camera decodes in software and its health says why.
+/// The demo cameras' server streams a still picture live (`--image`), in H.264 at 10 frames a
+/// second, its odd size rounded down to even (4:2:0 needs it even).
+#[test]
+fn the_demo_server_streams_a_still_picture_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("odd.jpg");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(shared().join("testdata/person1_astronaut_skimage.jpg"))
+        .args(["-vf", "scale=301:201"])
+        .arg(&picture)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (_server, url) = rtsp_server_with(&[OsStr::new("--image"), picture.as_os_str()]).unwrap();
+    // Three seconds of the stream, as an RTSP client reads it.
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-read_intervals",
+            "%+3",
+        ])
+        .args(["-count_packets", "-select_streams", "v:0", "-of", "json"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_packets",
+        ])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let info: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &info["streams"][0];
+    assert_eq!(stream["codec_name"], "h264", "{info}");
+    assert_eq!(
+        (&stream["width"], &stream["height"]),
+        (&300.into(), &200.into())
+    );
+    let packets: u32 = stream["nb_read_packets"].as_str().unwrap().parse().unwrap();
+    assert!(packets >= 25, "{packets} frames in 3 s at 10 a second");
+}
+
 #[tokio::test]
 async fn a_still_scene_skips_the_detector_but_for_forced_checks() {
     let dir = tempfile::tempdir().unwrap();
