@@ -1,7 +1,8 @@
 //! Helpers for whole-system tests: build a test clip with ffmpeg, serve it with the
 //! GStreamer RTSP server, and run the real `hub` and `edge-gateway` binaries as processes on
 //! free ports, with a network link between them a test can break (`link`). Every process is
-//! killed when its handle drops.
+//! killed when its handle drops. `procfs` reads what a process uses, for the benchmark
+//! programs.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
