@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         .database
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("bench.db").display()));
+    let postgres = url.starts_with("postgres");
     let ownership = dir.path().join("ownership.toml");
     std::fs::write(
         &ownership,
@@ -117,18 +118,18 @@ async fn main() -> anyhow::Result<()> {
         batches(args.warmup..args.warmup + args.events),
     );
     post.all(warmup).await?;
-    if url.starts_with("postgres") {
+    if postgres {
         // What autovacuum does within its minute's nap once the tables have grown: until
         // then the plans made on empty tables stand.
         let db = sqlx::AnyPool::connect(&url).await?;
         sqlx::query("ANALYZE").execute(&db).await?;
         db.close().await;
     }
-    let cpu_at_start = Cpu::now(&url)?;
+    let cpu_at_start = Cpu::now(postgres)?;
     let start = Instant::now();
     let mut latencies = post.all(measured).await?;
     let elapsed = start.elapsed();
-    let cpu = Cpu::now(&url)?.since(&cpu_at_start);
+    let cpu = Cpu::now(postgres)?.since(&cpu_at_start);
     latencies.sort();
     let pct = |p: f64| {
         latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
@@ -143,11 +144,7 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     // Labelled as docs/benchmarks.md records them.
-    let backend = if url.starts_with("sqlite:") {
-        "sqlite"
-    } else {
-        "pg"
-    };
+    let backend = if postgres { "pg" } else { "sqlite" };
     println!(
         "ingest bench: {backend}, {} events in batches of {}, {} clients, after {} warm-up events",
         args.events, args.batch, args.clients, args.warmup
@@ -231,10 +228,10 @@ struct Cpu {
 }
 
 impl Cpu {
-    fn now(url: &str) -> anyhow::Result<Self> {
+    fn now(postgres: bool) -> anyhow::Result<Self> {
         Ok(Self {
             process_s: procfs::cpu_s(std::process::id())?,
-            postgres_s: if url.starts_with("postgres") {
+            postgres_s: if postgres {
                 procfs::cpu_s_of_command("postgres")?
             } else {
                 0.0

@@ -2,7 +2,7 @@
 //! does not decode (Motion JPEG) leaves that camera faulty with a reason, a hung server (SIGSTOP) is noticed within seconds, and a server
 //! that goes away and comes back has its camera streaming again within seconds of its
 //! return, reported offline and online once each. The other cameras stream on and the
-//! gateway never falls over.
+//! gateway never falls over. Also the demo cameras' server (`deploy/demo/rtsp-server.py`).
 
 use std::ffi::OsStr;
 use std::io::Write;
