@@ -8,6 +8,7 @@
 //! through the database (`NOTIFY hub_live`), and every hub replica listening there hands
 //! them to its own subscribers, so a dashboard on any replica sees what any replica did.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,7 @@ const NOTIFY_BATCH: usize = 500;
 const BUFFER: usize = 1024;
 
 /// One thing that happened, serialised once for all subscribers.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct LiveItem {
     /// The SSE event name: `event`, `case`, or `lagged` (reload: something was missed).
     pub kind: String,
@@ -163,15 +164,47 @@ impl LiveFeed {
     }
 }
 
-/// `item` as a notification payload; one too large for `NOTIFY` becomes `lagged`, so
-/// subscribers reload instead of missing it silently.
+/// The part of a notification before its first line break: what subscribers filter on.
+#[derive(Serialize, Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    department: Option<Cow<'a, str>>,
+}
+
+/// `item` as a notification payload: a JSON header line, then the item's data as it is
+/// (compact JSON holds no raw line break, so the first one ends the header; the data is not
+/// escaped and parsed again on its way through PostgreSQL). One too large for `NOTIFY`
+/// becomes `lagged`, so subscribers reload instead of missing it silently.
 fn notification(item: &LiveItem) -> String {
-    let payload = serde_json::to_string(item).expect("live items always serialise");
+    let header = |item: &LiveItem| {
+        serde_json::to_string(&Header {
+            kind: Cow::Borrowed(&item.kind),
+            department: item.department.as_deref().map(Cow::Borrowed),
+        })
+        .expect("live items always serialise")
+    };
+    let payload = format!("{}\n{}", header(item), item.data);
     if payload.len() <= MAX_PAYLOAD {
         payload
     } else {
-        serde_json::to_string(&LiveItem::lagged()).expect("live items always serialise")
+        let lagged = LiveItem::lagged();
+        format!("{}\n{}", header(&lagged), lagged.data)
     }
+}
+
+/// A notification payload back as an item.
+fn from_notification(payload: &str) -> Result<LiveItem, String> {
+    let (header, data) = payload
+        .split_once('\n')
+        .ok_or("no line break after the header")?;
+    let header: Header = serde_json::from_str(header).map_err(|e| format!("header: {e}"))?;
+    Ok(LiveItem {
+        kind: header.kind.into_owned(),
+        department: header.department.map(Cow::into_owned),
+        data: data.to_owned(),
+    })
 }
 
 /// Hands what arrives on the shared channel to this process's subscribers, until the
@@ -186,7 +219,7 @@ async fn listen(store: &Store, local: &broadcast::Sender<Arc<LiveItem>>) {
     };
     loop {
         match listener.recv().await {
-            Ok(note) => match serde_json::from_str::<LiveItem>(note.payload()) {
+            Ok(note) => match from_notification(note.payload()) {
                 Ok(item) => {
                     let _ = local.send(Arc::new(item));
                 }
@@ -222,14 +255,24 @@ mod tests {
             Some("police".into()),
             &serde_json::json!({"id": 7}),
         );
-        let back: LiveItem = serde_json::from_str(&notification(&item)).unwrap();
+        let back = from_notification(&notification(&item)).unwrap();
         assert_eq!(
             (back.kind.as_str(), back.department.as_deref()),
             ("event", Some("police"))
         );
         assert_eq!(back.data, item.data);
+        // Line breaks and quotes inside the data or the department do not end the header.
+        let item = LiveItem::new(
+            "case",
+            Some("\"城管\"\n局".into()),
+            &serde_json::json!({"note": "第一行\n第二行"}),
+        );
+        let back = from_notification(&notification(&item)).unwrap();
+        assert_eq!(back.department, item.department);
+        assert_eq!(back.data, item.data);
+        assert!(from_notification("no header").is_err());
         let huge = LiveItem::new("event", None, &"井".repeat(3000));
-        let back: LiveItem = serde_json::from_str(&notification(&huge)).unwrap();
+        let back = from_notification(&notification(&huge)).unwrap();
         assert_eq!(back.kind, "lagged");
         assert!(
             back.visible_to(&CaseVisibility::Department("fire".into())),

@@ -2,7 +2,7 @@
 //! touches is read, the pure [`ingest::place`] decides, and the result is written with a
 //! few set-based statements ([`json_rows`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use protocol::EventEnvelope;
@@ -146,13 +146,13 @@ async fn read_known(
     correlation: &CorrelationConfig,
 ) -> Result<Known, StoreError> {
     let mut known = Known::default();
-    let ids = events.iter().map(|e| json!([e.id.to_string()])).collect();
+    let ids: Vec<_> = events.iter().map(|e| [e.id]).collect();
     let sql = format!(
         "SELECT id FROM events WHERE id IN ({})",
         json_rows::select(backend, 1, ID)
     );
     for row in sqlx::query(AssertSqlSafe(sql))
-        .bind(json_rows::param(ids))
+        .bind(json_rows::param(&ids))
         .fetch_all(&mut **tx)
         .await?
     {
@@ -165,7 +165,7 @@ async fn read_known(
         .collect();
     let episodes: Vec<_> = fresh
         .iter()
-        .filter_map(|e| e.episode.map(|ep| json!([ep.id.to_string()])))
+        .filter_map(|e| e.episode.map(|ep| [ep.id]))
         .collect();
     if !episodes.is_empty() {
         let sql = format!(
@@ -175,7 +175,7 @@ async fn read_known(
             json_rows::select(backend, 1, ID)
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(json_rows::param(episodes))
+            .bind(json_rows::param(&episodes))
             .bind(gateway_id)
             .fetch_all(&mut **tx)
             .await?;
@@ -349,7 +349,7 @@ async fn write(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let ms = |t: Option<DateTime<Utc>>| t.map(to_ms);
-    let cases = placement
+    let cases: Vec<_> = placement
         .opened
         .iter()
         .map(|(index, case)| {
@@ -382,7 +382,7 @@ async fn write(
             ])
         })
         .collect();
-    insert(tx, backend, "cases", NEW_CASE, cases, "").await?;
+    insert(tx, backend, "cases", NEW_CASE, &cases, "").await?;
     let received_at = to_ms(now);
     let mut evidence = Vec::new();
     let new_events = placement
@@ -390,40 +390,39 @@ async fn write(
         .iter()
         .map(|placed| {
             let event = &events[placed.index];
-            let id = event.id.to_string();
             for e in &event.evidence {
-                evidence.push(json!([id, e.sha256, e.kind.as_str()]));
+                evidence.push((event.id, &e.sha256, e.kind.as_str()));
             }
-            json!([
-                id,
+            (
+                event.id,
                 gateway_id,
                 event.source.kind(),
                 event.source.id(),
-                event.rule,
+                &event.rule,
                 event.kind.as_str(),
                 event.category.as_str(),
                 event.severity.as_str(),
                 to_ms(event.occurred_at),
                 received_at,
                 serde_json::to_string(event).expect("an event always serialises"),
-                placed.case_id,
-            ])
+                &placed.case_id,
+            )
         })
-        .collect();
-    insert(tx, backend, "events", NEW_EVENT, new_events, "").await?;
+        .collect::<Vec<_>>();
+    insert(tx, backend, "events", NEW_EVENT, &new_events, "").await?;
     insert(
         tx,
         backend,
         "event_evidence",
         NEW_EVIDENCE,
-        evidence,
+        &evidence,
         "ON CONFLICT DO NOTHING",
     )
     .await?;
     let changes: Vec<_> = placement
         .changed_cases
         .iter()
-        .map(|c| json!([c.id, to_ms(c.last_event_at), c.severity, received_at]))
+        .map(|c| (&c.id, to_ms(c.last_event_at), &c.severity, received_at))
         .collect();
     if !changes.is_empty() {
         sqlx::query(AssertSqlSafe(format!(
@@ -431,7 +430,7 @@ async fn write(
              updated_at = r.updated_at FROM ({}) AS r WHERE cases.id = r.id",
             json_rows::select(backend, 1, CASE_CHANGE)
         )))
-        .bind(json_rows::param(changes))
+        .bind(json_rows::param(&changes))
         .execute(&mut **tx)
         .await?;
     }
@@ -440,54 +439,54 @@ async fn write(
         .timeline
         .iter()
         .map(|t| {
-            json!([
-                t.id.to_string(),
-                t.case_id,
+            (
+                t.id,
+                &t.case_id,
                 to_ms(t.at),
-                actor,
+                &actor,
                 t.action,
-                t.from_state,
-                t.to_state,
-                t.note,
-            ])
+                &t.from_state,
+                &t.to_state,
+                &t.note,
+            )
         })
-        .collect();
-    insert(tx, backend, "case_timeline", TIMELINE_ENTRY, timeline, "").await?;
+        .collect::<Vec<_>>();
+    insert(tx, backend, "case_timeline", TIMELINE_ENTRY, &timeline, "").await?;
     let episodes = placement
         .new_episodes
         .iter()
         .map(|new| {
             let (event, e) = (&events[new.index], &new.state);
-            json!([
+            (
                 gateway_id,
-                e.id.to_string(),
+                e.id,
                 event.source.kind(),
                 event.source.id(),
-                event.rule,
-                e.case_id,
+                &event.rule,
+                &e.case_id,
                 e.last_seq,
-                e.severity,
+                &e.severity,
                 ms(e.started_at),
                 to_ms(e.updated_at),
                 ms(e.ended_at),
                 event.episode.and_then(|ep| ep.refresh_s),
-            ])
+            )
         })
-        .collect();
-    insert(tx, backend, "episodes", NEW_EPISODE, episodes, "").await?;
+        .collect::<Vec<_>>();
+    insert(tx, backend, "episodes", NEW_EPISODE, &episodes, "").await?;
     let changes: Vec<_> = placement
         .changed_episodes
         .iter()
         .map(|e| {
-            json!([
-                e.id.to_string(),
-                e.case_id,
+            (
+                e.id,
+                &e.case_id,
                 e.last_seq,
-                e.severity,
+                &e.severity,
                 ms(e.started_at),
                 to_ms(e.updated_at),
                 ms(e.ended_at),
-            ])
+            )
         })
         .collect();
     if !changes.is_empty() {
@@ -497,7 +496,7 @@ async fn write(
              FROM ({}) AS r WHERE episodes.gateway_id = $2 AND episodes.id = r.id",
             json_rows::select(backend, 1, EPISODE_CHANGE)
         )))
-        .bind(json_rows::param(changes))
+        .bind(json_rows::param(&changes))
         .bind(gateway_id)
         .execute(&mut **tx)
         .await?;
@@ -511,7 +510,7 @@ async fn insert(
     backend: Backend,
     table: &str,
     columns: &[Column],
-    rows: Vec<serde_json::Value>,
+    rows: &[impl serde::Serialize],
     tail: &str,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
@@ -538,14 +537,19 @@ async fn lock_correlation_scopes(
     events: &[EventEnvelope],
     correlation: &CorrelationConfig,
 ) -> Result<(), StoreError> {
-    let mut keys: Vec<i64> = events
+    // A batch's events mostly share a few scopes: each is hashed once.
+    let scopes: BTreeSet<(&str, i64, i64)> = events
         .iter()
         .flat_map(|e| {
             correlation
                 .lock_cells(e.location.lat, e.location.lon)
                 .into_iter()
-                .map(move |(y, x)| lock_key(&format!("{}:{y}:{x}", e.category)))
+                .map(move |(y, x)| (e.category.as_str(), y, x))
         })
+        .collect();
+    let mut keys: Vec<i64> = scopes
+        .into_iter()
+        .map(|(category, y, x)| lock_key(&format!("{category}:{y}:{x}")))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -555,7 +559,7 @@ async fn lock_correlation_scopes(
         json_rows::select(Backend::Postgres, 1, &[("k", "bigint")])
     )))
     .bind(json_rows::param(
-        keys.into_iter().map(|k| json!([k])).collect(),
+        &keys.into_iter().map(|k| [k]).collect::<Vec<_>>(),
     ))
     .execute(&mut **tx)
     .await?;

@@ -3,7 +3,7 @@
 //! SQLite, `jsonb_array_elements` on PostgreSQL, parsed once). One bind instead of one per value keeps
 //! a batch's statements few and small, and their plans cached whatever the batch's size.
 
-use serde_json::Value;
+use serde::Serialize;
 
 use super::Backend;
 
@@ -39,7 +39,8 @@ pub(super) fn names(columns: &[Column]) -> String {
         .join(", ")
 }
 
-/// The parameter that carries `rows` (each a JSON array in the columns' order).
-pub(super) fn param(rows: Vec<Value>) -> String {
-    Value::Array(rows).to_string()
+/// The parameter that carries `rows`, each a JSON array (or a tuple, which serialises as
+/// one) in the columns' order. Serialised straight into the text: no JSON tree is built.
+pub(super) fn param<R: Serialize>(rows: &[R]) -> String {
+    serde_json::to_string(rows).expect("rows of plain values always serialise")
 }
