@@ -10,6 +10,7 @@ mod indicators;
 mod openapi;
 mod reference;
 mod registry;
+mod replicas;
 mod side_records;
 mod support;
 mod terminals;
