@@ -92,6 +92,10 @@ pub async fn post(
         })
         .await?;
     for fresh in &outcome.fresh {
+        // Stored with its boxes; the live item goes without them (see `LiveEvent`).
+        if let Some(detection) = &mut valid[fresh.index].detection {
+            detection.objects.clear();
+        }
         app.live.publish(LiveItem::new(
             "event",
             fresh.department.clone(),
@@ -118,7 +122,10 @@ pub async fn post(
     }))
 }
 
-/// An event on the live feed: the event as the gateway sent it, and its case.
+/// An event on the live feed: the event as the gateway sent it but for the detected
+/// objects' boxes (drawn on the snapshot and kept in the stored event; a crowd's hundred
+/// would not fit a PostgreSQL notification, and dashboards would only be told to reload),
+/// and its case.
 #[derive(Serialize)]
 struct LiveEvent<'a> {
     event: &'a EventEnvelope,

@@ -688,5 +688,32 @@ async fn the_live_feed_spans_hub_replicas_on_postgres() {
         "from the other replica"
     );
     assert_eq!(seen[1]["event"]["id"], here["id"], "and from its own");
+
+    // A crowd of a hundred: the live item leaves its boxes out (they are drawn on the
+    // snapshot, and the stored event keeps them). With them it would not fit a
+    // notification, and dashboards would only be told to reload, without the alert.
+    let mut crowd = event("event:0501");
+    crowd["severity"] = json!("high");
+    crowd["detection"]["objects"] = (0..100)
+        .map(|i| {
+            json!({"class": "person", "score": 0.9,
+                   "bbox": {"x": 0.009 * f64::from(i), "y": 0.4, "w": 0.008, "h": 0.05}})
+        })
+        .collect();
+    crowd["detection"]["counts"] = json!({"person": 100});
+    let resp = hub
+        .client
+        .post(format!("{other_url}/api/v1/events"))
+        .bearer_auth(&hub.gateway_token)
+        .json(&crate::support::batch(vec![crowd.clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = read_events(&mut feed, "event", 1).await;
+    let item = &seen[0]["event"];
+    assert_eq!(item["id"], crowd["id"]);
+    assert_eq!(item["detection"]["counts"]["person"], 100);
+    assert_eq!(item["detection"]["objects"], json!([]));
     stop.cancel();
 }

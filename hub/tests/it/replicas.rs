@@ -88,6 +88,10 @@ async fn two_hub_processes_handle_each_event_and_alarm_once() {
     let Some(hub) = spawn(Backend::Postgres).await else {
         return;
     };
+    // The test's own hub imports the fixture's reference data before it answers: the
+    // replicas must start with it in the database.
+    let ready = hub.client.get(format!("{}/healthz", hub.url)).send();
+    assert!(ready.await.unwrap().status().is_success());
     let dir = tempfile::tempdir().unwrap();
     let a = Replica::start("hub a", &hub.database_url, &dir.path().join("a.log")).await;
     let b = Replica::start("hub b", &hub.database_url, &dir.path().join("b.log")).await;
