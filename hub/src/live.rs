@@ -178,20 +178,21 @@ struct Header<'a> {
 /// escaped and parsed again on its way through PostgreSQL). One too large for `NOTIFY`
 /// becomes `lagged`, so subscribers reload instead of missing it silently.
 fn notification(item: &LiveItem) -> String {
-    let header = |item: &LiveItem| {
-        serde_json::to_string(&Header {
-            kind: Cow::Borrowed(&item.kind),
-            department: item.department.as_deref().map(Cow::Borrowed),
-        })
-        .expect("live items always serialise")
-    };
-    let payload = format!("{}\n{}", header(item), item.data);
-    if payload.len() <= MAX_PAYLOAD {
-        payload
+    let text = payload(item);
+    if text.len() <= MAX_PAYLOAD {
+        text
     } else {
-        let lagged = LiveItem::lagged();
-        format!("{}\n{}", header(&lagged), lagged.data)
+        payload(&LiveItem::lagged())
     }
+}
+
+fn payload(item: &LiveItem) -> String {
+    let header = Header {
+        kind: Cow::Borrowed(&item.kind),
+        department: item.department.as_deref().map(Cow::Borrowed),
+    };
+    let header = serde_json::to_string(&header).expect("live items always serialise");
+    format!("{header}\n{}", item.data)
 }
 
 /// A notification payload back as an item.

@@ -669,16 +669,18 @@ async fn the_live_feed_spans_hub_replicas_on_postgres() {
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(hub::run(config, store, listener, stop.clone()));
 
+    // Posts one event through the other replica.
+    let post_elsewhere = |event: &Value| {
+        hub.client
+            .post(format!("{other_url}/api/v1/events"))
+            .bearer_auth(&hub.gateway_token)
+            .json(&crate::support::batch(vec![event.clone()]))
+            .send()
+    };
+
     let mut feed = subscribe(&hub, &hub.operator_token).await;
     let elsewhere = event("event:0501");
-    let resp = hub
-        .client
-        .post(format!("{other_url}/api/v1/events"))
-        .bearer_auth(&hub.gateway_token)
-        .json(&crate::support::batch(vec![elsewhere.clone()]))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_elsewhere(&elsewhere).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let here = event("event:0501");
     hub.post_events(vec![here.clone()]).await;
@@ -701,14 +703,7 @@ async fn the_live_feed_spans_hub_replicas_on_postgres() {
         })
         .collect();
     crowd["detection"]["counts"] = json!({"person": 100});
-    let resp = hub
-        .client
-        .post(format!("{other_url}/api/v1/events"))
-        .bearer_auth(&hub.gateway_token)
-        .json(&crate::support::batch(vec![crowd.clone()]))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_elsewhere(&crowd).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let seen = read_events(&mut feed, "event", 1).await;
     let item = &seen[0]["event"];

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestHub, batch, department_levels, event, spawn};
+use crate::support::{Backend, TestHub, batch, department_levels, event, events_apart, spawn};
 use hub::engine::{Alarm, DeadlineConfig};
 
 async fn case_of(hub: &TestHub, token: &str) -> Value {
@@ -170,14 +170,7 @@ async fn two_hubs_share_the_sweep_on_postgres() {
     };
     const CASES: usize = 300;
     let posted = Utc::now();
-    let events: Vec<Value> = (0..CASES)
-        .map(|i| {
-            let mut e = event("event:0407");
-            // 0.01° apart: never one case.
-            e["location"]["lat"] = json!(20.0 + 0.01 * i as f64);
-            e
-        })
-        .collect();
+    let events = events_apart("event:0407", CASES);
     for chunk in events.chunks(100) {
         let resp = hub
             .post_json("/api/v1/events", &hub.gateway_token, &batch(chunk.to_vec()))

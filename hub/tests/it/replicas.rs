@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use system_tests::{Process, free_port};
 
-use crate::support::{Backend, TestHub, batch, event, spawn};
+use crate::support::{Backend, TestHub, batch, event, events_apart, spawn};
 
 /// A `hub serve` process on `database_url`, its deadline sweep every second.
 struct Replica {
@@ -100,13 +100,7 @@ async fn two_hub_processes_handle_each_event_and_alarm_once() {
     // 1,000 events at 1,000 places, each batch to both replicas at once. (Enough cases
     // that the sweeps below overlap: each takes 200 at a time.)
     const PLACES: usize = 1000;
-    let apart: Vec<Value> = (0..PLACES)
-        .map(|i| {
-            let mut e = event("event:0407");
-            e["location"]["lat"] = json!(20.0 + 0.01 * i as f64);
-            e
-        })
-        .collect();
+    let apart = events_apart("event:0407", PLACES);
     for chunk in apart.chunks(100) {
         let mut sent: Vec<String> = chunk
             .iter()

@@ -190,6 +190,17 @@ impl TestHub {
 
 pub use system_tests::fixtures::{batch, event};
 
+/// `n` events of `category` 0.01° (about a kilometre) apart: never one case.
+pub fn events_apart(category: &str, n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let mut e = event(category);
+            e["location"]["lat"] = serde_json::json!(20.0 + 0.01 * i as f64);
+            e
+        })
+        .collect()
+}
+
 /// Departments in three levels, for escalation: police → county-centre → city-centre.
 pub fn department_levels() -> hub::reference::Shared {
     use hub::reference::{Format, Kind, Reference, Set, Shared};
