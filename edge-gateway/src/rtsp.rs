@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use retina::client::{
     Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
     UdpTransportOptions,
 };
-use retina::codec::FrameFormat;
+use retina::codec::{FrameFormat, VideoFrame};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::pipeline::decode::Codec;
+use crate::pipeline::decode::{AccessUnit, Codec};
 
 /// A session that is playing.
 pub struct Opened {
@@ -92,6 +93,17 @@ pub async fn open(
         codec,
         index,
     })
+}
+
+/// A received frame as the decoder takes it: arrived `at`, shown at its RTP time.
+pub fn access_unit(frame: VideoFrame, at: DateTime<Utc>) -> AccessUnit {
+    let shown = frame.timestamp();
+    AccessUnit {
+        key: frame.is_random_access_point(),
+        pts_ms: shown.elapsed().saturating_mul(1000) / i64::from(shown.clock_rate().get()),
+        data: frame.into_data(),
+        at,
+    }
 }
 
 async fn step<T>(

@@ -58,7 +58,7 @@ pub fn make_clip(image: &Path, out: &Path, seconds: u32) -> anyhow::Result<()> {
         seconds,
         10,
         still,
-        &["-tune", "stillimage", "-g", "10"],
+        &["-tune", "stillimage", "-g", "10", "-bf", "0"],
     )
 }
 
@@ -66,6 +66,26 @@ pub fn make_clip(image: &Path, out: &Path, seconds: u32) -> anyhow::Result<()> {
 /// B-frames. `pan`: the view sways across the image and back (else it stands still).
 /// Raw Annex B (what cameras send) when `out` ends in `.h264`, else MP4.
 pub fn make_camera_clip(image: &Path, out: &Path, seconds: u32, pan: bool) -> anyhow::Result<()> {
+    camera_clip(image, out, seconds, pan, 0)
+}
+
+/// A panning camera-like clip as [`make_camera_clip`] makes, with two B-frames between
+/// reference pictures, as some cameras send in their main profiles.
+pub fn make_camera_clip_with_b_frames(
+    image: &Path,
+    out: &Path,
+    seconds: u32,
+) -> anyhow::Result<()> {
+    camera_clip(image, out, seconds, true, 2)
+}
+
+fn camera_clip(
+    image: &Path,
+    out: &Path,
+    seconds: u32,
+    pan: bool,
+    b_frames: u32,
+) -> anyhow::Result<()> {
     let view = if pan {
         "scale=1280:-2,crop=640:360:x='(iw-640)*(0.5+0.5*sin(t/3))':y='(ih-360)/2',format=yuv420p"
     } else {
@@ -79,12 +99,12 @@ pub fn make_camera_clip(image: &Path, out: &Path, seconds: u32, pan: bool) -> an
         seconds,
         25,
         view,
-        &[&["-g", "50"], format].concat(),
+        &[&["-g", "50", "-bf", &b_frames.to_string()], format].concat(),
     )
 }
 
 /// `image` looped for `seconds` at `fps` through the filter `view`, encoded by libx264
-/// without B-frames, with `extra` output options.
+/// with `extra` output options.
 fn encode(
     image: &Path,
     out: &Path,
@@ -104,7 +124,7 @@ fn encode(
             "-vf",
             view,
         ])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"])
+        .args(["-c:v", "libx264", "-preset", "veryfast"])
         .args(extra)
         .arg(out)
         .status()

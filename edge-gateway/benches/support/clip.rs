@@ -26,7 +26,7 @@ pub fn for_each_picture(
         if s.index() != stream {
             continue;
         }
-        decoder.send(packet.data().unwrap_or_default())?;
+        decoder.send(packet.data().unwrap_or_default(), packet.pts())?;
         while decoder.receive(&mut picture) {
             n += 1;
             if !each(&mut decoder, &picture)? {

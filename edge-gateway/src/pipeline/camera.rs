@@ -184,12 +184,10 @@ async fn run_once(
                     h.frames_received += 1;
                     h.last_frame_at = Some(at);
                 });
-                let input = DecoderInput::Frame {
-                    key: frame.is_random_access_point(),
-                    data: frame.into_data(),
-                    at,
-                };
-                decoder.send(input).await.map_err(|_| stopped())?;
+                decoder
+                    .send(DecoderInput::Frame(rtsp::access_unit(frame, at)))
+                    .await
+                    .map_err(|_| stopped())?;
             }
             Some(Ok(_)) => {}
         }

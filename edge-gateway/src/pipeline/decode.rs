@@ -29,13 +29,21 @@ pub enum Codec {
 pub enum DecoderInput {
     /// A (re)connected stream: start a fresh decoder.
     Start(Codec),
-    /// One access unit in Annex B form, parameter sets before each key frame.
-    Frame {
-        data: Vec<u8>,
-        at: DateTime<Utc>,
-        /// A key frame (decoding can start here).
-        key: bool,
-    },
+    /// The stream's next access unit.
+    Frame(AccessUnit),
+}
+
+/// One access unit as it arrived: Annex B, parameter sets before each key frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessUnit {
+    pub data: Vec<u8>,
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+    /// When it is shown, on the stream's clock (its RTP timestamp), in milliseconds from the
+    /// stream's start: a stream with B-frames sends units out of this order.
+    pub pts_ms: i64,
+    /// A key frame (decoding can start here).
+    pub key: bool,
 }
 
 /// Decides which frames are analysed: at most one per `interval`.
@@ -104,9 +112,12 @@ impl Decoder {
         Ok(())
     }
 
-    /// Feeds one access unit (Annex B, parameter sets before key frames).
-    pub fn send(&mut self, data: &[u8]) -> Result<(), ffmpeg::Error> {
-        self.video.send_packet(&ffmpeg::Packet::copy(data))
+    /// Feeds one access unit (Annex B, parameter sets before key frames) with its
+    /// presentation time, which comes back as the pts of the picture it decodes to.
+    pub fn send(&mut self, data: &[u8], pts: Option<i64>) -> Result<(), ffmpeg::Error> {
+        let mut packet = ffmpeg::Packet::copy(data);
+        packet.set_pts(pts);
+        self.video.send_packet(&packet)
     }
 
     /// The next picture the units sent so far complete, into `picture`; false when none.
@@ -155,7 +166,7 @@ pub fn first_picture(
     let mut decoder = Decoder::open(codec)?;
     let mut picture = ffmpeg::frame::Video::empty();
     for data in frames {
-        decoder.send(data)?;
+        decoder.send(data, None)?;
         if decoder.receive(&mut picture) {
             return decoder.convert_to_bgr(&picture).map(Some);
         }
@@ -269,20 +280,22 @@ pub fn run(
                     }
                 }
             }
-            DecoderInput::Frame { data, at, key } => {
+            DecoderInput::Frame(unit) => {
                 let Some(d) = decoder.as_mut() else { continue };
-                if let Err(e) = d.send(&data) {
+                if let Err(e) = d.send(&unit.data, Some(unit.pts_ms)) {
                     health.update(|h| {
                         h.decode_errors += 1;
                         h.last_error = Some(format!("decode error: {e}"));
                     });
                     continue;
                 }
+                let (at, pts_ms) = (unit.at, unit.pts_ms);
                 if let Some(ring) = clip {
                     let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
-                    ring.push(at, key, data);
+                    ring.push(unit);
                 }
                 while d.receive(&mut picture) {
+                    let at = capture_time(at, pts_ms, picture.pts());
                     health.update(|h| {
                         h.frames_decoded += 1;
                         h.width = Some(picture.width());
@@ -329,6 +342,18 @@ pub fn run(
     }
 }
 
+/// When a picture was taken: the arrival of the unit just sent, moved by how much earlier
+/// the picture is shown (a decoder gives pictures of a stream with B-frames some units
+/// later than their own), within two seconds.
+fn capture_time(
+    arrived: DateTime<Utc>,
+    sent_pts_ms: i64,
+    picture_pts: Option<i64>,
+) -> DateTime<Utc> {
+    let earlier = picture_pts.map_or(0, |pts| (sent_pts_ms - pts).clamp(0, 2_000));
+    arrived - chrono::Duration::milliseconds(earlier)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +370,25 @@ mod tests {
             vec![
                 true, false, false, false, false, true, false, false, false, false
             ]
+        );
+    }
+
+    #[test]
+    fn a_picture_shown_before_the_unit_just_sent_was_taken_that_much_earlier() {
+        let t = DateTime::from_timestamp_millis(1_800_000_000_000).unwrap();
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(capture_time(t, 120, Some(40)), t - ms(80));
+        assert_eq!(capture_time(t, 120, Some(120)), t);
+        assert_eq!(capture_time(t, 120, None), t, "a picture without a time");
+        assert_eq!(
+            capture_time(t, 120, Some(160)),
+            t,
+            "never after its arrival"
+        );
+        assert_eq!(
+            capture_time(t, 90_000, Some(0)),
+            t - ms(2_000),
+            "a broken clock"
         );
     }
 }
