@@ -5,6 +5,7 @@
 #     MQTT broker), Chromium and a CJK font (browser tests and screenshots of the dashboard),
 #     Node.js and npm when missing;
 #   - the ONNX Runtime shared library, from the PyPI wheel, into .cache/onnxruntime;
+#   - Python packages for the manhole scene generator and the model tools, into venvs;
 #   - the dashboard's npm packages (hub/web/node_modules), exactly as the lockfile says.
 # Writes .cache/env.sh, which exports ORT_DYLIB_PATH; the other scripts source it.
 set -euo pipefail
@@ -67,6 +68,19 @@ else
 fi
 # The venv's own python (not what its symlink points at), so the venv's packages are seen.
 printf 'export SYNTH_PYTHON=%q\n' "$PWD/$synth/bin/python" >> .cache/env.sh
+
+# ONNX for models/tools/free_batch.py: the test suite checks batched inference on a copy of
+# a shipped model with a free batch dimension.
+tools=.cache/model-tools/venv
+if ! cmp -s models/tools/requirements-free-batch.txt "$tools/requirements.txt" 2>/dev/null; then
+  say "installing the model tools' Python packages into $tools"
+  /usr/bin/python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check -r models/tools/requirements-free-batch.txt
+  cp models/tools/requirements-free-batch.txt "$tools/requirements.txt"
+else
+  say "model tools' packages: present"
+fi
+printf 'export MODEL_TOOLS_PYTHON=%q\n' "$PWD/$tools/bin/python" >> .cache/env.sh
 
 web=hub/web
 if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then

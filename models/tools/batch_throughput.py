@@ -2,11 +2,9 @@
 """Would batching frames from several cameras into one inference pay on this machine?
 
 The detectors the gateway ships have a fixed batch of 1. This makes a copy of a model with
-a free batch dimension (the input's and output's first dimension named `batch`, and every
-Reshape target that pins the batch to 1 set to 0, "as the input"), checks that each item of
-a batch comes out as it does alone, and prints ONNX Runtime's frames per second at each
-batch size on the same threads. Nothing is written beside the model: the copy lives in a
-temporary folder.
+a free batch dimension (`free_batch.py`), checks that each item of a batch comes out as it
+does alone, and prints ONNX Runtime's frames per second at each batch size on the same
+threads. Nothing is written beside the model: the copy lives in a temporary folder.
 
     python3 -m venv .cache/batch/venv
     .cache/batch/venv/bin/pip install -r models/tools/requirements-batch.txt
@@ -22,42 +20,8 @@ import time
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
-
-def pinned_to_one(shape):
-    """`shape` with a batch of 0 ("as the input") if it pins the batch to 1, else None."""
-    if shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
-        shape = shape.copy()
-        shape[0] = 0
-        return shape
-    return None
-
-
-def free_batch(model):
-    """The model with its batch dimension free; how many Reshape targets were changed."""
-    graph = model.graph
-    targets = {n.input[1] for n in graph.node if n.op_type == "Reshape"}
-    changed = 0
-    # A Reshape's target comes as an initializer or from a Constant node.
-    for init in graph.initializer:
-        if init.name in targets:
-            shape = pinned_to_one(numpy_helper.to_array(init))
-            if shape is not None:
-                init.CopyFrom(numpy_helper.from_array(shape, init.name))
-                changed += 1
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] in targets:
-            value = next(a for a in node.attribute if a.name == "value")
-            shape = pinned_to_one(numpy_helper.to_array(value.t))
-            if shape is not None:
-                value.t.CopyFrom(numpy_helper.from_array(shape, value.t.name))
-                changed += 1
-    for value in list(graph.input) + list(graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    # Shapes inferred for the batch of 1 would contradict the free dimension.
-    del graph.value_info[:]
-    return model, changed
+from free_batch import free_batch
 
 
 def session(path, threads):

@@ -15,6 +15,7 @@ pub mod yolox;
 use std::path::Path;
 
 use fast_image_resize::Resizer;
+use ndarray::Array4;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -25,7 +26,7 @@ pub use geometry::Detection;
 pub use manifest::{ModelError, ModelManifest};
 pub use tiling::Tiling;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DetectError {
     #[error(
         "cannot load ONNX Runtime from {path}: {message}. Install it with scripts/install-deps.sh, \
@@ -68,11 +69,29 @@ pub fn load_bgr(path: &Path) -> Result<(Vec<u8>, u32, u32), image::ImageError> {
     Ok((preprocess::swap_red_blue(img.as_raw()), w, h))
 }
 
+/// At most this many images (frames and tiles) go into one inference of a model with a
+/// free batch dimension; a model with a fixed batch of 1 takes them one by one.
+pub const MAX_BATCH: usize = 8;
+
+/// A frame to analyse, as tightly packed BGR, whole or cut into tiles.
+#[derive(Debug, Clone, Copy)]
+pub struct Picture<'a> {
+    pub bgr: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+    pub tiling: Option<&'a Tiling>,
+}
+
+/// A region of a frame and the boxes found in it.
+type RegionBoxes = (Region, Vec<Detection>);
+
 /// One loaded model, ready to run on frames.
 pub struct Detector {
     session: Session,
     manifest: ModelManifest,
     resizer: Resizer,
+    /// Images per inference: [`MAX_BATCH`] where the model's batch is free, else 1.
+    batch: usize,
 }
 
 impl Detector {
@@ -92,15 +111,27 @@ impl Detector {
             .map_err(ort_err)?
             .commit_from_file(model)
             .map_err(ort_err)?;
+        let free_batch = session
+            .inputs()
+            .first()
+            .and_then(|input| input.dtype().tensor_shape())
+            .and_then(|shape| shape.first().copied())
+            .is_some_and(|batch| batch < 0);
         Ok(Self {
             session,
             manifest,
             resizer: Resizer::new(),
+            batch: if free_batch { MAX_BATCH } else { 1 },
         })
     }
 
     pub fn manifest(&self) -> &ModelManifest {
         &self.manifest
+    }
+
+    /// How many images go into one inference.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     /// Detects objects in a tightly packed BGR frame; boxes come back in frame pixels,
@@ -111,8 +142,12 @@ impl Detector {
         width: u32,
         height: u32,
     ) -> Result<Vec<Detection>, DetectError> {
-        let found = self.detect_region(bgr, width, height, Region::whole(width, height))?;
-        Ok(geometry::nms(found, self.manifest.decoder.nms_iou))
+        self.detect_one(Picture {
+            bgr,
+            width,
+            height,
+            tiling: None,
+        })
     }
 
     /// As [`Detector::detect`], with the frame cut into `tiling`'s tiles (and the whole
@@ -124,71 +159,177 @@ impl Detector {
         height: u32,
         tiling: &Tiling,
     ) -> Result<Vec<Detection>, DetectError> {
-        let mut found = Vec::new();
-        for region in tiling.regions(width, height) {
-            let boxes = self.detect_region(bgr, width, height, region)?;
-            let boxes = geometry::nms(boxes, self.manifest.decoder.nms_iou);
-            found.extend(
-                boxes
-                    .into_iter()
-                    .map(|d| tiling::Found::new(d, region, width, height)),
-            );
-        }
-        Ok(tiling::merge(found, self.manifest.decoder.nms_iou))
+        self.detect_one(Picture {
+            bgr,
+            width,
+            height,
+            tiling: Some(tiling),
+        })
     }
 
-    /// The model's boxes for `region` of the frame, in frame pixels, before NMS.
-    fn detect_region(
+    fn detect_one(&mut self, picture: Picture) -> Result<Vec<Detection>, DetectError> {
+        self.detect_many(&[picture])
+            .pop()
+            .expect("one result per picture")
+    }
+
+    /// Detects objects in each of `pictures` (tiled where they say), their images run
+    /// [`Detector::batch`] at a time; a failed inference fails the pictures it held.
+    pub fn detect_many(
         &mut self,
-        bgr: &[u8],
-        width: u32,
-        height: u32,
-        region: Region,
-    ) -> Result<Vec<Detection>, DetectError> {
+        pictures: &[Picture],
+    ) -> Vec<Result<Vec<Detection>, DetectError>> {
+        let images: Vec<(usize, Region)> = pictures
+            .iter()
+            .enumerate()
+            .flat_map(|(n, p)| {
+                let regions = match p.tiling {
+                    Some(tiling) => tiling.regions(p.width, p.height),
+                    None => vec![Region::whole(p.width, p.height)],
+                };
+                regions.into_iter().map(move |region| (n, region))
+            })
+            .collect();
+        // Per picture, the NMS-filtered boxes of each of its regions.
+        let mut found: Vec<Result<Vec<RegionBoxes>, DetectError>> =
+            pictures.iter().map(|_| Ok(Vec::new())).collect();
+        for batch in images.chunks(self.batch) {
+            match self.infer(pictures, batch) {
+                Ok(boxes) => {
+                    for (&(n, region), boxes) in batch.iter().zip(boxes) {
+                        if let Ok(regions) = &mut found[n] {
+                            regions.push((region, boxes));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for &(n, _) in batch {
+                        found[n] = Err(e.clone());
+                    }
+                }
+            }
+        }
+        let iou = self.manifest.decoder.nms_iou;
+        found
+            .into_iter()
+            .zip(pictures)
+            .map(|(regions, p)| {
+                let regions = regions?;
+                Ok(match p.tiling {
+                    None => regions.into_iter().flat_map(|(_, boxes)| boxes).collect(),
+                    Some(_) => tiling::merge(
+                        regions
+                            .into_iter()
+                            .flat_map(|(region, boxes)| {
+                                boxes
+                                    .into_iter()
+                                    .map(move |d| tiling::Found::new(d, region, p.width, p.height))
+                            })
+                            .collect(),
+                        iou,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// One inference on `images` (regions of `pictures`): each image's boxes, in frame
+    /// pixels, after NMS.
+    fn infer(
+        &mut self,
+        pictures: &[Picture],
+        images: &[(usize, Region)],
+    ) -> Result<Vec<Vec<Detection>>, DetectError> {
         let spec = &self.manifest.input;
-        let input =
-            preprocess::letterbox_region(&mut self.resizer, bgr, width, height, region, spec);
-        let tensor = Tensor::from_array(input.tensor).map_err(ort_err)?;
+        let (iw, ih) = (spec.width as usize, spec.height as usize);
+        let mut input = Array4::<f32>::zeros((images.len(), 3, ih, iw));
+        let data = input.as_slice_mut().expect("a new array is contiguous");
+        let ratios: Vec<(f32, f32)> = images
+            .iter()
+            .zip(data.chunks_exact_mut(3 * ih * iw))
+            .map(|(&(n, region), out)| {
+                let p = &pictures[n];
+                preprocess::letterbox_into(
+                    &mut self.resizer,
+                    p.bgr,
+                    p.width,
+                    p.height,
+                    region,
+                    spec,
+                    out,
+                )
+            })
+            .collect();
+        let tensor = Tensor::from_array(input).map_err(ort_err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(ort_err)?;
         let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
-        let d = &self.manifest.decoder;
-        let classes = self.manifest.labels.len();
-        // Grid layouts have 5 + classes values per cell of the strides' grids; the
-        // Ultralytics layouts any number of candidates of 5 + classes (v5) or 4 + classes (v8).
-        let grid = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
-        let row = if d.kind == "yolov8" {
-            4 + classes
-        } else {
-            5 + classes
-        };
-        let fits = match d.kind.as_str() {
-            "yolov5" | "yolov8" => data.len() % row == 0,
-            _ => data.len() == grid,
-        };
-        if !fits {
+        if !data.len().is_multiple_of(images.len()) {
             return Err(DetectError::OutputShape {
                 actual: data.len(),
-                expected: if d.strides.is_empty() { row } else { grid },
+                expected: data.len() / images.len() * images.len(),
             });
         }
-        let (iw, ih, t) = (spec.width, spec.height, d.score_threshold);
-        let raw = match d.kind.as_str() {
-            "fastestdet" => fastestdet::decode(data, classes, iw, ih, d.strides[0], t),
-            "yolov5" => yolo_pixels::decode_v5(data, classes, t),
-            "yolov8" => yolo_pixels::decode_v8(data, classes, t),
-            _ => yolox::decode(data, classes, iw, ih, &d.strides, t),
-        };
-        let (w, h, (rx, ry)) = (width as f32, height as f32, input.ratio);
-        Ok(raw
-            .into_iter()
-            .map(|b| Detection {
-                x1: (region.x + b.x1 / rx).clamp(region.x, w),
-                y1: (region.y + b.y1 / ry).clamp(region.y, h),
-                x2: (region.x + b.x2 / rx).clamp(0.0, (region.x + region.w).min(w)),
-                y2: (region.y + b.y2 / ry).clamp(0.0, (region.y + region.h).min(h)),
-                ..b
+        let iou = self.manifest.decoder.nms_iou;
+        data.chunks_exact(data.len() / images.len())
+            .zip(images)
+            .zip(ratios)
+            .map(|((out, &(n, region)), ratio)| {
+                let p = &pictures[n];
+                let boxes = decode(&self.manifest, out, p.width, p.height, region, ratio)?;
+                Ok(geometry::nms(boxes, iou))
             })
-            .filter(|b| b.area() > 0.0)
-            .collect())
+            .collect()
     }
+}
+
+/// One image's share of the model's output as boxes in frame pixels (of the `width ×
+/// height` frame the image was cut from as `region`, scaled by `ratio`), before NMS.
+fn decode(
+    manifest: &ModelManifest,
+    data: &[f32],
+    width: u32,
+    height: u32,
+    region: Region,
+    ratio: (f32, f32),
+) -> Result<Vec<Detection>, DetectError> {
+    let spec = &manifest.input;
+    let d = &manifest.decoder;
+    let classes = manifest.labels.len();
+    // Grid layouts have 5 + classes values per cell of the strides' grids; the
+    // Ultralytics layouts any number of candidates of 5 + classes (v5) or 4 + classes (v8).
+    let grid = yolox::expected_cells(spec.width, spec.height, &d.strides) * (5 + classes);
+    let row = if d.kind == "yolov8" {
+        4 + classes
+    } else {
+        5 + classes
+    };
+    let fits = match d.kind.as_str() {
+        "yolov5" | "yolov8" => data.len().is_multiple_of(row),
+        _ => data.len() == grid,
+    };
+    if !fits {
+        return Err(DetectError::OutputShape {
+            actual: data.len(),
+            expected: if d.strides.is_empty() { row } else { grid },
+        });
+    }
+    let (iw, ih, t) = (spec.width, spec.height, d.score_threshold);
+    let raw = match d.kind.as_str() {
+        "fastestdet" => fastestdet::decode(data, classes, iw, ih, d.strides[0], t),
+        "yolov5" => yolo_pixels::decode_v5(data, classes, t),
+        "yolov8" => yolo_pixels::decode_v8(data, classes, t),
+        _ => yolox::decode(data, classes, iw, ih, &d.strides, t),
+    };
+    let (w, h, (rx, ry)) = (width as f32, height as f32, ratio);
+    Ok(raw
+        .into_iter()
+        .map(|b| Detection {
+            x1: (region.x + b.x1 / rx).clamp(region.x, w),
+            y1: (region.y + b.y1 / ry).clamp(region.y, h),
+            x2: (region.x + b.x2 / rx).clamp(0.0, (region.x + region.w).min(w)),
+            y2: (region.y + b.y2 / ry).clamp(0.0, (region.y + region.h).min(h)),
+            ..b
+        })
+        .filter(|b| b.area() > 0.0)
+        .collect())
 }

@@ -53,6 +53,24 @@ pub fn letterbox_region(
     region: Region,
     spec: &InputSpec,
 ) -> Letterboxed {
+    let (iw, ih) = (spec.width as usize, spec.height as usize);
+    let mut tensor = Array4::<f32>::zeros((1, 3, ih, iw));
+    let data = tensor.as_slice_mut().expect("a new array is contiguous");
+    let ratio = letterbox_into(resizer, bgr, width, height, region, spec, data);
+    Letterboxed { tensor, ratio }
+}
+
+/// As [`letterbox_region`], into `out`: one image of a batch, CHW (`3 × height × width` of
+/// the model's input); returns the ratio.
+pub fn letterbox_into(
+    resizer: &mut Resizer,
+    bgr: &[u8],
+    width: u32,
+    height: u32,
+    region: Region,
+    spec: &InputSpec,
+    out: &mut [f32],
+) -> (f32, f32) {
     let (iw, ih) = (spec.width, spec.height);
     let (rx, ry) = (iw as f32 / region.w, ih as f32 / region.h);
     let ratio = if spec.resize == "stretch" {
@@ -79,13 +97,11 @@ pub fn letterbox_region(
                 .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
         )
         .expect("U8x3 to U8x3 resize cannot fail");
-    let pad = f32::from(spec.pad_value) * spec.scale;
-    let mut tensor = Array4::<f32>::from_elem((1, 3, ih as usize, iw as usize), pad);
+    out.fill(f32::from(spec.pad_value) * spec.scale);
     // Interleaved rows into three planes, row by row with iterators (no per-pixel indexing).
     let (iw, nw) = (iw as usize, nw as usize);
     let plane = iw * ih as usize;
-    let data = tensor.as_slice_mut().expect("a new array is contiguous");
-    let (p0, rest) = data.split_at_mut(plane);
+    let (p0, rest) = out.split_at_mut(plane);
     let (p1, p2) = rest.split_at_mut(plane);
     let rows = dst.buffer().chunks_exact(nw * 3);
     let planes = p0
@@ -102,7 +118,7 @@ pub fn letterbox_region(
             *c = f32::from(px[2]) * spec.scale;
         }
     }
-    Letterboxed { tensor, ratio }
+    ratio
 }
 
 #[cfg(test)]

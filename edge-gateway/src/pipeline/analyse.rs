@@ -20,9 +20,9 @@ use super::snapshot;
 use super::watch::{Rules, Step, Watch};
 use crate::cameras::{CameraChange, CameraSlot};
 use crate::config::CameraConfig;
-use crate::detect::{Detection, Detector};
+use crate::detect::{Detection, Detector, Picture};
 use crate::event::{Blob, NewEvent};
-use crate::health::{CameraHealth, LATE};
+use crate::health::LATE;
 use crate::reinspection::{Answer, Desk};
 
 /// How long a camera may take to deliver the frames a re-inspection needs.
@@ -101,7 +101,8 @@ impl Analysis {
                 self.take_up(request);
             }
             self.expire();
-            for due in offers {
+            let detected = self.detect_all(&offers);
+            for (due, detected) in offers.into_iter().zip(detected) {
                 let Some(Some(live)) = self.cameras.get_mut(due.camera()) else {
                     continue;
                 };
@@ -113,8 +114,7 @@ impl Analysis {
                 let step = match due {
                     Due::Frame(frame) => {
                         let health = &live.camera.health;
-                        let detector = &mut self.detectors[model];
-                        let Some(detections) = detect(detector, camera, health, &frame) else {
+                        let Some(detections) = detected else {
                             continue;
                         };
                         let lag = (Utc::now() - frame.captured_at)
@@ -188,28 +188,51 @@ impl Analysis {
     }
 }
 
-/// The camera's model on `frame` (tiled if the camera says so); a failure is logged and
-/// put on the camera's health, and the frame is passed over.
-fn detect(
-    detector: &mut Detector,
-    camera: &CameraConfig,
-    health: &CameraHealth,
-    frame: &Frame,
-) -> Option<Vec<Detection>> {
-    let (bgr, w, h) = (&frame.bgr, frame.width, frame.height);
-    let detected = match &camera.tiling {
-        None => detector.detect(bgr, w, h),
-        Some(t) => detector.detect_tiled(bgr, w, h, t),
-    };
-    detected
-        .inspect_err(|e| {
-            tracing::error!(camera = %camera.id, error = %e, "detection failed");
-            health.update(|h| h.last_error = Some(format!("detection failed: {e}")));
-        })
-        .ok()
-}
-
 impl Analysis {
+    /// The detections in each frame offered, in order: each model runs on its cameras'
+    /// frames (tiled where a camera says so) at once, so a model with a free batch
+    /// dimension analyses several in one inference. `None` for still notices, frames of
+    /// stopped cameras and failed detections (logged and put on the camera's health).
+    fn detect_all(&mut self, offers: &[Due]) -> Vec<Option<Vec<Detection>>> {
+        let mut found: Vec<Option<Vec<Detection>>> = offers.iter().map(|_| None).collect();
+        for (model, detector) in self.detectors.iter_mut().enumerate() {
+            let frames: Vec<(usize, &CameraSlot, &Frame)> = offers
+                .iter()
+                .enumerate()
+                .filter_map(|(n, due)| {
+                    let Due::Frame(frame) = due else { return None };
+                    let live = self.cameras.get(frame.camera)?.as_ref()?;
+                    (live.camera.model == model).then_some((n, &live.camera, frame))
+                })
+                .collect();
+            if frames.is_empty() {
+                continue;
+            }
+            let pictures: Vec<Picture> = frames
+                .iter()
+                .map(|(_, camera, frame)| Picture {
+                    bgr: &frame.bgr,
+                    width: frame.width,
+                    height: frame.height,
+                    tiling: camera.config.tiling.as_ref(),
+                })
+                .collect();
+            let results = detector.detect_many(&pictures);
+            for ((n, camera, _), result) in frames.iter().zip(results) {
+                match result {
+                    Ok(detections) => found[*n] = Some(detections),
+                    Err(e) => {
+                        tracing::error!(camera = %camera.config.id, error = %e, "detection failed");
+                        camera
+                            .health
+                            .update(|h| h.last_error = Some(format!("detection failed: {e}")));
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// Starts looking into `request` on its camera, or answers at once why it cannot.
     fn take_up(&mut self, request: Reinspection) {
         let live = self

@@ -1,9 +1,13 @@
 //! YOLOX-Nano through ONNX Runtime on the licensed test images, whose person counts were
 //! made by hand (see ../shared/testdata/README.md).
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use edge_gateway::detect::{Detection, Detector, ModelManifest, Tiling, init_runtime};
+use edge_gateway::detect::{
+    Detection, Detector, MAX_BATCH, ModelManifest, Picture, Tiling, init_runtime,
+};
 use edge_gateway::pipeline::rules::PERSON;
 use ort::environment::Environment;
 
@@ -16,9 +20,10 @@ fn environment() -> &'static Environment {
 }
 
 fn load(manifest: &str) -> Detector {
-    let manifest = ModelManifest::load(&repo().join("models").join(manifest)).unwrap();
-    let model = shared().join("models").join(&manifest.file);
-    Detector::new(environment(), &model, manifest, 2).unwrap()
+    let file = ModelManifest::load(&repo().join("models").join(manifest))
+        .unwrap()
+        .file;
+    load_file(manifest, &shared().join("models").join(file))
 }
 
 fn detector() -> &'static Mutex<Detector> {
@@ -144,4 +149,89 @@ fn fastestdet_counts_people_in_the_small_scenes() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A model with a free batch dimension (here YOLOX-Nano as `models/tools/free_batch.py`
+/// copies it) analyses several frames and their tiles in one inference, and finds in each
+/// what the shipped model finds in it alone.
+#[test]
+fn a_model_with_a_free_batch_analyses_frames_and_tiles_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("yolox_nano-batch.onnx");
+    let python = std::env::var_os("MODEL_TOOLS_PYTHON").expect(
+        "MODEL_TOOLS_PYTHON must name the model tools' Python; run the tests with scripts/test.sh",
+    );
+    let out = Command::new(python)
+        .arg(repo().join("models/tools/free_batch.py"))
+        .arg(shared().join("models/yolox_nano.onnx"))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "free_batch.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut batched = load_file("yolox-nano.toml", &copy);
+    assert_eq!(batched.batch(), MAX_BATCH);
+    assert_eq!(detector().lock().unwrap().batch(), 1, "the shipped model");
+
+    // Every test image, every other one cut into three tiles and the whole frame: 19
+    // images, so the batches also split a frame's tiles.
+    let tiling = Tiling {
+        cols: 3,
+        rows: 1,
+        overlap: 0.2,
+    };
+    let frames: Vec<_> = HAND_COUNTS
+        .iter()
+        .enumerate()
+        .map(|(n, (image, _))| (load_bgr(image), (n % 2 == 0).then_some(&tiling)))
+        .collect();
+    let pictures: Vec<Picture> = frames
+        .iter()
+        .map(|((bgr, width, height), tiling)| Picture {
+            bgr,
+            width: *width,
+            height: *height,
+            tiling: *tiling,
+        })
+        .collect();
+    let together = batched.detect_many(&pictures);
+    let mut alone = detector().lock().unwrap();
+    for ((picture, found), (image, _)) in pictures.iter().zip(together).zip(HAND_COUNTS) {
+        let expected = alone
+            .detect_many(std::slice::from_ref(picture))
+            .pop()
+            .unwrap();
+        let (found, expected) = (by_score(found.unwrap()), by_score(expected.unwrap()));
+        assert!(
+            !expected.is_empty() || image.starts_with("nopeople"),
+            "{image}"
+        );
+        assert_eq!(
+            found.len(),
+            expected.len(),
+            "{image}: {found:?} / {expected:?}"
+        );
+        for (a, b) in found.iter().zip(&expected) {
+            let near = [a.x1 - b.x1, a.y1 - b.y1, a.x2 - b.x2, a.y2 - b.y2]
+                .iter()
+                .all(|d| d.abs() < 0.5);
+            assert!(
+                a.class == b.class && near && (a.score - b.score).abs() < 1e-3,
+                "{image}: {a:?} / {b:?}"
+            );
+        }
+    }
+}
+
+fn load_file(manifest: &str, model: &Path) -> Detector {
+    let manifest = ModelManifest::load(&repo().join("models").join(manifest)).unwrap();
+    Detector::new(environment(), model, manifest, 2).unwrap()
+}
+
+fn by_score(mut found: Vec<Detection>) -> Vec<Detection> {
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    found
 }
