@@ -90,7 +90,8 @@ pub struct Detector {
     session: Session,
     manifest: ModelManifest,
     resizer: Resizer,
-    /// Images per inference: [`MAX_BATCH`] where the model's batch is free, else 1.
+    /// Images per inference: [`MAX_BATCH`] where the model's batch is free, else 1 (also
+    /// once a batch has failed).
     batch: usize,
 }
 
@@ -174,7 +175,7 @@ impl Detector {
     }
 
     /// Detects objects in each of `pictures` (tiled where they say), their images run
-    /// [`Detector::batch`] at a time; a failed inference fails the pictures it held.
+    /// [`Detector::batch`] at a time; a failed inference of one image fails its picture.
     pub fn detect_many(
         &mut self,
         pictures: &[Picture],
@@ -193,7 +194,9 @@ impl Detector {
         // Per picture, the NMS-filtered boxes of each of its regions.
         let mut found: Vec<Result<Vec<RegionBoxes>, DetectError>> =
             pictures.iter().map(|_| Ok(Vec::new())).collect();
-        for batch in images.chunks(self.batch) {
+        let mut start = 0;
+        while start < images.len() {
+            let batch = &images[start..images.len().min(start + self.batch)];
             match self.infer(pictures, batch) {
                 Ok(boxes) => {
                     for (&(n, region), boxes) in batch.iter().zip(boxes) {
@@ -202,12 +205,20 @@ impl Detector {
                         }
                     }
                 }
+                Err(e) if batch.len() > 1 => {
+                    // A model whose batch is free on paper but whose graph pins it (a
+                    // reshape to a batch of 1, say): the same images again, one at a time.
+                    tracing::warn!(model = %self.manifest.id(), error = %e, "the model fails on a batch of images; analysing one at a time from now on");
+                    self.batch = 1;
+                    continue;
+                }
                 Err(e) => {
                     for &(n, _) in batch {
                         found[n] = Err(e.clone());
                     }
                 }
             }
+            start += batch.len();
         }
         let iou = self.manifest.decoder.nms_iou;
         found
