@@ -149,13 +149,10 @@ fn raw(model: &Model, clip: &Path, runs: usize) -> anyhow::Result<f64> {
     let mut resizer = fast_image_resize::Resizer::new();
     let spec = &model.manifest.input;
     let input = preprocess::letterbox(&mut resizer, &f.bgr, f.width, f.height, spec);
+    // On the environment's pool of `model.threads` threads, as the detector's session.
     let mut session = Session::builder(&model.env)
         .map_err(ort_error)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(ort_error)?
-        .with_intra_threads(model.threads)
-        .map_err(ort_error)?
-        .with_inter_threads(1)
         .map_err(ort_error)?
         .commit_from_file(&model.file)
         .map_err(ort_error)?;

@@ -77,12 +77,12 @@ async fn load_detectors(config: &Config, all: bool) -> anyhow::Result<(Vec<Detec
     let onnxruntime = config.onnxruntime.clone();
     let threads = config.intra_threads;
     let detectors = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Detector>> {
-        let env = detect::init_runtime(onnxruntime.as_deref())?;
+        let env = detect::init_runtime(onnxruntime.as_deref(), threads)?;
         models
             .into_iter()
             .map(|(manifest, file)| {
                 let id = manifest.id();
-                let d = Detector::new(&env, &file, manifest, threads)?;
+                let d = Detector::new(&env, &file, manifest)?;
                 tracing::info!(model = %id, "model loaded");
                 Ok(d)
             })

@@ -1,6 +1,6 @@
 //! What the detector benches share: the model's arguments and loading it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -31,7 +31,23 @@ pub struct Model {
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Model> {
-        let manifest = ModelManifest::load(&self.manifest)?;
+        let (manifest, file) = self.find(&self.manifest)?;
+        let dylib = std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
+        let env = init_runtime(Some(&dylib), self.threads)?;
+        Ok(Model {
+            env,
+            manifest,
+            file,
+            threads: self.threads,
+        })
+    }
+
+    /// The manifest at `path` and its model file (its SHA-256 checked), from the models'
+    /// folder.
+    pub fn find(&self, path: &Path) -> anyhow::Result<(ModelManifest, PathBuf)> {
+        let manifest = ModelManifest::load(path)?;
         let search = self
             .models
             .clone()
@@ -41,27 +57,13 @@ impl ModelArgs {
             .enable_all()
             .build()?
             .block_on(manifest.resolve(std::slice::from_ref(&search), &search))?;
-        let dylib = std::env::var_os("ORT_DYLIB_PATH")
-            .map(PathBuf::from)
-            .context("set ORT_DYLIB_PATH (source .cache/env.sh)")?;
-        let env = init_runtime(Some(&dylib))?;
-        Ok(Model {
-            env,
-            manifest,
-            file: std::fs::canonicalize(file)?,
-            threads: self.threads,
-        })
+        Ok((manifest, std::fs::canonicalize(file)?))
     }
 }
 
 impl Model {
-    /// A detector on the model, with the threads asked for.
+    /// A detector on the model, on the environment's threads (as many as asked for).
     pub fn detector(&self) -> anyhow::Result<Detector> {
-        Ok(Detector::new(
-            &self.env,
-            &self.file,
-            self.manifest.clone(),
-            self.threads,
-        )?)
+        Ok(Detector::new(&self.env, &self.file, self.manifest.clone())?)
     }
 }

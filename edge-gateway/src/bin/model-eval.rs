@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         .build()?
         .block_on(manifest.resolve(std::slice::from_ref(&cache), &cache))?;
     let dylib = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
-    let env = init_runtime(dylib.as_deref())?;
+    let env = init_runtime(dylib.as_deref(), args.threads)?;
     let spec = manifest.evaluation.clone();
     let score = args
         .score
@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     let labels = manifest.labels.clone();
     let id = manifest.id();
     let (width, height) = (manifest.input.width, manifest.input.height);
-    let mut detector = Detector::new(&env, &model, manifest, args.threads)?;
+    let mut detector = Detector::new(&env, &model, manifest)?;
 
     let mut images: Vec<PathBuf> = std::fs::read_dir(args.data.join("images"))
         .with_context(|| format!("reading {}", args.data.join("images").display()))?

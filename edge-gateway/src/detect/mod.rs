@@ -16,7 +16,7 @@ use std::path::Path;
 
 use fast_image_resize::Resizer;
 use ndarray::Array4;
-use ort::environment::Environment;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
@@ -45,18 +45,30 @@ fn ort_err(e: impl std::fmt::Display) -> DetectError {
     DetectError::Ort(e.to_string())
 }
 
-/// Loads ONNX Runtime from `dylib` (or `ORT_DYLIB_PATH`) once for the process.
-pub fn init_runtime(dylib: Option<&Path>) -> Result<Environment, DetectError> {
+/// Loads ONNX Runtime from `dylib` (or `ORT_DYLIB_PATH`) once for the process, with one
+/// pool of `intra_threads` threads that every model's session runs on. (Sessions with pools
+/// of their own, run one after the other on the same cores, slow each other down: a pool's
+/// threads spin for a while after its call. With two models, a pair of inferences took
+/// about twice as long; docs/benchmarks.md.)
+pub fn init_runtime(
+    dylib: Option<&Path>,
+    intra_threads: usize,
+) -> Result<Environment, DetectError> {
     let path = dylib.ok_or_else(|| DetectError::Runtime {
         path: "(not set)".into(),
         message: "no library path given".into(),
     })?;
+    let pool = GlobalThreadPoolOptions::default()
+        .with_intra_threads(intra_threads)
+        .and_then(|pool| pool.with_inter_threads(1))
+        .map_err(ort_err)?;
     ort::init_from(path)
         .map_err(|e| DetectError::Runtime {
             path: path.display().to_string(),
             message: e.to_string(),
         })?
         .with_name("edge-gateway")
+        .with_global_thread_pool(pool)
         .build()
         .map_err(ort_err)
 }
@@ -96,19 +108,15 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// Loads `model` into a session on the threads of `env` (see [`init_runtime`]).
     pub fn new(
         env: &Environment,
         model: &Path,
         manifest: ModelManifest,
-        intra_threads: usize,
     ) -> Result<Self, DetectError> {
         let session = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(ort_err)?
-            .with_intra_threads(intra_threads)
-            .map_err(ort_err)?
-            .with_inter_threads(1)
             .map_err(ort_err)?
             .commit_from_file(model)
             .map_err(ort_err)?;

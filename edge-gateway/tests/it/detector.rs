@@ -16,7 +16,7 @@ use crate::support::{load_bgr, onnxruntime, repo, shared};
 /// ONNX Runtime allows one environment per process.
 fn environment() -> &'static Environment {
     static ENV: OnceLock<Environment> = OnceLock::new();
-    ENV.get_or_init(|| init_runtime(Some(&onnxruntime())).unwrap())
+    ENV.get_or_init(|| init_runtime(Some(&onnxruntime()), 2).unwrap())
 }
 
 fn load(manifest: &str) -> Detector {
@@ -275,7 +275,7 @@ fn assert_same(image: &str, found: Vec<Detection>, expected: Vec<Detection>) {
 
 fn load_file(manifest: &str, model: &Path) -> Detector {
     let manifest = ModelManifest::load(&repo().join("models").join(manifest)).unwrap();
-    Detector::new(environment(), model, manifest, 2).unwrap()
+    Detector::new(environment(), model, manifest).unwrap()
 }
 
 fn by_score(mut found: Vec<Detection>) -> Vec<Detection> {
