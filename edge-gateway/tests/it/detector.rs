@@ -176,12 +176,7 @@ fn a_model_with_a_free_batch_analyses_frames_and_tiles_together() {
         .collect();
     let pictures: Vec<Picture> = frames
         .iter()
-        .map(|((bgr, width, height), tiling)| Picture {
-            bgr,
-            width: *width,
-            height: *height,
-            tiling: *tiling,
-        })
+        .map(|(frame, tiling)| picture(frame, *tiling))
         .collect();
     let together = batched.detect_many(&pictures);
     let mut alone = detector().lock().unwrap();
@@ -212,15 +207,7 @@ fn a_model_that_fails_on_a_batch_goes_on_one_image_at_a_time() {
         "group3_apollo11_crew_nasa.jpg",
     ];
     let frames: Vec<_> = images.iter().map(|image| load_bgr(image)).collect();
-    let pictures: Vec<Picture> = frames
-        .iter()
-        .map(|(bgr, width, height)| Picture {
-            bgr,
-            width: *width,
-            height: *height,
-            tiling: None,
-        })
-        .collect();
+    let pictures: Vec<Picture> = frames.iter().map(|frame| picture(frame, None)).collect();
     let together = batched.detect_many(&pictures);
     assert_eq!(batched.batch(), 1, "the failed batch is not tried again");
     let mut alone = load("fastestdet.toml");
@@ -230,6 +217,18 @@ fn a_model_that_fails_on_a_batch_goes_on_one_image_at_a_time() {
             .pop()
             .unwrap();
         assert_same(image, found.unwrap(), expected.unwrap());
+    }
+}
+
+fn picture<'a>(
+    (bgr, width, height): &'a (Vec<u8>, u32, u32),
+    tiling: Option<&'a Tiling>,
+) -> Picture<'a> {
+    Picture {
+        bgr,
+        width: *width,
+        height: *height,
+        tiling,
     }
 }
 
