@@ -211,42 +211,37 @@ fn compare_pools(
     n: usize,
 ) -> anyhow::Result<()> {
     let (second_manifest, second_file) = args.find(second)?;
-    let session = |file: &Path, own_pool: bool| -> anyhow::Result<Session> {
-        let mut builder = Session::builder(&model.env)
-            .map_err(ort_error)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(ort_error)?;
-        if own_pool {
-            builder = builder
-                .with_independent_thread_pool()
-                .map_err(ort_error)?
-                .with_intra_threads(model.threads)
-                .map_err(ort_error)?
-                .with_inter_threads(1)
-                .map_err(ort_error)?;
-        }
-        builder.commit_from_file(file).map_err(ort_error)
-    };
     let models = [
         (&model.manifest, &model.file),
         (&second_manifest, &second_file),
     ];
+    // A session for each model, on the environment's pool or each on a pool of its own.
+    let sessions = |own_pool: bool| -> anyhow::Result<Vec<Session>> {
+        let session = |file: &Path| -> anyhow::Result<Session> {
+            let mut builder = Session::builder(&model.env)
+                .map_err(ort_error)?
+                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(ort_error)?;
+            if own_pool {
+                builder = builder
+                    .with_independent_thread_pool()
+                    .map_err(ort_error)?
+                    .with_intra_threads(model.threads)
+                    .map_err(ort_error)?
+                    .with_inter_threads(1)
+                    .map_err(ort_error)?;
+            }
+            builder.commit_from_file(file).map_err(ort_error)
+        };
+        models.iter().map(|(_, file)| session(file)).collect()
+    };
     let mut resizer = fast_image_resize::Resizer::new();
     let mut inputs = Vec::new();
     for (manifest, _) in models {
         let input = preprocess::letterbox(&mut resizer, bgr, w, h, &manifest.input);
         inputs.push(Tensor::from_array(input.tensor).map_err(ort_error)?);
     }
-    let mut pairs = Vec::new();
-    for own_pool in [false, true] {
-        let sessions: Vec<Session> = models
-            .iter()
-            .map(|(_, file)| session(file, own_pool))
-            .collect::<anyhow::Result<_>>()?;
-        pairs.push(sessions);
-    }
-    let [own, shared] = [pairs.pop(), pairs.pop()].map(|p| p.expect("two sets of sessions"));
-    let [shared, own] = alternating(n, [shared, own], |sessions| {
+    let [shared, own] = alternating(n, [sessions(false)?, sessions(true)?], |sessions| {
         for (session, input) in sessions.iter_mut().zip(&inputs) {
             std::hint::black_box(session.run(ort::inputs![input]).expect("an inference"));
         }

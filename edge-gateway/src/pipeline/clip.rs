@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ffmpeg_next as ffmpeg;
 
-use super::decode::{AccessUnit, Codec};
+use super::decode::{AccessUnit, Codec, MAX_REORDER_MS};
 
 /// A clip never holds more than this, whatever the stream's bitrate (the hub takes blobs
 /// of up to 8 MiB by default).
@@ -245,10 +245,8 @@ fn presentation_millis(units: &[AccessUnit]) -> Vec<i64> {
 }
 
 /// RTP times are taken for a broken clock (and arrival times used instead) when a unit's
-/// is further than this from its place in presentation order (B-frames move a picture by
-/// a few frames)...
-const MAX_REORDER_MS: i64 = 2_000;
-/// ...or consecutive units' are further apart than this.
+/// is further than `MAX_REORDER_MS` from its place in presentation order, or consecutive
+/// units' are further apart than this.
 const MAX_RTP_STEP_MS: i64 = 10_000;
 
 #[cfg(test)]

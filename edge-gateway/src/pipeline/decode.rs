@@ -46,6 +46,10 @@ pub struct AccessUnit {
     pub key: bool,
 }
 
+/// B-frames move a picture's presentation a few frames from its place in decoding order;
+/// a unit's RTP time further off than this is taken for a broken clock.
+pub const MAX_REORDER_MS: i64 = 2_000;
+
 /// Decides which frames are analysed: at most one per `interval`.
 #[derive(Debug)]
 pub struct Sampler {
@@ -344,13 +348,13 @@ pub fn run(
 
 /// When a picture was taken: the arrival of the unit just sent, moved by how much earlier
 /// the picture is shown (a decoder gives pictures of a stream with B-frames some units
-/// later than their own), within two seconds.
+/// later than their own), by at most [`MAX_REORDER_MS`].
 fn capture_time(
     arrived: DateTime<Utc>,
     sent_pts_ms: i64,
     picture_pts: Option<i64>,
 ) -> DateTime<Utc> {
-    let earlier = picture_pts.map_or(0, |pts| (sent_pts_ms - pts).clamp(0, 2_000));
+    let earlier = picture_pts.map_or(0, |pts| (sent_pts_ms - pts).clamp(0, MAX_REORDER_MS));
     arrived - chrono::Duration::milliseconds(earlier)
 }
 
